@@ -1,0 +1,149 @@
+"""The paykit exception tree.
+
+Every error paykit raises is a :class:`PaykitError`; exceptions of ``stripe``,
+``httpx`` and ``pymongo`` are translated at each adapter's edge, never leaked::
+
+    PaykitError
+    ├── ConfigurationError            bad constructor arguments, missing extra
+    ├── InvalidRequestError           also a ValueError: bad amount, currency, id...
+    │   └── CurrencyMismatchError     arithmetic across two currencies
+    ├── InvalidStateError             illegal transition, refund over captured
+    ├── IdempotencyConflictError      same key, different parameters
+    ├── NotFoundError                 also a LookupError: no such payment, invoice...
+    ├── WebhookVerificationError      forged, stale or malformed webhook
+    ├── StorageError                  the database failed or is unreachable
+    │   └── DuplicateRecordError      a unique insert found its key taken
+    └── ProviderError                 the provider answered with an error
+        ├── AuthenticationError       bad API credentials
+        ├── PaymentDeclinedError      the card or payer was declined
+        └── ProviderUnavailableError  network failure, timeout, 5xx, rate limit
+
+Provider errors keep what a caller needs to act: ``provider``, ``http_status``,
+``code``, ``request_id`` and the provider's ``body``, plus ``should_retry``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "CurrencyMismatchError",
+    "DuplicateRecordError",
+    "IdempotencyConflictError",
+    "InvalidRequestError",
+    "InvalidStateError",
+    "NotFoundError",
+    "PaykitError",
+    "PaymentDeclinedError",
+    "ProviderError",
+    "ProviderUnavailableError",
+    "StorageError",
+    "WebhookVerificationError",
+]
+
+
+class PaykitError(Exception):
+    """Base class of every error raised by paykit."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigurationError(PaykitError):
+    """paykit was configured wrongly (bad arguments, missing optional extra)."""
+
+
+class InvalidRequestError(PaykitError, ValueError):
+    """The caller passed a value paykit cannot accept."""
+
+
+class CurrencyMismatchError(InvalidRequestError):
+    """Two amounts of different currencies were combined."""
+
+
+class InvalidStateError(PaykitError):
+    """The operation is not allowed in the resource's current state."""
+
+
+class IdempotencyConflictError(PaykitError):
+    """An idempotency key was reused with different parameters."""
+
+
+class NotFoundError(PaykitError, LookupError):
+    """The requested resource does not exist."""
+
+
+class WebhookVerificationError(PaykitError):
+    """A webhook request could not be verified or parsed.
+
+    The message is for logs; never echo it to the sender.
+    """
+
+
+class StorageError(PaykitError):
+    """The storage backend failed; the operation may be retried."""
+
+
+class DuplicateRecordError(StorageError):
+    """A unique insert found its key already taken."""
+
+
+class ProviderError(PaykitError):
+    """A payment provider answered with an error.
+
+    Attributes:
+        provider: The provider's name (``"stripe"``, ``"paypal"``, ``"knet"``...).
+        http_status: The HTTP status of the provider's answer, if any.
+        code: The provider's error code (Stripe ``code``, PayPal ``name``...).
+        request_id: The provider's request id (Stripe ``Request-Id``, PayPal ``debug_id``).
+        body: The provider's error body, as parsed JSON or text.
+        should_retry: Whether retrying the same request may succeed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        http_status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        body: Mapping[str, Any] | str | None = None,
+        should_retry: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.http_status = http_status
+        self.code = code
+        self.request_id = request_id
+        self.body = body
+        self.should_retry = should_retry
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, provider={self.provider!r}, "
+            f"http_status={self.http_status!r}, code={self.code!r}, request_id={self.request_id!r})"
+        )
+
+
+class AuthenticationError(ProviderError):
+    """The provider rejected paykit's credentials."""
+
+
+class PaymentDeclinedError(ProviderError):
+    """The payment was declined; ``decline_code`` says why when the provider tells."""
+
+    def __init__(self, message: str, *, decline_code: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.decline_code = decline_code
+
+
+class ProviderUnavailableError(ProviderError):
+    """The provider could not be reached or failed on its side (network, 5xx, 429)."""
+
+    def __init__(self, message: str, *, should_retry: bool = True, **kwargs: Any) -> None:
+        super().__init__(message, should_retry=should_retry, **kwargs)

@@ -1,0 +1,332 @@
+"""paykit's data: immutable pydantic models shared by the service, storages and adapters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from ._money import Money
+from ._status import PaymentStatus
+
+__all__ = [
+    "AuditAction",
+    "AuditEntry",
+    "CaptureMethod",
+    "EventKind",
+    "Invoice",
+    "InvoiceStatus",
+    "LineItem",
+    "Notification",
+    "NotificationKind",
+    "Payment",
+    "PaymentMethod",
+    "Refund",
+    "RefundStatus",
+    "WebhookEvent",
+]
+
+CaptureMethod = Literal["automatic", "manual"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=False)
+
+
+class RefundStatus(StrEnum):
+    """Where a refund stands."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class InvoiceStatus(StrEnum):
+    """Invoice lifecycle: draft -> open (sent) -> paid, or void."""
+
+    DRAFT = "draft"
+    OPEN = "open"
+    PAID = "paid"
+    VOID = "void"
+
+
+class AuditAction(StrEnum):
+    """What an audit entry records."""
+
+    PAYMENT_INIT = "PAYMENT_INIT"
+    PAYMENT_CONFIRM = "PAYMENT_CONFIRM"
+    PAYMENT_CAPTURE = "PAYMENT_CAPTURE"
+    PAYMENT_CANCEL = "PAYMENT_CANCEL"
+    PAYMENT_REFUND = "PAYMENT_REFUND"
+    PAYMENT_STATUS_UPDATE = "PAYMENT_STATUS_UPDATE"
+    PAYMENT_EVENT_IGNORED = "PAYMENT_EVENT_IGNORED"
+    PAYMENT_DISPUTE = "PAYMENT_DISPUTE"
+    INVOICE_CREATE = "INVOICE_CREATE"
+    INVOICE_SEND = "INVOICE_SEND"
+    INVOICE_PAID = "INVOICE_PAID"
+    INVOICE_VOID = "INVOICE_VOID"
+    PAYMENT_METHOD_SAVE = "PAYMENT_METHOD_SAVE"
+    PAYMENT_METHOD_DEFAULT = "PAYMENT_METHOD_DEFAULT"
+    PAYMENT_METHOD_DELETE = "PAYMENT_METHOD_DELETE"
+
+
+class NotificationKind(StrEnum):
+    """What a notification tells the application."""
+
+    PAYMENT_SUCCEEDED = "payment_succeeded"
+    PAYMENT_FAILED = "payment_failed"
+    INVOICE_SENT = "invoice_sent"
+    STATUS_CHANGED = "status_changed"
+
+
+class EventKind(StrEnum):
+    """What a normalized provider event is about."""
+
+    PAYMENT = "payment"
+    """The payment's status (and maybe captured amount) changed."""
+    REFUND = "refund"
+    """A refund was created or changed at the provider."""
+    DISPUTE = "dispute"
+    """A dispute (chargeback) was opened, updated or closed."""
+    IGNORED = "ignored"
+    """An event type paykit does not act on; acknowledged and dropped."""
+
+
+class Payment(_Frozen):
+    """One payment, as paykit stores it.
+
+    Amounts captured and refunded are kept in the payment's currency as integer
+    minor units; use the ``amount_*`` properties for :class:`Money` values.
+    """
+
+    id: str
+    user_id: str
+    provider: str
+    amount: Money
+    status: PaymentStatus = PaymentStatus.PENDING
+    capture_method: CaptureMethod = "automatic"
+    provider_ref: str | None = None
+    client_secret: SecretStr | None = None
+    redirect_url: str | None = None
+    next_action: dict[str, Any] | None = None
+    payment_method_ref: str | None = None
+    description: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    provider_data: dict[str, str] = Field(default_factory=dict)
+    invoice_id: str | None = None
+    captured_minor: int = 0
+    refunded_minor: int = 0
+    refund_reserved_minor: int = 0
+    failure_code: str | None = None
+    failure_message: str | None = None
+    idempotency_key: str | None = None
+    request_fingerprint: str = ""
+    operation_keys: dict[str, str] = Field(default_factory=dict)
+    version: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def currency(self) -> str:
+        """The payment's currency code."""
+        return self.amount.currency
+
+    @property
+    def amount_captured(self) -> Money:
+        """What the provider captured."""
+        return Money(self.captured_minor, self.amount.currency)
+
+    @property
+    def amount_refunded(self) -> Money:
+        """What was refunded successfully."""
+        return Money(self.refunded_minor, self.amount.currency)
+
+    @property
+    def amount_refundable(self) -> Money:
+        """What may still be refunded (captured minus refunds succeeded or under way)."""
+        return Money(self.captured_minor - self.refund_reserved_minor, self.amount.currency)
+
+
+class Refund(_Frozen):
+    """A refund of (part of) a captured payment."""
+
+    id: str
+    payment_id: str
+    user_id: str
+    provider: str
+    amount: Money
+    status: RefundStatus = RefundStatus.PENDING
+    provider_ref: str | None = None
+    reason: str | None = None
+    failure_message: str | None = None
+    idempotency_key: str | None = None
+    request_fingerprint: str = ""
+    version: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+
+class LineItem(_Frozen):
+    """One invoice line: ``quantity`` x ``unit_amount``, plus optional tax.
+
+    ``tax_rate`` is a fraction (``Decimal("0.05")`` for 5 %); the line's tax is
+    rounded half-up to the currency's minor unit, once per line.
+    """
+
+    description: str = Field(min_length=1, max_length=500)
+    quantity: int = Field(gt=0, strict=True)
+    unit_amount: Money
+    tax_rate: Decimal | None = None
+
+    @field_validator("tax_rate", mode="before")
+    @classmethod
+    def _no_float_rate(cls, value: object) -> object:
+        if isinstance(value, float):
+            raise ValueError("tax_rate must be a Decimal or str, not a float")
+        return value
+
+    @field_validator("tax_rate")
+    @classmethod
+    def _rate_in_range(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and not (0 <= value <= 1):
+            raise ValueError("tax_rate must be a fraction between 0 and 1")
+        return value
+
+    @field_validator("unit_amount")
+    @classmethod
+    def _positive_unit(cls, value: Money) -> Money:
+        if value.minor_units < 0:
+            raise ValueError("unit_amount must not be negative")
+        return value
+
+    @property
+    def subtotal(self) -> Money:
+        """``quantity`` x ``unit_amount``."""
+        return self.unit_amount * self.quantity
+
+    @property
+    def tax(self) -> Money:
+        """The line's tax, rounded half-up to a minor unit."""
+        if self.tax_rate is None:
+            return Money.zero(self.unit_amount.currency)
+        exact = Decimal(self.subtotal.minor_units) * self.tax_rate
+        return Money(int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP)), self.unit_amount.currency)
+
+    @property
+    def total(self) -> Money:
+        """Subtotal plus tax."""
+        return self.subtotal + self.tax
+
+
+class Invoice(_Frozen):
+    """An invoice with line items and exact totals in one currency."""
+
+    id: str
+    number: str
+    user_id: str
+    currency: str
+    line_items: tuple[LineItem, ...]
+    subtotal: Money
+    tax: Money
+    total: Money
+    status: InvoiceStatus = InvoiceStatus.DRAFT
+    description: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    payment_id: str | None = None
+    idempotency_key: str | None = None
+    request_fingerprint: str = ""
+    operation_keys: dict[str, str] = Field(default_factory=dict)
+    version: int = 0
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None = None
+    paid_at: datetime | None = None
+
+
+class PaymentMethod(_Frozen):
+    """A payment method saved for a user (a provider token, never card data)."""
+
+    id: str
+    user_id: str
+    provider: str
+    provider_ref: str
+    type: str = "card"
+    brand: str | None = None
+    last4: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+    is_default: bool = False
+    deleted: bool = False
+    idempotency_key: str | None = None
+    request_fingerprint: str = ""
+    version: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+
+class AuditEntry(_Frozen):
+    """One line of the audit trail. ``payload`` is always redacted."""
+
+    id: str
+    action: AuditAction
+    subject_type: Literal["payment", "refund", "invoice", "payment_method"]
+    subject_id: str
+    payment_id: str | None = None
+    user_id: str | None = None
+    actor: str
+    at: datetime
+    status_before: str | None = None
+    status_after: str | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class Notification(_Frozen):
+    """A message for the application about a user's payment or invoice.
+
+    Persisted per user (``read``), and delivered to every registered notifier
+    by the dispatcher; ``delivered_to`` keeps delivery once per notifier.
+    """
+
+    id: str
+    user_id: str
+    kind: NotificationKind
+    subject_id: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    read: bool = False
+    delivery: Literal["pending", "delivered", "dead"] = "pending"
+    attempts: int = 0
+    next_attempt_at: datetime
+    lease_until: datetime | None = None
+    delivered_to: tuple[str, ...] = ()
+    last_error: str | None = None
+
+
+class WebhookEvent(_Frozen):
+    """A verified provider event, normalized to what paykit acts on.
+
+    Adapters build it in ``parse_webhook``; the service applies it once.
+    """
+
+    provider: str
+    event_id: str
+    type: str
+    kind: EventKind
+    provider_ref: str | None = None
+    payment_id: str | None = None
+    status: PaymentStatus | None = None
+    amount: Money | None = None
+    amount_captured: Money | None = None
+    amount_refunded: Money | None = None
+    refund_ref: str | None = None
+    refund_status: RefundStatus | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    occurred_at: datetime | None = None
+    provider_data: dict[str, str] = Field(default_factory=dict)
+    reply_body: str | None = None
+    reply_content_type: str | None = None

@@ -1,0 +1,201 @@
+"""Exact money: integer minor units plus an ISO 4217 currency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import core_schema
+
+from ._errors import CurrencyMismatchError, InvalidRequestError
+
+__all__ = ["CURRENCY_EXPONENTS", "Money", "currency_exponent"]
+
+# ISO 4217 list one (active codes, "minor unit" column), including fund codes
+# with a defined minor unit. Codes whose minor unit is "N.A." (XAU, XDR, XXX...)
+# are not money a payment can be taken in and are left out on purpose.
+_ISO_4217: Final = """
+AED 2 AFN 2 ALL 2 AMD 2 AOA 2 ARS 2 AUD 2 AWG 2 AZN 2 BAM 2 BBD 2 BDT 2 BGN 2 BHD 3
+BIF 0 BMD 2 BND 2 BOB 2 BOV 2 BRL 2 BSD 2 BTN 2 BWP 2 BYN 2 BZD 2 CAD 2 CDF 2 CHE 2
+CHF 2 CHW 2 CLF 4 CLP 0 CNY 2 COP 2 COU 2 CRC 2 CUP 2 CVE 2 CZK 2 DJF 0 DKK 2 DOP 2
+DZD 2 EGP 2 ERN 2 ETB 2 EUR 2 FJD 2 FKP 2 GBP 2 GEL 2 GHS 2 GIP 2 GMD 2 GNF 0 GTQ 2
+GYD 2 HKD 2 HNL 2 HTG 2 HUF 2 IDR 2 ILS 2 INR 2 IQD 3 IRR 2 ISK 0 JMD 2 JOD 3 JPY 0
+KES 2 KGS 2 KHR 2 KMF 0 KPW 2 KRW 0 KWD 3 KYD 2 KZT 2 LAK 2 LBP 2 LKR 2 LRD 2 LSL 2
+LYD 3 MAD 2 MDL 2 MGA 2 MKD 2 MMK 2 MNT 2 MOP 2 MRU 2 MUR 2 MVR 2 MWK 2 MXN 2 MXV 2
+MYR 2 MZN 2 NAD 2 NGN 2 NIO 2 NOK 2 NPR 2 NZD 2 OMR 3 PAB 2 PEN 2 PGK 2 PHP 2 PKR 2
+PLN 2 PYG 0 QAR 2 RON 2 RSD 2 RUB 2 RWF 0 SAR 2 SBD 2 SCR 2 SDG 2 SEK 2 SGD 2 SHP 2
+SLE 2 SOS 2 SRD 2 SSP 2 STN 2 SVC 2 SYP 2 SZL 2 THB 2 TJS 2 TMT 2 TND 3 TOP 2 TRY 2
+TTD 2 TWD 2 TZS 2 UAH 2 UGX 0 USD 2 USN 2 UYI 0 UYU 2 UYW 4 UZS 2 VED 2 VES 2 VND 0
+VUV 0 WST 2 XAF 0 XCD 2 XCG 2 XOF 0 XPF 0 YER 2 ZAR 2 ZMW 2 ZWG 2
+"""
+
+_pairs = _ISO_4217.split()
+CURRENCY_EXPONENTS: Final[dict[str, int]] = {
+    code: int(exp) for code, exp in zip(_pairs[::2], _pairs[1::2], strict=True)
+}
+"""ISO 4217 currency code -> number of minor-unit digits."""
+del _pairs
+
+
+def currency_exponent(currency: str) -> int:
+    """Return the ISO 4217 exponent of ``currency`` (``"KWD"`` -> 3).
+
+    Raises:
+        InvalidRequestError: The code is not an ISO 4217 currency.
+    """
+    try:
+        return CURRENCY_EXPONENTS[currency]
+    except (KeyError, TypeError):
+        raise InvalidRequestError(f"unknown currency {currency!r}; expected an ISO 4217 code such as 'USD'") from None
+
+
+def _normalize_currency(currency: object) -> str:
+    if not isinstance(currency, str):
+        raise InvalidRequestError(f"currency must be a str, not {type(currency).__name__}")
+    code = currency.strip().upper()
+    currency_exponent(code)
+    return code
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An exact amount of one currency, held as integer minor units.
+
+    >>> Money.of("12.500", "KWD")
+    Money('12.500', 'KWD')
+    >>> Money.of("12.5", "KWD").minor_units
+    12500
+
+    Build it with :meth:`of` (major units, from ``str``, ``int`` or ``Decimal``)
+    or :meth:`from_minor`. Floats are refused: they cannot hold money exactly.
+    Arithmetic and comparison work only within one currency.
+    """
+
+    minor_units: int
+    currency: str
+
+    def __post_init__(self) -> None:
+        if type(self.minor_units) is not int:
+            raise InvalidRequestError(
+                f"minor_units must be an int, not {type(self.minor_units).__name__}"
+            )
+        object.__setattr__(self, "currency", _normalize_currency(self.currency))
+
+    @classmethod
+    def of(cls, amount: str | int | Decimal, currency: str) -> Money:
+        """Build from an amount in major units (``"12.50"`` USD is 1250 cents).
+
+        Raises:
+            InvalidRequestError: ``amount`` is a float or not a number, ``currency``
+                is unknown, or ``amount`` has more decimals than the currency allows.
+        """
+        code = _normalize_currency(currency)
+        exponent = CURRENCY_EXPONENTS[code]
+        if isinstance(amount, bool) or not isinstance(amount, str | int | Decimal):
+            raise InvalidRequestError(
+                f"amount must be a str, int or Decimal, not {type(amount).__name__}; "
+                "floats cannot represent money exactly"
+            )
+        try:
+            value = Decimal(amount.strip()) if isinstance(amount, str) else Decimal(amount)
+        except InvalidOperation:
+            raise InvalidRequestError(f"amount {amount!r} is not a number") from None
+        if not value.is_finite():
+            raise InvalidRequestError(f"amount {amount!r} is not a finite number")
+        scaled = value.scaleb(exponent)
+        if scaled != scaled.to_integral_value():
+            raise InvalidRequestError(
+                f"{code} has {exponent} decimal places; {amount!r} has more"
+            )
+        return cls(int(scaled), code)
+
+    @classmethod
+    def from_minor(cls, minor_units: int, currency: str) -> Money:
+        """Build from integer minor units (cents, fils, yen...)."""
+        return cls(minor_units, currency)
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        """Zero in ``currency``."""
+        return cls(0, currency)
+
+    @property
+    def exponent(self) -> int:
+        """The currency's ISO 4217 exponent."""
+        return CURRENCY_EXPONENTS[self.currency]
+
+    @property
+    def amount(self) -> Decimal:
+        """The amount in major units, with exactly ``exponent`` decimals."""
+        return Decimal(self.minor_units).scaleb(-self.exponent)
+
+    def to_decimal_string(self) -> str:
+        """The amount as a plain decimal string (``"12.500"``, ``"1000"`` for JPY)."""
+        return f"{self.amount:.{self.exponent}f}"
+
+    def is_zero(self) -> bool:
+        """Whether the amount is zero."""
+        return self.minor_units == 0
+
+    def _check(self, other: object) -> Money:
+        if not isinstance(other, Money):
+            raise InvalidRequestError(f"cannot combine Money with {type(other).__name__}")
+        if other.currency != self.currency:
+            raise CurrencyMismatchError(
+                f"cannot combine {self.currency} with {other.currency}; convert explicitly first"
+            )
+        return other
+
+    def __add__(self, other: Money) -> Money:
+        return Money(self.minor_units + self._check(other).minor_units, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        return Money(self.minor_units - self._check(other).minor_units, self.currency)
+
+    def __mul__(self, factor: int) -> Money:
+        if type(factor) is not int:
+            raise InvalidRequestError("Money can only be multiplied by an int")
+        return Money(self.minor_units * factor, self.currency)
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> Money:
+        return Money(-self.minor_units, self.currency)
+
+    def __lt__(self, other: Money) -> bool:
+        return self.minor_units < self._check(other).minor_units
+
+    def __le__(self, other: Money) -> bool:
+        return self.minor_units <= self._check(other).minor_units
+
+    def __gt__(self, other: Money) -> bool:
+        return self.minor_units > self._check(other).minor_units
+
+    def __ge__(self, other: Money) -> bool:
+        return self.minor_units >= self._check(other).minor_units
+
+    def __str__(self) -> str:
+        return f"{self.to_decimal_string()} {self.currency}"
+
+    def __repr__(self) -> str:
+        return f"Money({self.to_decimal_string()!r}, {self.currency!r})"
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        def from_mapping(value: Any) -> Money:
+            if isinstance(value, Money):
+                return value
+            if isinstance(value, dict) and set(value) == {"minor_units", "currency"}:
+                return cls(value["minor_units"], value["currency"])
+            raise InvalidRequestError("expected Money or {'minor_units': int, 'currency': str}")
+
+        return core_schema.no_info_plain_validator_function(
+            from_mapping,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda m: {"minor_units": m.minor_units, "currency": m.currency}
+            ),
+        )

@@ -1,0 +1,11 @@
+"""Provider adapters (temporary façade while the core lands)."""
+
+from ._base import (
+    BaseProvider,
+    CreatePaymentRequest,
+    Provider,
+    ProviderCapabilities,
+    ProviderPayment,
+    ProviderPaymentMethod,
+    ProviderRefund,
+)

@@ -1,0 +1,211 @@
+"""The Provider protocol every adapter implements, and the values it exchanges.
+
+An adapter speaks one provider's wire format and nothing else: it never reads
+or writes storage, and it translates every exception of its HTTP client or SDK
+into a :class:`~paykit.PaykitError` at its edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from .._errors import InvalidStateError
+from .._models import CaptureMethod, Payment, PaymentMethod, Refund, RefundStatus, WebhookEvent
+from .._money import Money
+from .._status import PaymentStatus
+
+__all__ = [
+    "BaseProvider",
+    "CreatePaymentRequest",
+    "Provider",
+    "ProviderCapabilities",
+    "ProviderPayment",
+    "ProviderPaymentMethod",
+    "ProviderRefund",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCapabilities:
+    """What a provider supports; the service checks these before calling it.
+
+    ``currencies`` is ``None`` when the provider takes any ISO 4217 currency
+    its own amount rules accept.
+    """
+
+    manual_capture: bool = False
+    partial_capture: bool = False
+    refunds: bool = True
+    partial_refunds: bool = True
+    saved_payment_methods: bool = False
+    server_side_confirm: bool = True
+    currencies: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreatePaymentRequest:
+    """What the service asks a provider to create.
+
+    ``idempotency_key`` is derived from the paykit payment id, so a retried
+    initialization never creates a second charge at the provider.
+    """
+
+    payment_id: str
+    user_id: str
+    amount: Money
+    capture_method: CaptureMethod
+    idempotency_key: str
+    description: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    payment_method_ref: str | None = None
+    customer_ref: str | None = None
+    return_url: str | None = None
+    cancel_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderPayment:
+    """A provider's view of a payment, normalized.
+
+    ``client_secret`` is handed to the application's front end and stored, but
+    never logged or audited. ``provider_data`` holds the provider's own ids the
+    adapter needs later (a PayPal capture id, a KNET transaction id); the service
+    merges it into :attr:`Payment.provider_data`.
+    """
+
+    provider_ref: str
+    status: PaymentStatus
+    amount_captured: Money | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    redirect_url: str | None = None
+    next_action: Mapping[str, Any] | None = None
+    payment_method_ref: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    provider_data: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRefund:
+    """A provider's view of a refund."""
+
+    provider_ref: str
+    status: RefundStatus
+    failure_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderPaymentMethod:
+    """A payment method as the provider stored it (no card number, ever)."""
+
+    provider_ref: str
+    type: str = "card"
+    brand: str | None = None
+    last4: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """What the service needs from a payment provider adapter."""
+
+    @property
+    def name(self) -> str:
+        """The name payments refer to (``"stripe"``, ``"paypal"``, ``"knet"``)."""
+        ...
+
+    @property
+    def capabilities(self) -> ProviderCapabilities:
+        """What this provider supports."""
+        ...
+
+    def create_payment(self, request: CreatePaymentRequest) -> ProviderPayment:
+        """Create the payment at the provider."""
+        ...
+
+    def confirm_payment(
+        self, payment: Payment, *, payment_method_ref: str | None, idempotency_key: str
+    ) -> ProviderPayment:
+        """Confirm (authorize, or capture for automatic capture) the payment."""
+        ...
+
+    def capture_payment(
+        self, payment: Payment, *, amount: Money | None, idempotency_key: str
+    ) -> ProviderPayment:
+        """Capture an authorized payment, in full (``amount=None``) or in part."""
+        ...
+
+    def cancel_payment(self, payment: Payment, *, idempotency_key: str) -> ProviderPayment:
+        """Cancel (void) a payment that was not captured."""
+        ...
+
+    def retrieve_payment(self, payment: Payment) -> ProviderPayment:
+        """Fetch the payment's current state from the provider."""
+        ...
+
+    def refund_payment(self, payment: Payment, refund: Refund, *, idempotency_key: str) -> ProviderRefund:
+        """Refund ``refund.amount`` of a captured payment."""
+        ...
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Verify and normalize a webhook request.
+
+        ``headers`` keys are lower-case. Raises ``WebhookVerificationError`` for
+        anything forged, stale or malformed.
+        """
+        ...
+
+    def save_payment_method(
+        self, user_id: str, token: str, *, customer_ref: str | None, idempotency_key: str
+    ) -> tuple[ProviderPaymentMethod, str | None]:
+        """Attach a tokenized method to the user's provider customer.
+
+        Returns the method and the customer reference the provider used (new or
+        ``customer_ref``), so the service can remember it.
+        """
+        ...
+
+    def delete_payment_method(self, method: PaymentMethod) -> None:
+        """Detach the method at the provider."""
+        ...
+
+
+class BaseProvider:
+    """Defaults for the optional parts of :class:`Provider`.
+
+    Adapters subclass it and override what their provider supports; what is
+    left raises :class:`InvalidStateError` naming the provider.
+    """
+
+    name: str = "base"
+    capabilities: ProviderCapabilities = ProviderCapabilities()
+
+    def _unsupported(self, what: str) -> InvalidStateError:
+        return InvalidStateError(f"provider {self.name!r} does not support {what}")
+
+    def confirm_payment(
+        self, payment: Payment, *, payment_method_ref: str | None, idempotency_key: str
+    ) -> ProviderPayment:
+        raise self._unsupported("server-side confirmation")
+
+    def capture_payment(
+        self, payment: Payment, *, amount: Money | None, idempotency_key: str
+    ) -> ProviderPayment:
+        raise self._unsupported("manual capture")
+
+    def cancel_payment(self, payment: Payment, *, idempotency_key: str) -> ProviderPayment:
+        raise self._unsupported("cancellation")
+
+    def refund_payment(self, payment: Payment, refund: Refund, *, idempotency_key: str) -> ProviderRefund:
+        raise self._unsupported("refunds")
+
+    def save_payment_method(
+        self, user_id: str, token: str, *, customer_ref: str | None, idempotency_key: str
+    ) -> tuple[ProviderPaymentMethod, str | None]:
+        raise self._unsupported("saved payment methods")
+
+    def delete_payment_method(self, method: PaymentMethod) -> None:
+        raise self._unsupported("saved payment methods")

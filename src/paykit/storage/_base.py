@@ -1,0 +1,225 @@
+"""The Storage protocol: every persistent operation paykit needs, each atomic.
+
+Implementations must make each method atomic on its own (a single-document
+operation in MongoDB, a lock in memory). Writes that carry ``effects`` promise
+that the audit entries and notifications in it become durable if, and only if,
+the write itself succeeds: an implementation may store them with the record (an
+outbox) and materialize them later, but :meth:`Storage.list_audit` and
+:meth:`Storage.claim_notifications` must then materialize pending ones first, or
+:meth:`Storage.flush_pending_effects` must be called. Effect ids are
+deterministic, so writing one twice is a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
+
+from .._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund
+from .._status import PaymentStatus
+
+__all__ = ["Effect", "PageCursor", "PaymentStats", "Storage", "WebhookEventRecord"]
+
+Effect = AuditEntry | Notification
+"""A side effect written together with a state change."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageCursor:
+    """Keyset position in a newest-first payment listing."""
+
+    created_at: datetime
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEventRecord:
+    """A processed provider event, kept so a redelivery is a no-op."""
+
+    provider: str
+    event_id: str
+    type: str
+    outcome: str
+    received_at: datetime
+    payment_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentStats:
+    """Aggregates for ``metrics()`` and ``health()``.
+
+    Money figures are integer minor units per currency code, never summed
+    across currencies.
+    """
+
+    count_by_status: dict[str, int] = field(default_factory=dict)
+    captured_by_currency: dict[str, int] = field(default_factory=dict)
+    refunded_by_currency: dict[str, int] = field(default_factory=dict)
+    created_since: int = 0
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """What paykit needs from a database. See the module docstring for atomicity."""
+
+    def ping(self) -> None:
+        """Raise ``StorageError`` when the backend is unreachable."""
+        ...
+
+    # -- payments -----------------------------------------------------------
+    def insert_payment(self, payment: Payment, effects: Sequence[Effect] = ()) -> None:
+        """Insert a new payment; ``DuplicateRecordError`` when its id exists."""
+        ...
+
+    def get_payment(self, payment_id: str) -> Payment | None:
+        """The payment with this id, or ``None``."""
+        ...
+
+    def find_payment_by_provider_ref(self, provider: str, provider_ref: str) -> Payment | None:
+        """The payment a provider knows by ``provider_ref``, or ``None``."""
+        ...
+
+    def update_payment(
+        self, payment: Payment, *, expected_version: int, effects: Sequence[Effect] = ()
+    ) -> bool:
+        """Replace the stored payment if its version is still ``expected_version``.
+
+        ``payment.version`` must be ``expected_version + 1``. Returns ``False``
+        (writing nothing) when another writer got there first.
+        """
+        ...
+
+    def list_payments(
+        self,
+        *,
+        user_id: str | None,
+        status: PaymentStatus | None,
+        limit: int,
+        after: PageCursor | None,
+    ) -> list[Payment]:
+        """Payments newest first (``created_at`` then ``id``, descending), after ``after``."""
+        ...
+
+    def list_payments_in_status(
+        self, statuses: Iterable[PaymentStatus], *, updated_before: datetime, limit: int
+    ) -> list[Payment]:
+        """Payments in any of ``statuses`` last updated before ``updated_before``."""
+        ...
+
+    # -- refunds ------------------------------------------------------------
+    def insert_refund(self, refund: Refund, effects: Sequence[Effect] = ()) -> None:
+        """Insert a new refund; ``DuplicateRecordError`` when its id exists."""
+        ...
+
+    def get_refund(self, refund_id: str) -> Refund | None:
+        """The refund with this id, or ``None``."""
+        ...
+
+    def update_refund(
+        self, refund: Refund, *, expected_version: int, effects: Sequence[Effect] = ()
+    ) -> bool:
+        """Compare-and-set replace, as :meth:`update_payment`."""
+        ...
+
+    def list_refunds(self, payment_id: str) -> list[Refund]:
+        """A payment's refunds, oldest first."""
+        ...
+
+    # -- invoices -----------------------------------------------------------
+    def insert_invoice(self, invoice: Invoice, effects: Sequence[Effect] = ()) -> None:
+        """Insert a new invoice; ``DuplicateRecordError`` when its id or number exists."""
+        ...
+
+    def get_invoice(self, invoice_id: str) -> Invoice | None:
+        """The invoice with this id, or ``None``."""
+        ...
+
+    def update_invoice(
+        self, invoice: Invoice, *, expected_version: int, effects: Sequence[Effect] = ()
+    ) -> bool:
+        """Compare-and-set replace, as :meth:`update_payment`."""
+        ...
+
+    def next_invoice_sequence(self, series: str) -> int:
+        """Atomically allocate the next number (1, 2, ...) in ``series``."""
+        ...
+
+    # -- payment methods ----------------------------------------------------
+    def insert_payment_method(self, method: PaymentMethod, effects: Sequence[Effect] = ()) -> None:
+        """Insert a new saved method; ``DuplicateRecordError`` when its id exists."""
+        ...
+
+    def get_payment_method(self, method_id: str) -> PaymentMethod | None:
+        """The saved method with this id (deleted ones included), or ``None``."""
+        ...
+
+    def update_payment_method(
+        self, method: PaymentMethod, *, expected_version: int, effects: Sequence[Effect] = ()
+    ) -> bool:
+        """Compare-and-set replace, as :meth:`update_payment`."""
+        ...
+
+    def list_payment_methods(self, user_id: str) -> list[PaymentMethod]:
+        """A user's methods that are not deleted, oldest first."""
+        ...
+
+    def get_customer_ref(self, provider: str, user_id: str) -> str | None:
+        """The provider's customer id for this user, if one was stored."""
+        ...
+
+    def set_customer_ref(self, provider: str, user_id: str, customer_ref: str) -> str:
+        """Store the customer id unless one exists; return the stored one."""
+        ...
+
+    # -- audit --------------------------------------------------------------
+    def append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries; an entry whose id is already stored is skipped."""
+        ...
+
+    def list_audit(self, subject_id: str, *, limit: int) -> list[AuditEntry]:
+        """Entries whose ``payment_id`` or ``subject_id`` is ``subject_id``, oldest first."""
+        ...
+
+    # -- webhook events -----------------------------------------------------
+    def record_webhook_event(self, record: WebhookEventRecord) -> bool:
+        """Record a processed event; ``False`` if (provider, event_id) was recorded before."""
+        ...
+
+    def get_webhook_event(self, provider: str, event_id: str) -> WebhookEventRecord | None:
+        """The recorded event, or ``None``."""
+        ...
+
+    # -- notifications (outbox) ---------------------------------------------
+    def insert_notifications(self, notifications: Sequence[Notification]) -> None:
+        """Insert notifications; one whose id is already stored is skipped."""
+        ...
+
+    def claim_notifications(self, *, now: datetime, lease: timedelta, limit: int) -> list[Notification]:
+        """Lease up to ``limit`` pending notifications due at ``now``.
+
+        A claimed notification is not returned again until its lease expires.
+        """
+        ...
+
+    def save_notification_delivery(self, notification: Notification) -> None:
+        """Store the delivery fields (attempts, delivered_to, delivery, next_attempt_at, ...)."""
+        ...
+
+    def list_notifications(self, user_id: str, *, unread_only: bool, limit: int) -> list[Notification]:
+        """A user's notifications, newest first."""
+        ...
+
+    def mark_notification_read(self, notification_id: str) -> bool:
+        """Mark as read; ``False`` if no such notification."""
+        ...
+
+    def flush_pending_effects(self, *, limit: int = 1000) -> int:
+        """Materialize effects still held in outboxes; return how many records were flushed."""
+        ...
+
+    # -- aggregates ---------------------------------------------------------
+    def payment_stats(self, *, created_since: datetime) -> PaymentStats:
+        """Counts per status, money per currency, and payments created since a time."""
+        ...

@@ -1,0 +1,1 @@
+"""Helpers for testing code that uses paykit (temporary while the core lands)."""
