@@ -1,6 +1,94 @@
-"""paykit: provider-agnostic payments (temporary façade while the core lands)."""
+"""paykit: a provider-agnostic payments SDK.
 
-from ._errors import *  # noqa: F403
-from ._models import *  # noqa: F403
-from ._money import Money
-from ._status import PaymentStatus
+>>> from paykit import Money
+>>> Money.of("12.500", "KWD")
+Money('12.500', 'KWD')
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    AuthenticationError,
+    ConfigurationError,
+    CurrencyMismatchError,
+    DuplicateRecordError,
+    IdempotencyConflictError,
+    InvalidRequestError,
+    InvalidStateError,
+    NotFoundError,
+    PaykitError,
+    PaymentDeclinedError,
+    ProviderError,
+    ProviderUnavailableError,
+    StorageError,
+    WebhookVerificationError,
+)
+from ._models import (
+    AuditAction,
+    AuditEntry,
+    EventKind,
+    Invoice,
+    InvoiceStatus,
+    LineItem,
+    Notification,
+    NotificationKind,
+    Payment,
+    PaymentMethod,
+    Refund,
+    RefundStatus,
+    WebhookEvent,
+)
+from ._money import CURRENCY_EXPONENTS, Money, currency_exponent
+from ._service import HealthReport, MetricsReport, Page, PaymentService, ReconcileReport, WebhookOutcome
+from ._status import PaymentStatus, can_transition
+from .audit import AuditHook, redact
+from .notify import CallbackNotifier, DispatchReport, LoggingNotifier, Notifier
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CURRENCY_EXPONENTS",
+    "AuditAction",
+    "AuditEntry",
+    "AuditHook",
+    "AuthenticationError",
+    "CallbackNotifier",
+    "ConfigurationError",
+    "CurrencyMismatchError",
+    "DispatchReport",
+    "DuplicateRecordError",
+    "EventKind",
+    "HealthReport",
+    "IdempotencyConflictError",
+    "InvalidRequestError",
+    "InvalidStateError",
+    "Invoice",
+    "InvoiceStatus",
+    "LineItem",
+    "LoggingNotifier",
+    "MetricsReport",
+    "Money",
+    "NotFoundError",
+    "Notification",
+    "NotificationKind",
+    "Notifier",
+    "Page",
+    "PaykitError",
+    "Payment",
+    "PaymentDeclinedError",
+    "PaymentMethod",
+    "PaymentService",
+    "PaymentStatus",
+    "ProviderError",
+    "ProviderUnavailableError",
+    "ReconcileReport",
+    "Refund",
+    "RefundStatus",
+    "StorageError",
+    "WebhookEvent",
+    "WebhookOutcome",
+    "WebhookVerificationError",
+    "can_transition",
+    "currency_exponent",
+    "redact",
+]

@@ -46,7 +46,13 @@ __all__ = [
 
 
 class PaykitError(Exception):
-    """Base class of every error raised by paykit."""
+    """Base class of every error raised by paykit.
+
+    ``payment_id`` names the paykit payment the error concerns, when there is one
+    (a declined payment is stored as FAILED under that id).
+    """
+
+    payment_id: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -101,6 +101,8 @@ class Payment(_Frozen):
 
     Amounts captured and refunded are kept in the payment's currency as integer
     minor units; use the ``amount_*`` properties for :class:`Money` values.
+    ``pending_refunds`` maps refunds under way to the amount each reserves, so
+    concurrent refunds can never add up to more than was captured.
     """
 
     id: str
@@ -120,7 +122,7 @@ class Payment(_Frozen):
     invoice_id: str | None = None
     captured_minor: int = 0
     refunded_minor: int = 0
-    refund_reserved_minor: int = 0
+    pending_refunds: dict[str, int] = Field(default_factory=dict)
     failure_code: str | None = None
     failure_message: str | None = None
     idempotency_key: str | None = None
@@ -147,8 +149,9 @@ class Payment(_Frozen):
 
     @property
     def amount_refundable(self) -> Money:
-        """What may still be refunded (captured minus refunds succeeded or under way)."""
-        return Money(self.captured_minor - self.refund_reserved_minor, self.amount.currency)
+        """What may still be refunded: captured minus refunds succeeded or under way."""
+        reserved = self.refunded_minor + sum(self.pending_refunds.values())
+        return Money(self.captured_minor - reserved, self.amount.currency)
 
 
 class Refund(_Frozen):

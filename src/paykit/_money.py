@@ -78,9 +78,7 @@ class Money:
 
     def __post_init__(self) -> None:
         if type(self.minor_units) is not int:
-            raise InvalidRequestError(
-                f"minor_units must be an int, not {type(self.minor_units).__name__}"
-            )
+            raise InvalidRequestError(f"minor_units must be an int, not {type(self.minor_units).__name__}")
         object.__setattr__(self, "currency", _normalize_currency(self.currency))
 
     @classmethod
@@ -106,9 +104,7 @@ class Money:
             raise InvalidRequestError(f"amount {amount!r} is not a finite number")
         scaled = value.scaleb(exponent)
         if scaled != scaled.to_integral_value():
-            raise InvalidRequestError(
-                f"{code} has {exponent} decimal places; {amount!r} has more"
-            )
+            raise InvalidRequestError(f"{code} has {exponent} decimal places; {amount!r} has more")
         return cls(int(scaled), code)
 
     @classmethod
@@ -183,9 +179,7 @@ class Money:
         return f"Money({self.to_decimal_string()!r}, {self.currency!r})"
 
     @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: type[Any], handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
+    def __get_pydantic_core_schema__(cls, source: type[Any], handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         def from_mapping(value: Any) -> Money:
             if isinstance(value, Money):
                 return value

@@ -1,4 +1,13 @@
-"""Provider adapters (temporary façade while the core lands)."""
+"""Provider adapters behind one :class:`Provider` protocol.
+
+``StripeProvider``, ``PayPalProvider`` and ``KnetProvider`` are imported on first
+use, so a missing optional extra only matters for the provider that needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._base import (
     BaseProvider,
@@ -9,3 +18,30 @@ from ._base import (
     ProviderPaymentMethod,
     ProviderRefund,
 )
+
+if TYPE_CHECKING:
+    from .knet import KnetProvider
+    from .paypal import PayPalProvider
+    from .stripe import StripeProvider
+
+__all__ = [
+    "BaseProvider",
+    "CreatePaymentRequest",
+    "KnetProvider",
+    "PayPalProvider",
+    "Provider",
+    "ProviderCapabilities",
+    "ProviderPayment",
+    "ProviderPaymentMethod",
+    "ProviderRefund",
+    "StripeProvider",
+]
+
+_LAZY = {"StripeProvider": ".stripe", "PayPalProvider": ".paypal", "KnetProvider": ".knet"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)

@@ -24,7 +24,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # pymongo is an optional extra: import it only when MongoStorage is asked for.
     if name == "MongoStorage":
-        from .mongo import MongoStorage
+        from .mongo import MongoStorage  # noqa: PLC0415
 
         return MongoStorage
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -117,9 +117,7 @@ class Storage(Protocol):
         """The refund with this id, or ``None``."""
         ...
 
-    def update_refund(
-        self, refund: Refund, *, expected_version: int, effects: Sequence[Effect] = ()
-    ) -> bool:
+    def update_refund(self, refund: Refund, *, expected_version: int, effects: Sequence[Effect] = ()) -> bool:
         """Compare-and-set replace, as :meth:`update_payment`."""
         ...
 

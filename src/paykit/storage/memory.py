@@ -159,9 +159,7 @@ class MemoryStorage:
         with self._lock:
             return self._refunds.get(refund_id)
 
-    def update_refund(
-        self, refund: Refund, *, expected_version: int, effects: Sequence[Effect] = ()
-    ) -> bool:
+    def update_refund(self, refund: Refund, *, expected_version: int, effects: Sequence[Effect] = ()) -> bool:
         """Compare-and-set replace."""
         with self._lock:
             if not self._cas(self._refunds, refund, expected_version):
@@ -329,15 +327,21 @@ class MemoryStorage:
     # -- aggregates ---------------------------------------------------------
     def payment_stats(self, *, created_since: datetime) -> PaymentStats:
         """Counts and per-currency sums over every payment."""
-        stats = PaymentStats()
+        counts: dict[str, int] = {}
+        captured: dict[str, int] = {}
+        refunded: dict[str, int] = {}
+        recent = 0
         with self._lock:
             payments = list(self._payments.values())
         for p in payments:
-            stats.count_by_status[p.status.value] = stats.count_by_status.get(p.status.value, 0) + 1
+            counts[p.status.value] = counts.get(p.status.value, 0) + 1
             if p.status in SETTLED_STATUSES or p.captured_minor:
-                cur = p.currency
-                stats.captured_by_currency[cur] = stats.captured_by_currency.get(cur, 0) + p.captured_minor
-                stats.refunded_by_currency[cur] = stats.refunded_by_currency.get(cur, 0) + p.refunded_minor
-            if p.created_at >= created_since:
-                stats.created_since += 1
-        return stats
+                captured[p.currency] = captured.get(p.currency, 0) + p.captured_minor
+                refunded[p.currency] = refunded.get(p.currency, 0) + p.refunded_minor
+            recent += p.created_at >= created_since
+        return PaymentStats(
+            count_by_status=counts,
+            captured_by_currency=captured,
+            refunded_by_currency=refunded,
+            created_since=recent,
+        )

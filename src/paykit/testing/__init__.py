@@ -1,1 +1,40 @@
-"""Helpers for testing code that uses paykit (temporary while the core lands)."""
+"""Helpers for testing applications that use paykit.
+
+``FakeProvider`` stands in for a real provider (and signs its own webhooks),
+``ManualClock`` makes time explicit, and the provider signers build webhook
+requests exactly as Stripe, PayPal and KNET send them, so your webhook routes
+can be tested end to end without network access.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._clock import ManualClock
+from ._fake import FakeBehavior, FakeCall, FakeProvider, FakeWebhook
+
+__all__ = [
+    "FakeBehavior",
+    "FakeCall",
+    "FakeProvider",
+    "FakeWebhook",
+    "ManualClock",
+]
+
+# Provider-specific helpers need their provider's optional extra; load them on first use.
+_LAZY = {
+    "sign_stripe_webhook": "._stripe",
+    "stripe_event": "._stripe",
+    "PayPalWebhookSigner": "._paypal",
+    "knet_response_body": "._knet",
+    "KnetTranPipe": "._knet",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib  # noqa: PLC0415
+
+    return getattr(importlib.import_module(module, __name__), name)

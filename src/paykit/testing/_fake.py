@@ -1,0 +1,370 @@
+"""FakeProvider: an in-process payment provider for tests and the demo."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .._errors import (
+    InvalidRequestError,
+    NotFoundError,
+    PaymentDeclinedError,
+    ProviderUnavailableError,
+    WebhookVerificationError,
+)
+from .._models import EventKind, Payment, PaymentMethod, Refund, RefundStatus, WebhookEvent
+from .._money import Money
+from .._status import PaymentStatus
+from ..providers._base import (
+    BaseProvider,
+    CreatePaymentRequest,
+    ProviderCapabilities,
+    ProviderPayment,
+    ProviderPaymentMethod,
+    ProviderRefund,
+)
+
+__all__ = ["FakeBehavior", "FakeCall", "FakeProvider", "FakeWebhook"]
+
+FakeBehavior = Literal[
+    "succeed", "decline", "require_action", "processing", "accept_then_fail", "timeout", "server_error"
+]
+"""How the fake answers the next call that moves money.
+
+- ``succeed``: confirm succeeds (or authorizes, for manual capture).
+- ``decline``: confirm raises :class:`~paykit.PaymentDeclinedError`.
+- ``require_action``: confirm asks for 3-D Secure (REQUIRES_ACTION + next_action).
+- ``processing``: confirm is accepted asynchronously (PROCESSING); settle it with :meth:`FakeProvider.webhook`.
+- ``accept_then_fail``: like ``processing``, and the payment fails at the provider a moment later
+  (its :meth:`FakeProvider.retrieve_payment` says FAILED; :meth:`FakeProvider.webhook` can tell it too).
+- ``timeout`` / ``server_error``: the call raises :class:`~paykit.ProviderUnavailableError`.
+"""
+
+SIGNATURE_HEADER = "paykit-fake-signature"
+_CARDS = {
+    "pm_card_visa": ("visa", "4242"),
+    "tok_visa": ("visa", "4242"),
+    "pm_card_mastercard": ("mastercard", "4444"),
+    "tok_mastercard": ("mastercard", "4444"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FakeCall:
+    """One call the service made to the fake."""
+
+    method: str
+    idempotency_key: str | None = None
+    provider_ref: str | None = None
+    amount: Money | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FakeWebhook:
+    """A signed webhook request the fake would send: pass both to ``handle_webhook``."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(slots=True)
+class _FakePayment:
+    ref: str
+    payment_id: str
+    amount: Money
+    capture_method: str
+    status: PaymentStatus
+    captured: int = 0
+    by_key: dict[str, Any] = field(default_factory=dict)
+
+
+class FakeProvider(BaseProvider):
+    """A provider that lives in memory, records every call and signs its own webhooks.
+
+    Args:
+        name: The provider name payments use.
+        webhook_secret: The HMAC secret its webhooks are signed with.
+        behavior: The default answer to confirm/capture/refund calls (see :data:`FakeBehavior`).
+        clock: Unix time, for webhook timestamps and their 300 s tolerance.
+
+    Idempotency keys behave as at a real provider: a repeated key returns the
+    first answer and creates nothing new (the call is still recorded).
+    """
+
+    def __init__(
+        self,
+        name: str = "fake",
+        *,
+        webhook_secret: str = "whsec_paykit_fake",
+        behavior: FakeBehavior = "succeed",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self.capabilities = ProviderCapabilities(
+            manual_capture=True,
+            partial_capture=True,
+            refunds=True,
+            partial_refunds=True,
+            saved_payment_methods=True,
+            server_side_confirm=True,
+        )
+        self.behavior: FakeBehavior = behavior
+        self.calls: list[FakeCall] = []
+        self._secret = webhook_secret.encode()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._queued: deque[FakeBehavior] = deque()
+        self._payments: dict[str, _FakePayment] = {}
+        self._by_create_key: dict[str, str] = {}
+        self._refunds: dict[str, ProviderRefund] = {}
+        self._counter = 0
+
+    # -- steering -----------------------------------------------------------
+    def fail_next(self, behavior: FakeBehavior, times: int = 1) -> None:
+        """Answer the next ``times`` money-moving calls (create included) with ``behavior``."""
+        with self._lock:
+            self._queued.extend([behavior] * times)
+
+    def calls_to(self, method: str) -> list[FakeCall]:
+        """The recorded calls of one method (``"create_payment"``, ``"refund_payment"``...)."""
+        return [c for c in self.calls if c.method == method]
+
+    def _next_behavior(self, *, queued_only: bool = False) -> FakeBehavior | None:
+        with self._lock:
+            if self._queued:
+                return self._queued.popleft()
+        return None if queued_only else self.behavior
+
+    def _record(self, call: FakeCall) -> None:
+        with self._lock:
+            self.calls.append(call)
+
+    def _new_ref(self, prefix: str) -> str:
+        with self._lock:
+            self._counter += 1
+            return f"{prefix}_fake_{self._counter:06d}"
+
+    def _raise_unavailable(self, behavior: FakeBehavior | None) -> None:
+        if behavior == "timeout":
+            raise ProviderUnavailableError("the fake provider timed out", provider=self.name, code="timeout")
+        if behavior == "server_error":
+            raise ProviderUnavailableError(
+                "the fake provider answered 503", provider=self.name, http_status=503, code="server_error"
+            )
+
+    def _get(self, payment: Payment) -> _FakePayment:
+        state = self._payments.get(payment.provider_ref or "")
+        if state is None:
+            raise NotFoundError(f"the fake provider has no payment {payment.provider_ref!r}")
+        return state
+
+    @staticmethod
+    def _answer(state: _FakePayment, **extra: Any) -> ProviderPayment:
+        return ProviderPayment(
+            provider_ref=state.ref,
+            status=state.status,
+            amount_captured=Money(state.captured, state.amount.currency) if state.captured else None,
+            **extra,
+        )
+
+    # -- Provider -----------------------------------------------------------
+    def create_payment(self, request: CreatePaymentRequest) -> ProviderPayment:
+        """Create a fake payment (status PENDING, with a client secret)."""
+        self._record(FakeCall("create_payment", request.idempotency_key, None, request.amount))
+        self._raise_unavailable(self._next_behavior(queued_only=True))
+        with self._lock:
+            ref = self._by_create_key.get(request.idempotency_key)
+        if ref is None:
+            ref = self._new_ref("pi")
+            with self._lock:
+                self._by_create_key[request.idempotency_key] = ref
+                self._payments[ref] = _FakePayment(
+                    ref=ref,
+                    payment_id=request.payment_id,
+                    amount=request.amount,
+                    capture_method=request.capture_method,
+                    status=PaymentStatus.PENDING,
+                )
+        return self._answer(self._payments[ref], client_secret=f"{ref}_secret_{ref[-6:]}")
+
+    def confirm_payment(
+        self, payment: Payment, *, payment_method_ref: str | None, idempotency_key: str
+    ) -> ProviderPayment:
+        """Confirm according to the current behavior."""
+        self._record(FakeCall("confirm_payment", idempotency_key, payment.provider_ref, payment.amount))
+        state = self._get(payment)
+        if idempotency_key in state.by_key:
+            answer: ProviderPayment = state.by_key[idempotency_key]
+            return answer
+        behavior = self._next_behavior()
+        self._raise_unavailable(behavior)
+        if behavior == "decline":
+            state.status = PaymentStatus.FAILED
+            raise PaymentDeclinedError(
+                "Your card has insufficient funds.",
+                provider=self.name,
+                http_status=402,
+                code="card_declined",
+                decline_code="insufficient_funds",
+            )
+        extra: dict[str, Any] = {}
+        if behavior == "require_action":
+            state.status = PaymentStatus.REQUIRES_ACTION
+            extra["next_action"] = {"type": "redirect_to_url", "url": f"https://fake.example/3ds/{state.ref}"}
+        elif behavior in ("processing", "accept_then_fail"):
+            state.status = PaymentStatus.PROCESSING
+        elif state.capture_method == "manual":
+            state.status = PaymentStatus.AUTHORIZED
+        else:
+            state.status, state.captured = PaymentStatus.SUCCEEDED, state.amount.minor_units
+        answer = self._answer(state, payment_method_ref=payment_method_ref, **extra)
+        if behavior == "accept_then_fail":
+            state.status = PaymentStatus.FAILED
+        state.by_key[idempotency_key] = answer
+        return answer
+
+    def capture_payment(self, payment: Payment, *, amount: Money | None, idempotency_key: str) -> ProviderPayment:
+        """Capture an authorized fake payment."""
+        self._record(FakeCall("capture_payment", idempotency_key, payment.provider_ref, amount))
+        state = self._get(payment)
+        self._raise_unavailable(self._next_behavior(queued_only=True))
+        if idempotency_key not in state.by_key:
+            state.status = PaymentStatus.SUCCEEDED
+            state.captured = (amount or state.amount).minor_units
+            state.by_key[idempotency_key] = self._answer(state)
+        answer: ProviderPayment = state.by_key[idempotency_key]
+        return answer
+
+    def cancel_payment(self, payment: Payment, *, idempotency_key: str) -> ProviderPayment:
+        """Cancel a fake payment."""
+        self._record(FakeCall("cancel_payment", idempotency_key, payment.provider_ref))
+        state = self._get(payment)
+        self._raise_unavailable(self._next_behavior(queued_only=True))
+        state.status = PaymentStatus.CANCELED
+        return self._answer(state)
+
+    def retrieve_payment(self, payment: Payment) -> ProviderPayment:
+        """The fake payment's current state."""
+        self._record(FakeCall("retrieve_payment", None, payment.provider_ref))
+        return self._answer(self._get(payment))
+
+    def refund_payment(self, payment: Payment, refund: Refund, *, idempotency_key: str) -> ProviderRefund:
+        """Refund according to the queued behavior (default: succeed at once)."""
+        self._record(FakeCall("refund_payment", idempotency_key, payment.provider_ref, refund.amount))
+        with self._lock:
+            done = self._refunds.get(idempotency_key)
+        if done is not None:
+            return done
+        behavior = self._next_behavior(queued_only=True)
+        self._raise_unavailable(behavior)
+        if behavior == "decline":
+            raise PaymentDeclinedError(
+                "The refund was declined.", provider=self.name, http_status=402, code="refund_declined"
+            )
+        answer = ProviderRefund(provider_ref=self._new_ref("re"), status=RefundStatus.SUCCEEDED)
+        with self._lock:
+            self._refunds[idempotency_key] = answer
+        return answer
+
+    def save_payment_method(
+        self, user_id: str, token: str, *, customer_ref: str | None, idempotency_key: str
+    ) -> tuple[ProviderPaymentMethod, str | None]:
+        """Attach a test token (``pm_card_visa``, ``pm_card_mastercard``...)."""
+        self._record(FakeCall("save_payment_method", idempotency_key))
+        brand, last4 = _CARDS.get(token, ("visa", "4242"))
+        if token.startswith("tok_bad"):
+            raise InvalidRequestError(f"the fake provider rejects token {token!r}")
+        method = ProviderPaymentMethod(
+            provider_ref=self._new_ref("pm"), brand=brand, last4=last4, exp_month=12, exp_year=2030
+        )
+        return method, customer_ref or f"cus_fake_{hashlib.sha256(user_id.encode()).hexdigest()[:10]}"
+
+    def delete_payment_method(self, method: PaymentMethod) -> None:
+        """Detach (just recorded)."""
+        self._record(FakeCall("delete_payment_method", None, method.provider_ref))
+
+    # -- webhooks -------------------------------------------------------------
+    def settle(self, provider_ref: str, status: PaymentStatus) -> None:
+        """Change a payment's state at the fake without telling anyone (a lost webhook)."""
+        with self._lock:
+            state = self._payments[provider_ref]
+            state.status = status
+            if status == PaymentStatus.SUCCEEDED and not state.captured:
+                state.captured = state.amount.minor_units
+
+    def sign(self, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
+        """Headers signing ``body`` the fake's way: ``t=<unix>,v1=<hex HMAC-SHA256 of "t.body">``."""
+        t = int(self._clock()) if timestamp is None else timestamp
+        mac = hmac.new(self._secret, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+        return {SIGNATURE_HEADER: f"t={t},v1={mac}", "content-type": "application/json"}
+
+    def webhook(
+        self,
+        payment: Payment | str,
+        status: PaymentStatus,
+        *,
+        event_id: str | None = None,
+        amount: Money | None = None,
+        timestamp: int | None = None,
+    ) -> FakeWebhook:
+        """A signed event saying the payment (or provider reference) is now ``status``.
+
+        The fake's own state moves too, so :meth:`retrieve_payment` agrees.
+        """
+        ref = payment if isinstance(payment, str) else payment.provider_ref
+        if ref is None:
+            raise InvalidRequestError("the payment has no provider reference yet")
+        with self._lock:
+            state = self._payments.get(ref)
+        if state is not None and status in (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED):
+            self.settle(ref, status)
+        data: dict[str, Any] = {"provider_ref": ref, "status": status.value}
+        if state is not None:
+            data["payment_id"] = state.payment_id
+            shown = amount or state.amount
+            data["amount"] = {"minor_units": shown.minor_units, "currency": shown.currency}
+        body = json.dumps(
+            {"id": event_id or self._new_ref("evt"), "type": f"payment.{status.value}", "data": data},
+            separators=(",", ":"),
+        ).encode()
+        return FakeWebhook(body=body, headers=self.sign(body, timestamp=timestamp))
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Verify the fake's signature (300 s tolerance) and normalize the event."""
+        header = headers.get(SIGNATURE_HEADER)
+        if not header:
+            raise WebhookVerificationError("missing signature header")
+        try:
+            parts = dict(item.split("=", 1) for item in header.split(","))
+            timestamp = int(parts["t"])
+            signature = parts["v1"]
+        except (ValueError, KeyError):
+            raise WebhookVerificationError("malformed signature header") from None
+        if abs(self._clock() - timestamp) > 300:
+            raise WebhookVerificationError("signature timestamp outside the tolerance")
+        expected = hmac.new(self._secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            raise WebhookVerificationError("signature mismatch")
+        try:
+            event = json.loads(body)
+            data = event["data"]
+            amount = data.get("amount")
+            return WebhookEvent(
+                provider=self.name,
+                event_id=str(event["id"]),
+                type=str(event["type"]),
+                kind=EventKind.PAYMENT,
+                provider_ref=str(data["provider_ref"]),
+                payment_id=data.get("payment_id"),
+                status=PaymentStatus(data["status"]),
+                amount=Money(amount["minor_units"], amount["currency"]) if amount else None,
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise WebhookVerificationError("malformed event body") from exc
