@@ -5,8 +5,6 @@
 Money('12.500', 'KWD')
 """
 
-from __future__ import annotations
-
 from ._errors import (
     AuthenticationError,
     ConfigurationError,

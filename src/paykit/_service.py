@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from . import _decisions as d
 from ._errors import (
@@ -264,7 +264,7 @@ class PaymentService:
         """The payment fields a provider answer sets; status only when it moves forward."""
         changes: dict[str, Any] = {"provider_ref": result.provider_ref}
         if result.client_secret is not None:
-            changes["client_secret"] = result.client_secret
+            changes["client_secret"] = SecretStr(result.client_secret)
         if result.redirect_url is not None:
             changes["redirect_url"] = result.redirect_url
         if result.next_action is not None:

@@ -1,0 +1,67 @@
+"""Every ```python block of README.md and docs/ runs, so the examples cannot rot.
+
+Blocks of one file run in order in one namespace. A file whose examples need
+offline scaffolding (a mocked provider, a local server) has a module
+``tests/docs_context/<path with / as _>.py`` whose ``context()`` yields extra globals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def _context(doc: Path) -> contextlib.AbstractContextManager[dict[str, Any]]:
+    relative = doc.relative_to(ROOT / "docs") if doc.is_relative_to(ROOT / "docs") else Path(doc.name)
+    name = "_".join(relative.with_suffix("").parts)
+    path = ROOT / "tests" / "docs_context" / f"{name}.py"
+    if not path.exists():
+        return contextlib.nullcontext({})
+    spec = importlib.util.spec_from_file_location(f"docs_context_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ctx: contextlib.AbstractContextManager[dict[str, Any]] = module.context()
+    return ctx
+
+
+def _blocks(doc: Path) -> list[str]:
+    return BLOCK.findall(doc.read_text())
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_examples_run(doc: Path) -> None:
+    """The file's python examples run in order without error."""
+    blocks = _blocks(doc)
+    if not blocks:
+        pytest.skip(f"{doc.name} has no python examples")
+    with _context(doc) as extra:
+        namespace: dict[str, Any] = {"__name__": f"docs_{doc.stem}", **extra}
+        for number, block in enumerate(blocks, 1):
+            code = compile(block, f"{doc.relative_to(ROOT)} (block {number})", "exec")
+            exec(code, namespace)  # noqa: S102 - running our own documentation is the point
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    """The README's first code block is exactly the demo command and the check command."""
+    first = re.search(r"^```\w*\n(.*?)^```", (ROOT / "README.md").read_text(), re.MULTILINE | re.DOTALL)
+
+    assert first is not None
+    assert ["python3 scripts/dev.py demo", "python3 scripts/dev.py check"] == first.group(1).strip().splitlines()
+
+
+def test_ci_runs_the_readme_check_command() -> None:
+    """.ci/run runs the README's check command."""
+    assert "python3 scripts/dev.py check" in (ROOT / ".ci" / "run").read_text()
+
+

@@ -1,0 +1,644 @@
+"""PaymentService on MemoryStorage and FakeProvider: the payment lifecycle as users drive it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from paykit import (
+    AuditAction,
+    IdempotencyConflictError,
+    InvalidRequestError,
+    InvalidStateError,
+    Money,
+    NotFoundError,
+    NotificationKind,
+    PaymentDeclinedError,
+    PaymentService,
+    PaymentStatus,
+    ProviderUnavailableError,
+    RefundStatus,
+    StorageError,
+)
+from paykit.storage import MemoryStorage
+from paykit.testing import FakeProvider, ManualClock
+from paykit.webhooks import handle_webhook
+
+USD_50 = Money.of("50.00", "USD")
+
+
+def _init(service: PaymentService, amount: Money = USD_50, **kwargs: Any) -> Any:
+    return service.initialize_payment(user_id="u1", amount=amount, provider="fake", **kwargs)
+
+
+def _paid(service: PaymentService, amount: Money = USD_50) -> Any:
+    return service.confirm_payment(_init(service, amount).id, payment_method="pm_card_visa")
+
+
+def _actions(service: PaymentService, payment_id: str) -> list[AuditAction]:
+    return [e.action for e in service.audit_trail(payment_id)]
+
+
+class TestInitialize:
+    """initialize_payment stores first, then registers with the provider."""
+
+    def test_pending_payment_with_provider_reference(self, service: PaymentService, fake: FakeProvider) -> None:
+        """A new payment gets the provider's reference and client secret."""
+        payment = _init(service, metadata={"order": "42"})
+
+        assert PaymentStatus.PENDING == payment.status
+        assert payment.provider_ref is not None
+        assert payment.client_secret is not None
+        assert {"order": "42"} == payment.metadata
+        assert [f"paykit-{payment.id}-create"] == [c.idempotency_key for c in fake.calls_to("create_payment")]
+
+    def test_client_secret_hidden_from_repr(self, service: PaymentService) -> None:
+        """The client secret never shows in a payment's repr."""
+        payment = _init(service)
+        secret = payment.client_secret.get_secret_value()
+
+        assert secret not in repr(payment)
+
+    def test_same_key_returns_same_payment_with_one_provider_call(
+        self, service: PaymentService, fake: FakeProvider
+    ) -> None:
+        """An idempotent replay returns the first payment; the provider sees one call."""
+        first = _init(service, idempotency_key="order-42")
+        second = _init(service, idempotency_key="order-42")
+
+        assert first == second
+        assert 1 == len(fake.calls_to("create_payment"))
+
+    def test_same_key_other_amount_conflicts(self, service: PaymentService) -> None:
+        """Reusing a key with another amount raises IdempotencyConflictError."""
+        _init(service, idempotency_key="order-42")
+
+        with pytest.raises(IdempotencyConflictError):
+            _init(service, Money.of("50.01", "USD"), idempotency_key="order-42")
+
+    def test_provider_outage_leaves_pending_and_retry_completes(
+        self, service: PaymentService, fake: FakeProvider
+    ) -> None:
+        """A crash-like provider failure leaves PENDING; a retry with the key completes with the same provider key."""
+        fake.fail_next("timeout")
+        with pytest.raises(ProviderUnavailableError):
+            _init(service, idempotency_key="order-7")
+        stored = service.list_payments(user_id="u1").items
+
+        assert [(PaymentStatus.PENDING, None)] == [(p.status, p.provider_ref) for p in stored]
+
+        payment = _init(service, idempotency_key="order-7")
+
+        assert payment.id == stored[0].id
+        assert payment.provider_ref is not None
+        keys = [c.idempotency_key for c in fake.calls_to("create_payment")]
+        assert [f"paykit-{payment.id}-create"] * 2 == keys
+
+    def test_reconcile_registers_a_stranded_pending_payment(
+        self, service: PaymentService, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        """reconcile() completes a payment whose provider call never happened."""
+        fake.fail_next("server_error")
+        with pytest.raises(ProviderUnavailableError):
+            _init(service)
+        clock.advance(minutes=5)
+
+        report = service.reconcile()
+
+        (payment,) = service.list_payments().items
+        assert (1, 1, {}) == (report.checked, report.updated, report.errors)
+        assert payment.provider_ref is not None
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"amount": Money.of("0", "USD")}, "positive"),
+            ({"amount": Money.of("-1", "USD")}, "positive"),
+            ({"amount": 50}, "Money"),
+            ({"provider": "nope"}, "unknown provider"),
+            ({"user_id": ""}, "user_id"),
+            ({"capture_method": "later"}, "capture_method"),
+            ({"idempotency_key": "has space"}, "idempotency_key"),
+            ({"metadata": {"n": 1}}, "metadata"),
+            ({"payment_method": "4242424242424242"}, "card number"),
+        ],
+    )
+    def test_bad_input_raises_and_writes_nothing(
+        self, service: PaymentService, fake: FakeProvider, kwargs: dict[str, Any], message: str
+    ) -> None:
+        """Every bad argument is an InvalidRequestError and nothing is stored or sent."""
+        args: dict[str, Any] = {"user_id": "u1", "amount": USD_50, "provider": "fake", **kwargs}
+
+        with pytest.raises(InvalidRequestError, match=message):
+            service.initialize_payment(**args)
+
+        assert [] == service.list_payments().items
+        assert [] == fake.calls
+
+
+class TestConfirm:
+    """confirm_payment drives the provider's answer into the status table."""
+
+    def test_success_captures_the_amount(self, service: PaymentService) -> None:
+        """An automatic-capture payment succeeds with its amount captured."""
+        payment = _paid(service)
+
+        assert (PaymentStatus.SUCCEEDED, USD_50) == (payment.status, payment.amount_captured)
+        assert [AuditAction.PAYMENT_INIT, AuditAction.PAYMENT_CONFIRM] == _actions(service, payment.id)
+
+    def test_decline_fails_the_payment(self, service: PaymentService, fake: FakeProvider) -> None:
+        """A decline raises PaymentDeclinedError naming the payment, which is stored FAILED."""
+        payment = _init(service)
+        fake.behavior = "decline"
+
+        with pytest.raises(PaymentDeclinedError) as caught:
+            service.confirm_payment(payment.id, payment_method="pm_card_visa")
+
+        stored = service.get_payment(payment.id)
+        assert (payment.id, "insufficient_funds") == (caught.value.payment_id, caught.value.decline_code)
+        assert (PaymentStatus.FAILED, "insufficient_funds") == (stored.status, stored.failure_code)
+
+    def test_requires_action_hands_back_next_action(self, service: PaymentService, fake: FakeProvider) -> None:
+        """3-D Secure leaves REQUIRES_ACTION with the provider's next action."""
+        fake.behavior = "require_action"
+
+        payment = service.confirm_payment(_init(service).id)
+
+        assert PaymentStatus.REQUIRES_ACTION == payment.status
+        assert "redirect_to_url" == (payment.next_action or {})["type"]
+
+    def test_confirming_twice_is_refused(self, service: PaymentService) -> None:
+        """A succeeded payment cannot be confirmed again."""
+        payment = _paid(service)
+
+        with pytest.raises(InvalidStateError, match="succeeded"):
+            service.confirm_payment(payment.id)
+
+    def test_keyed_confirm_replays_without_a_provider_call(
+        self, service: PaymentService, fake: FakeProvider
+    ) -> None:
+        """Confirming again with the same key returns the payment and calls nobody."""
+        payment = _init(service)
+        first = service.confirm_payment(payment.id, idempotency_key="c-1")
+        second = service.confirm_payment(payment.id, idempotency_key="c-1")
+
+        assert first == second
+        assert 1 == len(fake.calls_to("confirm_payment"))
+        with pytest.raises(IdempotencyConflictError):
+            service.confirm_payment(payment.id, payment_method="pm_card_mastercard", idempotency_key="c-1")
+
+    def test_unknown_payment(self, service: PaymentService) -> None:
+        """An unknown id is NotFoundError."""
+        with pytest.raises(NotFoundError):
+            service.confirm_payment("pay_missing")
+
+
+class TestCaptureAndCancel:
+    """Manual capture and cancellation."""
+
+    def test_partial_capture_limits_refunds(self, service: PaymentService) -> None:
+        """A partial capture succeeds with what was captured, and only that is refundable."""
+        payment = _init(service, capture_method="manual")
+        payment = service.confirm_payment(payment.id)
+        assert PaymentStatus.AUTHORIZED == payment.status
+
+        payment = service.capture_payment(payment.id, amount=Money.of("30.00", "USD"))
+
+        assert (PaymentStatus.SUCCEEDED, Money.of("30.00", "USD")) == (payment.status, payment.amount_captured)
+        with pytest.raises(InvalidStateError):
+            service.refund_payment(payment.id, amount=Money.of("30.01", "USD"))
+
+    def test_capture_above_authorized_is_refused(self, service: PaymentService) -> None:
+        """Capturing more than was authorized raises before any provider call."""
+        payment = service.confirm_payment(_init(service, capture_method="manual").id)
+
+        with pytest.raises(InvalidRequestError, match="authorized"):
+            service.capture_payment(payment.id, amount=Money.of("50.01", "USD"))
+        with pytest.raises(InvalidRequestError):
+            service.capture_payment(payment.id, amount=Money.of("10", "EUR"))
+
+    def test_capture_needs_authorization(self, service: PaymentService) -> None:
+        """Only AUTHORIZED payments are captured."""
+        with pytest.raises(InvalidStateError):
+            service.capture_payment(_init(service).id)
+
+    def test_cancel_authorized(self, service: PaymentService) -> None:
+        """An authorized payment can be canceled, and then not captured."""
+        payment = service.confirm_payment(_init(service, capture_method="manual").id)
+
+        payment = service.cancel_payment(payment.id)
+
+        assert PaymentStatus.CANCELED == payment.status
+        assert AuditAction.PAYMENT_CANCEL == _actions(service, payment.id)[-1]
+        with pytest.raises(InvalidStateError):
+            service.capture_payment(payment.id)
+
+    def test_cancel_succeeded_is_refused(self, service: PaymentService) -> None:
+        """A captured payment is refunded, not canceled."""
+        with pytest.raises(InvalidStateError):
+            service.cancel_payment(_paid(service).id)
+
+
+class TestRefunds:
+    """Refunds never exceed what was captured."""
+
+    def test_partials_then_full(self, service: PaymentService) -> None:
+        """Several partial refunds move to PARTIALLY_REFUNDED, then REFUNDED."""
+        payment = _paid(service)
+
+        service.refund_payment(payment.id, amount=Money.of("20.00", "USD"))
+        assert PaymentStatus.PARTIALLY_REFUNDED == service.get_payment(payment.id).status
+        rest = service.refund_payment(payment.id)
+
+        payment = service.get_payment(payment.id)
+        assert Money.of("30.00", "USD") == rest.amount
+        assert (PaymentStatus.REFUNDED, USD_50) == (payment.status, payment.amount_refunded)
+        assert [RefundStatus.SUCCEEDED] * 2 == [r.status for r in service.list_refunds(payment.id)]
+
+    def test_over_refund_is_refused_and_writes_nothing(self, service: PaymentService) -> None:
+        """Refunding above what remains raises and stores no refund."""
+        payment = _paid(service)
+
+        with pytest.raises(InvalidStateError, match="remains refundable"):
+            service.refund_payment(payment.id, amount=Money.of("50.01", "USD"))
+
+        assert [] == service.list_refunds(payment.id)
+        assert PaymentStatus.SUCCEEDED == service.get_payment(payment.id).status
+
+    def test_refund_needs_a_capture(self, service: PaymentService) -> None:
+        """A payment that captured nothing cannot be refunded."""
+        with pytest.raises(InvalidStateError):
+            service.refund_payment(_init(service).id)
+
+    def test_refund_in_another_currency_is_refused(self, service: PaymentService) -> None:
+        """Currencies never mix."""
+        with pytest.raises(InvalidRequestError):
+            service.refund_payment(_paid(service).id, amount=Money.of("1.000", "KWD"))
+
+    def test_concurrent_refunds_never_exceed_the_capture(self, service: PaymentService) -> None:
+        """20 threads refunding 7.00 each from 50.00: exactly 7 succeed, 1.00 stays refundable."""
+        payment = _paid(service)
+        barrier = threading.Barrier(20)
+
+        def refund(_: int) -> str:
+            barrier.wait()
+            try:
+                service.refund_payment(payment.id, amount=Money.of("7.00", "USD"))
+            except InvalidStateError:
+                return "refused"
+            return "refunded"
+
+        with ThreadPoolExecutor(20) as pool:
+            results = list(pool.map(refund, range(20)))
+
+        payment = service.get_payment(payment.id)
+        assert (7, 13) == (results.count("refunded"), results.count("refused"))
+        assert Money.of("49.00", "USD") == payment.amount_refunded
+        assert Money.of("1.00", "USD") == payment.amount_refundable
+        assert {} == payment.pending_refunds
+
+    def test_keyed_refund_replays(self, service: PaymentService, fake: FakeProvider) -> None:
+        """The same refund key returns the same refund; other parameters conflict."""
+        payment = _paid(service)
+        first = service.refund_payment(payment.id, amount=Money.of("5.00", "USD"), idempotency_key="r-1")
+        second = service.refund_payment(payment.id, amount=Money.of("5.00", "USD"), idempotency_key="r-1")
+
+        assert first.id == second.id
+        assert 1 == len(fake.calls_to("refund_payment"))
+        with pytest.raises(IdempotencyConflictError):
+            service.refund_payment(payment.id, amount=Money.of("6.00", "USD"), idempotency_key="r-1")
+
+    def test_declined_refund_releases_the_reservation(self, service: PaymentService, fake: FakeProvider) -> None:
+        """A refund the provider refuses is FAILED and its amount refundable again."""
+        payment = _paid(service)
+        fake.fail_next("decline")
+
+        with pytest.raises(PaymentDeclinedError):
+            service.refund_payment(payment.id, amount=Money.of("5.00", "USD"))
+
+        payment = service.get_payment(payment.id)
+        assert [RefundStatus.FAILED] == [r.status for r in service.list_refunds(payment.id)]
+        assert (USD_50, PaymentStatus.SUCCEEDED) == (payment.amount_refundable, payment.status)
+
+    def test_refund_outage_keeps_reservation_until_retry(self, service: PaymentService, fake: FakeProvider) -> None:
+        """A provider outage keeps the amount reserved; the keyed retry completes with the same provider key."""
+        payment = _paid(service)
+        fake.fail_next("timeout")
+        with pytest.raises(ProviderUnavailableError):
+            service.refund_payment(payment.id, amount=Money.of("5.00", "USD"), idempotency_key="r-9")
+        assert Money.of("45.00", "USD") == service.get_payment(payment.id).amount_refundable
+
+        refund = service.refund_payment(payment.id, amount=Money.of("5.00", "USD"), idempotency_key="r-9")
+
+        keys = {c.idempotency_key for c in fake.calls_to("refund_payment")}
+        assert (RefundStatus.SUCCEEDED, {f"paykit-{refund.id}-refund"}) == (refund.status, keys)
+        assert Money.of("5.00", "USD") == service.get_payment(payment.id).amount_refunded
+
+
+class TestStatusUpdates:
+    """The generic updater and events never move a payment backwards."""
+
+    def test_api_update_backwards_raises(self, service: PaymentService) -> None:
+        """update_payment_status refuses an illegal transition."""
+        payment = _paid(service)
+
+        with pytest.raises(InvalidStateError, match="cannot move"):
+            service.update_payment_status("fake", payment.provider_ref, PaymentStatus.PROCESSING)
+
+    def test_api_update_repeated_is_a_noop(self, service: PaymentService) -> None:
+        """Applying the same status twice writes one audit entry."""
+        payment = _init(service)
+
+        service.update_payment_status("fake", payment.provider_ref, "processing")
+        again = service.update_payment_status("fake", payment.provider_ref, "processing")
+
+        assert PaymentStatus.PROCESSING == again.status
+        assert 1 == _actions(service, payment.id).count(AuditAction.PAYMENT_STATUS_UPDATE)
+
+    def test_concurrent_identical_webhooks_apply_once(
+        self, service: PaymentService, fake: FakeProvider, storage: MemoryStorage
+    ) -> None:
+        """8 threads x 50 deliveries of one event: one transition, one audit entry, one notification each."""
+        payment = _init(service)
+        hook = fake.webhook(payment, PaymentStatus.SUCCEEDED, event_id="evt_1")
+        barrier = threading.Barrier(8)
+
+        def deliver(_: int) -> list[int]:
+            barrier.wait()
+            return [handle_webhook(service, "fake", hook.body, hook.headers).status_code for _ in range(50)]
+
+        with ThreadPoolExecutor(8) as pool:
+            codes = [c for batch in pool.map(deliver, range(8)) for c in batch]
+
+        updates = [e for e in service.audit_trail(payment.id) if e.action == AuditAction.PAYMENT_STATUS_UPDATE]
+        kinds = [n.kind for n in storage.list_notifications("u1", unread_only=False, limit=100)]
+        assert {200} == set(codes)
+        assert 1 == len(updates)
+        assert 1 == kinds.count(NotificationKind.PAYMENT_SUCCEEDED)
+        assert 1 == kinds.count(NotificationKind.STATUS_CHANGED)
+
+    def test_out_of_order_events(self, service: PaymentService, fake: FakeProvider) -> None:
+        """succeeded then a late processing: the late one is recorded and ignored."""
+        payment = _init(service)
+        succeeded = fake.webhook(payment, PaymentStatus.SUCCEEDED)
+        processing = fake.webhook(payment, PaymentStatus.PROCESSING)
+
+        outcomes = [
+            handle_webhook(service, "fake", hook.body, hook.headers).outcome for hook in (succeeded, processing)
+        ]
+
+        assert ["applied", "stale"] == outcomes
+        assert PaymentStatus.SUCCEEDED == service.get_payment(payment.id).status
+        assert AuditAction.PAYMENT_EVENT_IGNORED == _actions(service, payment.id)[-1]
+
+
+class _BrokenStorage(MemoryStorage):
+    """Memory storage whose chosen method fails as a database outage would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken: set[str] = set()
+
+    def __getattribute__(self, name: str) -> Any:
+        if name != "broken" and name in object.__getattribute__(self, "broken"):
+
+            def fail(*args: Any, **kwargs: Any) -> Any:
+                raise StorageError("database unreachable")
+
+            return fail
+        return super().__getattribute__(name)
+
+
+class TestWebhooks:
+    """handle_webhook answers every request with a status code, never an exception."""
+
+    @pytest.fixture
+    def broken(self, fake: FakeProvider, clock: ManualClock) -> tuple[PaymentService, _BrokenStorage]:
+        storage = _BrokenStorage()
+        return PaymentService(storage=storage, providers=[fake], clock=clock), storage
+
+    def test_forged_signature_is_400_and_changes_nothing(self, service: PaymentService, fake: FakeProvider) -> None:
+        """A tampered body gets a bare 400."""
+        payment = _init(service)
+        hook = fake.webhook(payment, PaymentStatus.SUCCEEDED)
+
+        response = handle_webhook(service, "fake", hook.body.replace(b"succeeded", b"failed"), hook.headers)
+
+        assert (400, "rejected") == (response.status_code, response.outcome)
+        assert PaymentStatus.PENDING == service.get_payment(payment.id).status
+
+    def test_stale_timestamp_is_400(self, service: PaymentService, fake: FakeProvider, clock: ManualClock) -> None:
+        """A signature older than the tolerance is refused."""
+        hook = fake.webhook(_init(service), PaymentStatus.SUCCEEDED)
+        clock.advance(minutes=6)
+
+        assert 400 == handle_webhook(service, "fake", hook.body, hook.headers).status_code
+
+    def test_headers_any_case(self, service: PaymentService, fake: FakeProvider) -> None:
+        """Header names are matched case-insensitively."""
+        hook = fake.webhook(_init(service), PaymentStatus.SUCCEEDED)
+        shouted = [(k.upper(), v) for k, v in hook.headers.items()]
+
+        assert 200 == handle_webhook(service, "fake", hook.body, shouted).status_code
+
+    def test_oversized_and_unknown_provider(self, service: PaymentService) -> None:
+        """Over the size limit is 413; an unknown provider 404."""
+        assert 413 == handle_webhook(service, "fake", b"x" * 2000, {}, max_body_bytes=1000).status_code
+        assert 404 == handle_webhook(service, "nope", b"{}", {}).status_code
+
+    def test_amount_mismatch_is_refused(self, service: PaymentService, fake: FakeProvider) -> None:
+        """A success claiming another amount than the payment's is not applied."""
+        payment = _init(service)
+        hook = fake.webhook(payment, PaymentStatus.SUCCEEDED, amount=Money.of("0.50", "USD"))
+
+        assert 400 == handle_webhook(service, "fake", hook.body, hook.headers).status_code
+        assert PaymentStatus.PENDING == service.get_payment(payment.id).status
+
+    def test_storage_outage_is_503_and_the_retry_applies(
+        self, broken: tuple[PaymentService, _BrokenStorage], fake: FakeProvider
+    ) -> None:
+        """When storage is down the provider is told to retry, and the retry is applied."""
+        service, storage = broken
+        payment = _init(service)
+        hook = fake.webhook(payment, PaymentStatus.SUCCEEDED)
+        storage.broken = {"update_payment"}
+
+        first = handle_webhook(service, "fake", hook.body, hook.headers)
+        storage.broken = set()
+        second = handle_webhook(service, "fake", hook.body, hook.headers)
+
+        assert (503, "30") == (first.status_code, first.headers["retry-after"])
+        assert (200, "applied") == (second.status_code, second.outcome)
+        assert PaymentStatus.SUCCEEDED == service.get_payment(payment.id).status
+
+    def test_unknown_payment_is_acknowledged(self, service: PaymentService, fake: FakeProvider) -> None:
+        """An event for a payment paykit never made is acknowledged and recorded."""
+        hook = fake.webhook("pi_elsewhere", PaymentStatus.SUCCEEDED, event_id="evt_x")
+
+        response = handle_webhook(service, "fake", hook.body, hook.headers)
+
+        assert (200, "unknown_payment") == (response.status_code, response.outcome)
+
+    def test_text_body_is_a_programming_error(self, service: PaymentService) -> None:
+        """Passing decoded text instead of the raw bytes raises at once."""
+        with pytest.raises(InvalidRequestError, match="raw request body"):
+            handle_webhook(service, "fake", "{}", {})  # type: ignore[arg-type]
+
+
+class TestReconcile:
+    """reconcile() is the answer to a lost webhook."""
+
+    def test_lost_success_webhook(self, service: PaymentService, fake: FakeProvider, clock: ManualClock) -> None:
+        """A payment that settled at the provider without telling us is moved forward."""
+        fake.behavior = "processing"
+        payment = service.confirm_payment(_init(service).id)
+        fake.settle(payment.provider_ref, PaymentStatus.SUCCEEDED)
+
+        assert 0 == service.reconcile().checked  # too recent: a webhook may still come
+        clock.advance(minutes=2)
+        report = service.reconcile()
+
+        assert (1, 1) == (report.checked, report.updated)
+        assert PaymentStatus.SUCCEEDED == service.get_payment(payment.id).status
+
+    def test_accept_then_fail(self, service: PaymentService, fake: FakeProvider, clock: ManualClock) -> None:
+        """An asynchronously failed payment is found FAILED."""
+        fake.behavior = "accept_then_fail"
+        payment = service.confirm_payment(_init(service).id)
+        assert PaymentStatus.PROCESSING == payment.status
+        clock.advance(minutes=2)
+
+        service.reconcile()
+
+        assert PaymentStatus.FAILED == service.get_payment(payment.id).status
+
+
+class TestAuditAndSecrets:
+    """Every operation is audited; no secret reaches logs or audit entries."""
+
+    def test_no_secret_in_logs_or_audit(self, service: PaymentService, fake: FakeProvider) -> None:
+        """Client secrets, card numbers and signatures appear in neither logs nor audit payloads."""
+        with capture_logs() as logs:
+            payment = _init(service, metadata={"note": "card 4242 4242 4242 4242"})
+            hook = fake.webhook(payment, PaymentStatus.SUCCEEDED)
+            handle_webhook(service, "fake", hook.body, hook.headers)
+            handle_webhook(service, "fake", hook.body + b" ", hook.headers)
+            service.refund_payment(payment.id, amount=Money.of("1.00", "USD"))
+        secret = payment.client_secret.get_secret_value()
+        signature = hook.headers["paykit-fake-signature"]
+        dumped = repr(logs) + "".join(e.model_dump_json() for e in service.audit_trail(payment.id))
+
+        assert logs, "the flow logs something"
+        for needle in (secret, signature.split("v1=")[1], "4242 4242 4242 4242"):
+            assert needle not in dumped
+
+    def test_audit_entries_carry_actor_and_statuses(self, service: PaymentService) -> None:
+        """Entries say who, when, and the status before and after."""
+        payment = service.confirm_payment(_init(service, actor="alice").id, actor="bob")
+
+        init, confirm = service.audit_trail(payment.id)
+        assert ("alice", None, "pending") == (init.actor, None, init.status_after)
+        assert ("bob", "pending", "succeeded") == (confirm.actor, confirm.status_before, confirm.status_after)
+
+    def test_audit_hook_receives_entries_and_its_failure_is_contained(
+        self, storage: MemoryStorage, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        """A raising hook never breaks the payment; a working one sees every entry."""
+        seen: list[str] = []
+
+        def broken(entry: Any) -> None:
+            raise RuntimeError("hook down")
+
+        with PaymentService(
+            storage=storage, providers=[fake], clock=clock, audit_hooks=[broken, lambda e: seen.append(e.action)]
+        ) as service:
+            payment = _paid(service)
+        assert [AuditAction.PAYMENT_INIT, AuditAction.PAYMENT_CONFIRM] == seen
+        assert PaymentStatus.SUCCEEDED == payment.status
+
+
+class TestListing:
+    """Keyset pagination by user and status."""
+
+    def test_pages_newest_first_without_gaps(self, service: PaymentService, clock: ManualClock) -> None:
+        """Walking the cursor yields every payment once, newest first."""
+        made = []
+        for _ in range(7):
+            made.append(_init(service).id)
+            clock.advance(seconds=1)
+
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = service.list_payments(user_id="u1", limit=3, cursor=cursor)
+            seen.extend(p.id for p in page.items)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+
+        assert list(reversed(made)) == seen
+
+    def test_status_filter_and_bad_arguments(self, service: PaymentService) -> None:
+        """Filtering by status; a bad limit, status or cursor is InvalidRequestError."""
+        paid = _paid(service)
+        _init(service)
+
+        assert [paid.id] == [p.id for p in service.list_payments(status="succeeded").items]
+        for kwargs in ({"limit": 0}, {"limit": 501}, {"status": "lost"}, {"cursor": "!!"}):
+            with pytest.raises(InvalidRequestError):
+                service.list_payments(**kwargs)  # type: ignore[arg-type]
+
+
+class TestHealthAndMetrics:
+    """health() and metrics() report per currency, never summing currencies."""
+
+    def test_metrics_per_currency(self, service: PaymentService) -> None:
+        """Revenue, refunds and net are kept per currency."""
+        usd = _paid(service)
+        _paid(service, Money.of("1.500", "KWD"))
+        _init(service, Money.of("100", "JPY"))
+        service.refund_payment(usd.id, amount=Money.of("5.00", "USD"))
+
+        metrics = service.metrics()
+
+        assert {"KWD": Money.of("1.500", "KWD"), "USD": USD_50} == metrics.revenue_by_currency
+        assert Money.of("45.00", "USD") == metrics.net_by_currency["USD"]
+        assert (3, 1) == (metrics.total, metrics.pending)
+        assert {"KWD": "0.000", "USD": "5.00"} == metrics.as_dict()["refunds_by_currency"]
+
+    def test_health_counts_the_last_day(self, service: PaymentService, clock: ManualClock) -> None:
+        """Payments older than 24 h drop out of the recent count."""
+        _init(service)
+        clock.advance(hours=25)
+        _init(service)
+
+        health = service.health()
+
+        assert (True, 1, ["fake"]) == (health.ok, health.payments_last_24h, health.providers)
+
+    def test_health_when_storage_is_down(self, fake: FakeProvider, clock: ManualClock) -> None:
+        """An unreachable storage makes health not ok, without raising."""
+        storage = _BrokenStorage()
+        storage.broken = {"ping"}
+
+        health = PaymentService(storage=storage, providers=[fake], clock=clock).health()
+
+        assert (False, None) == (health.ok, health.payments_last_24h)
+        assert "unavailable" == health.as_dict()["status"]
+
+
+def test_clock_must_be_aware(fake: FakeProvider) -> None:
+    """A naive clock is refused at the first operation."""
+    from datetime import datetime
+
+    naive: Callable[[], datetime] = datetime.now
+    service = PaymentService(storage=MemoryStorage(), providers=[fake], clock=naive)
+
+    with pytest.raises(InvalidRequestError, match="timezone-aware"):
+        _init(service)
+

@@ -1,0 +1,58 @@
+"""Usage that must type-check under mypy --strict, as users write it (not collected by pytest)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from paykit import (
+    InvalidRequestError,
+    LineItem,
+    Money,
+    Notification,
+    Payment,
+    PaymentService,
+    PaymentStatus,
+    Refund,
+)
+from paykit.notify import CallbackNotifier
+from paykit.providers import Provider
+from paykit.storage import MemoryStorage, Storage
+from paykit.testing import FakeProvider, ManualClock
+from paykit.webhooks import WebhookResponse, handle_webhook
+
+
+def build() -> PaymentService:
+    storage: Storage = MemoryStorage()
+    provider: Provider = FakeProvider()
+    inbox: list[Notification] = []
+    return PaymentService(
+        storage=storage, providers=[provider], notifiers=[CallbackNotifier(inbox.append)], clock=ManualClock()
+    )
+
+
+def lifecycle(service: PaymentService) -> tuple[Payment, Refund]:
+    payment: Payment = service.initialize_payment(
+        user_id="u1", amount=Money.of("12.500", "KWD"), provider="fake", idempotency_key="order-1"
+    )
+    payment = service.confirm_payment(payment.id, payment_method="pm_card_visa")
+    status: PaymentStatus = payment.status
+    refund: Refund = service.refund_payment(payment.id, amount=Money.of(Decimal("2.000"), "KWD"))
+    assert status is not None
+    return payment, refund
+
+
+def webhook(service: PaymentService, body: bytes, headers: dict[str, str]) -> int:
+    response: WebhookResponse = handle_webhook(service, "fake", body, headers)
+    return response.status_code
+
+
+def invoice(service: PaymentService) -> Money:
+    line = LineItem(description="Hour", quantity=2, unit_amount=Money.of("10.00", "USD"), tax_rate=Decimal("0.1"))
+    return service.create_invoice(user_id="u1", currency="USD", line_items=[line]).total
+
+
+def bad_money() -> None:
+    try:
+        Money.of("1.005", "USD")
+    except InvalidRequestError as exc:
+        print(exc.message)
