@@ -31,7 +31,7 @@ from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 from pydantic import BaseModel, SecretStr
 
-from .._errors import DuplicateRecordError, StorageError
+from .._errors import ConfigurationError, DuplicateRecordError, StorageError
 from .._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund
 from .._status import SETTLED_STATUSES, PaymentStatus
 from ._base import Effect, PageCursor, PaymentStats, WebhookEventRecord
@@ -43,6 +43,7 @@ try:
     from pymongo.collection import Collection
     from pymongo.database import Database
     from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+    from pymongo.errors import ConfigurationError as MongoConfigurationError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("MongoStorage needs pymongo: install paykit[mongo]") from exc
 
@@ -121,6 +122,9 @@ def _map_pymongo_errors(operation: str) -> Iterator[None]:
         if codes == {_DUPLICATE_KEY}:
             raise DuplicateRecordError(f"{operation}: a record with the same unique key exists") from exc
         raise StorageError(f"{operation} failed: {type(exc).__name__}") from exc
+    except MongoConfigurationError as exc:
+        # A bad URI or option: retrying cannot help, so it is not a StorageError.
+        raise ConfigurationError(f"{operation}: invalid MongoDB configuration ({exc})") from exc
     except PyMongoError as exc:
         code = getattr(exc, "code", None)
         detail = f" (code {code})" if code is not None else ""
@@ -256,11 +260,15 @@ class MongoStorage:
             A storage with its indexes ensured.
 
         Raises:
-            StorageError: The URI is invalid or the server cannot be reached.
+            ConfigurationError: The URI or an option is invalid.
+            StorageError: The server cannot be reached.
         """
         client_kwargs.setdefault("tz_aware", True)
         with _map_pymongo_errors("connect"):
-            client: pymongo.MongoClient[_Doc] = pymongo.MongoClient(uri, **client_kwargs)
+            try:
+                client: pymongo.MongoClient[_Doc] = pymongo.MongoClient(uri, **client_kwargs)
+            except (TypeError, ValueError) as exc:
+                raise ConfigurationError(f"invalid MongoDB client options: {exc}") from exc
         try:
             storage = cls(client, database)
         except BaseException:

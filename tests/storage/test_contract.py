@@ -1,0 +1,599 @@
+"""The Storage contract: one suite, run unchanged against every implementation.
+
+Times are whole milliseconds: BSON dates keep no more, and a contract about
+equality after a round trip must hold for every backend.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from paykit._errors import DuplicateRecordError
+from paykit._models import (
+    AuditAction,
+    AuditEntry,
+    Invoice,
+    LineItem,
+    Notification,
+    NotificationKind,
+    Payment,
+    PaymentMethod,
+    Refund,
+    RefundStatus,
+)
+from paykit._money import Money
+from paykit._status import PaymentStatus
+from paykit.storage import PageCursor, Storage, WebhookEventRecord
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
+
+
+def at(seconds: int) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def make_payment(pid: str = "pay_1", *, user: str = "u1", when: int = 0, **changes: Any) -> Payment:
+    fields: dict[str, Any] = {
+        "id": pid,
+        "user_id": user,
+        "provider": "fake",
+        "amount": Money.of("12.500", "KWD"),
+        "created_at": at(when),
+        "updated_at": at(when),
+    }
+    fields.update(changes)
+    return Payment(**fields)
+
+
+def make_audit(aid: str, subject: str = "pay_1", *, when: int = 0, payment_id: str | None = None) -> AuditEntry:
+    return AuditEntry(
+        id=aid,
+        action=AuditAction.PAYMENT_STATUS_UPDATE,
+        subject_type="payment",
+        subject_id=subject,
+        payment_id=payment_id,
+        user_id="u1",
+        actor="test",
+        at=at(when),
+        status_before="pending",
+        status_after="succeeded",
+        payload={"note": "x", "amount": {"minor_units": 100, "currency": "USD"}},
+    )
+
+
+def make_notification(nid: str, *, user: str = "u1", when: int = 0, due: int = 0) -> Notification:
+    return Notification(
+        id=nid,
+        user_id=user,
+        kind=NotificationKind.PAYMENT_SUCCEEDED,
+        subject_id="pay_1",
+        payload={"payment_id": "pay_1"},
+        created_at=at(when),
+        next_attempt_at=at(due),
+    )
+
+
+def bump(payment: Payment, **changes: Any) -> Payment:
+    return payment.model_copy(update={"version": payment.version + 1, **changes})
+
+
+class TestPing:
+    """ping() succeeds on a reachable backend."""
+
+    def test_ping(self, storage: Storage) -> None:
+        assert storage.ping() is None
+
+
+class TestPayments:
+    """Payments: insert, read back, find by provider reference, compare-and-set."""
+
+    def test_round_trip_keeps_every_field(self, storage: Storage) -> None:
+        payment = make_payment(
+            status=PaymentStatus.REQUIRES_ACTION,
+            provider_ref="pi_1",
+            client_secret=SecretStr("pi_1_secret_abc"),
+            redirect_url="https://pay.example/1",
+            next_action={"type": "redirect", "steps": [1, 2]},
+            metadata={"order": "42"},
+            provider_data={"tranid": "t1"},
+            operation_keys={"capture": "k1"},
+            captured_minor=0,
+            idempotency_key="order-42",
+            request_fingerprint="fp",
+        )
+        storage.insert_payment(payment)
+
+        stored = storage.get_payment("pay_1")
+
+        assert payment == stored
+        assert stored is not None
+        assert stored.client_secret.get_secret_value() == "pi_1_secret_abc"  # type: ignore[union-attr]
+        assert Money.of("12.500", "KWD") == stored.amount
+
+    def test_missing_payment_is_none(self, storage: Storage) -> None:
+        assert storage.get_payment("nope") is None
+
+    def test_duplicate_id_is_refused(self, storage: Storage) -> None:
+        storage.insert_payment(make_payment())
+
+        with pytest.raises(DuplicateRecordError):
+            storage.insert_payment(make_payment(user="u2"))
+
+    def test_find_by_provider_ref(self, storage: Storage) -> None:
+        storage.insert_payment(make_payment("pay_1", provider_ref="pi_1"))
+        storage.insert_payment(make_payment("pay_2", provider_ref="pi_2"))
+
+        found = storage.find_payment_by_provider_ref("fake", "pi_2")
+
+        assert (found.id if found else None) == "pay_2"
+        assert storage.find_payment_by_provider_ref("other", "pi_2") is None
+
+    def test_payments_without_provider_ref_do_not_collide(self, storage: Storage) -> None:
+        storage.insert_payment(make_payment("pay_1"))
+        storage.insert_payment(make_payment("pay_2"))
+
+        assert [p.id for p in storage.list_payments(user_id=None, status=None, limit=10, after=None)] == [
+            "pay_2",
+            "pay_1",
+        ]
+
+    def test_same_ref_on_other_provider_is_allowed(self, storage: Storage) -> None:
+        storage.insert_payment(make_payment("pay_1", provider_ref="r1"))
+        storage.insert_payment(make_payment("pay_2", provider="other", provider_ref="r1"))
+
+        found = storage.find_payment_by_provider_ref("other", "r1")
+
+        assert (found.id if found else None) == "pay_2"
+
+    def test_duplicate_provider_ref_on_insert_is_refused(self, storage: Storage) -> None:
+        storage.insert_payment(make_payment("pay_1", provider_ref="pi_1"))
+
+        with pytest.raises(DuplicateRecordError):
+            storage.insert_payment(make_payment("pay_2", provider_ref="pi_1"))
+
+    def test_duplicate_provider_ref_on_update_is_refused(self, storage: Storage) -> None:
+        storage.insert_payment(make_payment("pay_1", provider_ref="pi_1"))
+        second = make_payment("pay_2")
+        storage.insert_payment(second)
+
+        with pytest.raises(DuplicateRecordError):
+            storage.update_payment(bump(second, provider_ref="pi_1"), expected_version=0)
+        assert second == storage.get_payment("pay_2")
+
+    def test_update_sets_provider_ref(self, storage: Storage) -> None:
+        payment = make_payment()
+        storage.insert_payment(payment)
+
+        assert storage.update_payment(bump(payment, provider_ref="pi_9"), expected_version=0)
+
+        found = storage.find_payment_by_provider_ref("fake", "pi_9")
+        assert ((found.version, found.id) if found else None) == (1, "pay_1")
+
+    def test_compare_and_set_wins_once(self, storage: Storage) -> None:
+        payment = make_payment()
+        storage.insert_payment(payment)
+        succeeded = bump(payment, status=PaymentStatus.SUCCEEDED, captured_minor=12500, updated_at=at(5))
+        canceled = bump(payment, status=PaymentStatus.CANCELED)
+
+        first = storage.update_payment(succeeded, expected_version=0)
+        second = storage.update_payment(canceled, expected_version=0)
+
+        assert (first, second) == (True, False)
+        assert succeeded == storage.get_payment("pay_1")
+
+    def test_update_of_missing_payment_is_false(self, storage: Storage) -> None:
+        assert storage.update_payment(bump(make_payment()), expected_version=0) is False
+
+    def test_new_version_must_follow_expected(self, storage: Storage) -> None:
+        payment = make_payment()
+        storage.insert_payment(payment)
+
+        with pytest.raises(ValueError, match="expected_version"):
+            storage.update_payment(payment.model_copy(update={"version": 5}), expected_version=0)
+
+    def test_clearing_a_field_is_stored(self, storage: Storage) -> None:
+        payment = make_payment(client_secret=SecretStr("s"), redirect_url="https://x")
+        storage.insert_payment(payment)
+        cleared = bump(payment, client_secret=None, redirect_url=None)
+
+        storage.update_payment(cleared, expected_version=0)
+
+        assert cleared == storage.get_payment("pay_1")
+
+
+class TestListing:
+    """list_payments: newest first with keyset pagination; list_payments_in_status."""
+
+    @pytest.fixture
+    def populated(self, storage: Storage) -> Storage:
+        for i in range(7):
+            status = PaymentStatus.SUCCEEDED if i % 2 else PaymentStatus.PENDING
+            storage.insert_payment(make_payment(f"pay_{i}", user=f"u{i % 2}", when=i // 2, status=status))
+        return storage
+
+    def test_newest_first_ties_broken_by_id(self, populated: Storage) -> None:
+        listed = populated.list_payments(user_id=None, status=None, limit=100, after=None)
+
+        assert [p.id for p in listed] == ["pay_6", "pay_5", "pay_4", "pay_3", "pay_2", "pay_1", "pay_0"]
+
+    def test_pages_cover_everything_once(self, populated: Storage) -> None:
+        seen: list[str] = []
+        after: PageCursor | None = None
+        while True:
+            page = populated.list_payments(user_id=None, status=None, limit=3, after=after)
+            if not page:
+                break
+            seen.extend(p.id for p in page)
+            after = PageCursor(page[-1].created_at, page[-1].id)
+
+        assert seen == ["pay_6", "pay_5", "pay_4", "pay_3", "pay_2", "pay_1", "pay_0"]
+
+    def test_filters_by_user_and_status(self, populated: Storage) -> None:
+        by_user = populated.list_payments(user_id="u1", status=None, limit=100, after=None)
+        by_status = populated.list_payments(user_id=None, status=PaymentStatus.PENDING, limit=2, after=None)
+        both = populated.list_payments(user_id="u0", status=PaymentStatus.SUCCEEDED, limit=100, after=None)
+
+        assert [p.id for p in by_user] == ["pay_5", "pay_3", "pay_1"]
+        assert [p.id for p in by_status] == ["pay_6", "pay_4"]
+        assert both == []
+
+    def test_user_pages_after_cursor(self, populated: Storage) -> None:
+        page = populated.list_payments(user_id="u0", status=None, limit=2, after=PageCursor(at(2), "pay_4"))
+
+        assert [p.id for p in page] == ["pay_2", "pay_0"]
+
+    def test_in_status_updated_before(self, populated: Storage) -> None:
+        stale = populated.list_payments_in_status(
+            [PaymentStatus.PENDING, PaymentStatus.REQUIRES_ACTION], updated_before=at(2), limit=10
+        )
+
+        assert [p.id for p in stale] == ["pay_0", "pay_2"]
+
+
+class TestRefunds:
+    """Refunds: insert, read back, compare-and-set, list per payment oldest first."""
+
+    @staticmethod
+    def make_refund(rid: str, *, payment_id: str = "pay_1", when: int = 0) -> Refund:
+        return Refund(
+            id=rid,
+            payment_id=payment_id,
+            user_id="u1",
+            provider="fake",
+            amount=Money.of("1.250", "KWD"),
+            reason="requested_by_customer",
+            created_at=at(when),
+            updated_at=at(when),
+        )
+
+    def test_round_trip_and_list(self, storage: Storage) -> None:
+        refunds = [self.make_refund("re_b", when=0), self.make_refund("re_a", when=1)]
+        for refund in refunds:
+            storage.insert_refund(refund)
+        storage.insert_refund(self.make_refund("re_other", payment_id="pay_2"))
+
+        assert refunds[0] == storage.get_refund("re_b")
+        assert refunds == storage.list_refunds("pay_1")
+        assert storage.get_refund("nope") is None
+
+    def test_duplicate_is_refused(self, storage: Storage) -> None:
+        storage.insert_refund(self.make_refund("re_1"))
+
+        with pytest.raises(DuplicateRecordError):
+            storage.insert_refund(self.make_refund("re_1"))
+
+    def test_compare_and_set(self, storage: Storage) -> None:
+        refund = self.make_refund("re_1")
+        storage.insert_refund(refund)
+        done = refund.model_copy(update={"version": 1, "status": RefundStatus.SUCCEEDED, "provider_ref": "r"})
+
+        assert (
+            storage.update_refund(done, expected_version=0),
+            storage.update_refund(done, expected_version=0),
+        ) == (True, False)
+        assert done == storage.get_refund("re_1")
+
+
+class TestInvoices:
+    """Invoices: exact amounts and Decimal tax rates round trip; numbers are unique and sequential."""
+
+    @staticmethod
+    def make_invoice(iid: str = "inv_1", number: str = "INV-000001") -> Invoice:
+        line = LineItem(
+            description="Widget", quantity=3, unit_amount=Money.of("1.005", "KWD"), tax_rate=Decimal("0.05")
+        )
+        return Invoice(
+            id=iid,
+            number=number,
+            user_id="u1",
+            currency="KWD",
+            line_items=(line,),
+            subtotal=line.subtotal,
+            tax=line.tax,
+            total=line.total,
+            created_at=T0,
+            updated_at=T0,
+        )
+
+    def test_round_trip(self, storage: Storage) -> None:
+        invoice = self.make_invoice()
+        storage.insert_invoice(invoice)
+
+        stored = storage.get_invoice("inv_1")
+
+        assert invoice == stored
+        assert Decimal("0.05") == stored.line_items[0].tax_rate  # type: ignore[union-attr]
+
+    def test_duplicate_number_is_refused(self, storage: Storage) -> None:
+        storage.insert_invoice(self.make_invoice("inv_1"))
+
+        with pytest.raises(DuplicateRecordError):
+            storage.insert_invoice(self.make_invoice("inv_2"))
+
+    def test_compare_and_set(self, storage: Storage) -> None:
+        invoice = self.make_invoice()
+        storage.insert_invoice(invoice)
+        sent = invoice.model_copy(update={"version": 1, "sent_at": at(3)})
+
+        assert (
+            storage.update_invoice(sent, expected_version=0),
+            storage.update_invoice(sent, expected_version=0),
+        ) == (True, False)
+        assert sent == storage.get_invoice("inv_1")
+
+    def test_sequences_are_per_series(self, storage: Storage) -> None:
+        numbers = [storage.next_invoice_sequence("A"), storage.next_invoice_sequence("A")]
+        numbers.append(storage.next_invoice_sequence("B"))
+
+        assert numbers == [1, 2, 1]
+
+
+class TestPaymentMethods:
+    """Saved methods and customer references."""
+
+    @staticmethod
+    def make_method(mid: str, *, when: int = 0, user: str = "u1") -> PaymentMethod:
+        return PaymentMethod(
+            id=mid,
+            user_id=user,
+            provider="fake",
+            provider_ref=f"pm_{mid}",
+            brand="visa",
+            last4="4242",
+            exp_month=12,
+            exp_year=2030,
+            created_at=at(when),
+            updated_at=at(when),
+        )
+
+    def test_list_skips_deleted_oldest_first(self, storage: Storage) -> None:
+        first, second, third = self.make_method("m1"), self.make_method("m2", when=1), self.make_method("m3", when=2)
+        for method in (third, first, second):
+            storage.insert_payment_method(method)
+        storage.insert_payment_method(self.make_method("m4", user="u2"))
+        deleted = second.model_copy(update={"version": 1, "deleted": True})
+
+        assert storage.update_payment_method(deleted, expected_version=0)
+
+        assert [first, third] == storage.list_payment_methods("u1")
+        assert deleted == storage.get_payment_method("m2")
+
+    def test_duplicate_is_refused(self, storage: Storage) -> None:
+        storage.insert_payment_method(self.make_method("m1"))
+
+        with pytest.raises(DuplicateRecordError):
+            storage.insert_payment_method(self.make_method("m1"))
+
+    def test_customer_ref_is_set_once(self, storage: Storage) -> None:
+        assert storage.get_customer_ref("fake", "u1") is None
+
+        first = storage.set_customer_ref("fake", "u1", "cus_1")
+        second = storage.set_customer_ref("fake", "u1", "cus_2")
+
+        assert (first, second, storage.get_customer_ref("fake", "u1")) == ("cus_1", "cus_1", "cus_1")
+        assert storage.get_customer_ref("other", "u1") is None
+
+
+class TestEffects:
+    """Audit entries and notifications written with a change are durable exactly when it is."""
+
+    def test_insert_effects_are_listed(self, storage: Storage) -> None:
+        audit, note = make_audit("a1"), make_notification("n1")
+        storage.insert_payment(make_payment(), [audit, note])
+
+        assert [audit] == storage.list_audit("pay_1", limit=10)
+        assert [note] == storage.list_notifications("u1", unread_only=False, limit=10)
+
+    def test_failed_compare_and_set_writes_no_effect(self, storage: Storage) -> None:
+        payment = make_payment()
+        storage.insert_payment(payment)
+
+        written = storage.update_payment(bump(payment), expected_version=7, effects=[make_audit("a1")])
+
+        assert (written, storage.list_audit("pay_1", limit=10)) == (False, [])
+
+    def test_duplicate_write_writes_no_effect(self, storage: Storage) -> None:
+        storage.insert_payment(make_payment())
+
+        with pytest.raises(DuplicateRecordError):
+            storage.insert_payment(make_payment(), [make_audit("a-dup"), make_notification("n-dup")])
+
+        assert storage.list_audit("pay_1", limit=10) == []
+        assert storage.list_notifications("u1", unread_only=False, limit=10) == []
+
+    def test_effects_of_every_record_kind(self, storage: Storage) -> None:
+        storage.insert_refund(TestRefunds.make_refund("re_1"), [make_audit("a-re", "re_1", payment_id="pay_1")])
+        storage.insert_invoice(TestInvoices.make_invoice(), [make_audit("a-inv", "inv_1", when=1)])
+        storage.insert_payment_method(TestPaymentMethods.make_method("m1"), [make_audit("a-m", "m1", when=2)])
+
+        assert [e.id for e in storage.list_audit("pay_1", limit=10)] == ["a-re"]
+        assert [e.id for e in storage.list_audit("re_1", limit=10)] == ["a-re"]
+        assert [e.id for e in storage.list_audit("inv_1", limit=10)] == ["a-inv"]
+        assert [e.id for e in storage.list_audit("m1", limit=10)] == ["a-m"]
+
+    def test_effect_ids_are_written_once(self, storage: Storage) -> None:
+        payment = make_payment()
+        storage.insert_payment(payment, [make_audit("a1"), make_notification("n1")])
+        storage.update_payment(bump(payment), expected_version=0, effects=[make_audit("a1"), make_notification("n1")])
+        storage.append_audit([make_audit("a1")])
+        storage.insert_notifications([make_notification("n1")])
+
+        assert [e.id for e in storage.list_audit("pay_1", limit=10)] == ["a1"]
+        assert [n.id for n in storage.list_notifications("u1", unread_only=False, limit=10)] == ["n1"]
+
+    def test_nothing_pending_flushes_nothing(self, storage: Storage) -> None:
+        storage.insert_payment(make_payment(), [make_audit("a1")])
+        storage.list_audit("pay_1", limit=1)
+
+        assert storage.flush_pending_effects() == 0
+
+
+class TestAudit:
+    """The audit trail: by subject or payment, oldest first, limited."""
+
+    def test_oldest_first_and_limit(self, storage: Storage) -> None:
+        entries = [make_audit(f"a{i}", when=i) for i in range(4)]
+        storage.append_audit(entries[:2])
+        storage.append_audit(entries[2:])
+
+        assert entries == storage.list_audit("pay_1", limit=10)
+        assert entries[:2] == storage.list_audit("pay_1", limit=2)
+
+    def test_by_payment_id_includes_other_subjects(self, storage: Storage) -> None:
+        own = make_audit("a1", "pay_1")
+        refund = make_audit("a2", "re_1", when=1, payment_id="pay_1")
+        storage.append_audit([own, refund, make_audit("a3", "pay_2")])
+
+        assert [own, refund] == storage.list_audit("pay_1", limit=10)
+        assert [refund] == storage.list_audit("re_1", limit=10)
+
+
+class TestWebhookEvents:
+    """Webhook de-duplication by (provider, event_id)."""
+
+    def test_second_record_is_refused(self, storage: Storage) -> None:
+        record = WebhookEventRecord("stripe", "evt_1", "payment_intent.succeeded", "applied", T0, "pay_1")
+
+        first = storage.record_webhook_event(record)
+        second = storage.record_webhook_event(WebhookEventRecord("stripe", "evt_1", "x", "duplicate", at(1)))
+        other = storage.record_webhook_event(WebhookEventRecord("paypal", "evt_1", "x", "applied", at(1)))
+
+        assert (first, second, other) == (True, False, True)
+        assert record == storage.get_webhook_event("stripe", "evt_1")
+        assert storage.get_webhook_event("knet", "evt_1") is None
+
+
+class TestNotifications:
+    """The notification outbox: leases, delivery state, read flags."""
+
+    def test_claim_due_pending_earliest_first(self, storage: Storage) -> None:
+        storage.insert_notifications(
+            [make_notification("n2", due=2), make_notification("n1", due=1), make_notification("n9", due=9)]
+        )
+
+        claimed = storage.claim_notifications(now=at(5), lease=timedelta(seconds=30), limit=10)
+
+        assert [n.id for n in claimed] == ["n1", "n2"]
+        assert [at(35), at(35)] == [n.lease_until for n in claimed]
+
+    def test_lease_hides_until_it_expires(self, storage: Storage) -> None:
+        storage.insert_notifications([make_notification("n1")])
+        lease = timedelta(seconds=30)
+
+        first = storage.claim_notifications(now=at(1), lease=lease, limit=10)
+        during = storage.claim_notifications(now=at(2), lease=lease, limit=10)
+        after = storage.claim_notifications(now=at(40), lease=lease, limit=10)
+
+        assert ([n.id for n in first], [n.id for n in during], [n.id for n in after]) == (["n1"], [], ["n1"])
+
+    def test_limit(self, storage: Storage) -> None:
+        storage.insert_notifications([make_notification(f"n{i}", due=i) for i in range(3)])
+
+        claimed = storage.claim_notifications(now=at(9), lease=timedelta(seconds=5), limit=2)
+
+        assert [n.id for n in claimed] == ["n0", "n1"]
+
+    def test_delivered_is_not_claimed_and_read_flag_is_kept(self, storage: Storage) -> None:
+        storage.insert_notifications([make_notification("n1")])
+        (claimed,) = storage.claim_notifications(now=at(1), lease=timedelta(seconds=5), limit=1)
+        assert storage.mark_notification_read("n1")
+        delivered = claimed.model_copy(
+            update={"delivery": "delivered", "attempts": 1, "delivered_to": ("log",), "lease_until": None}
+        )
+
+        storage.save_notification_delivery(delivered)
+
+        assert storage.claim_notifications(now=at(100), lease=timedelta(seconds=5), limit=1) == []
+        listed = storage.list_notifications("u1", unread_only=False, limit=10)
+        assert [delivered.model_copy(update={"read": True})] == listed
+
+    def test_retry_schedule_is_honoured(self, storage: Storage) -> None:
+        storage.insert_notifications([make_notification("n1")])
+        (claimed,) = storage.claim_notifications(now=at(1), lease=timedelta(seconds=5), limit=1)
+        storage.save_notification_delivery(
+            claimed.model_copy(update={"attempts": 1, "next_attempt_at": at(60), "last_error": "boom"})
+        )
+
+        early = storage.claim_notifications(now=at(30), lease=timedelta(seconds=5), limit=1)
+        due = storage.claim_notifications(now=at(60), lease=timedelta(seconds=5), limit=1)
+
+        assert (early, [(n.attempts, n.last_error) for n in due]) == ([], [(1, "boom")])
+
+    def test_list_newest_first_unread_only(self, storage: Storage) -> None:
+        storage.insert_notifications(
+            [make_notification("n1", when=1), make_notification("n2", when=2), make_notification("x", user="u2")]
+        )
+        storage.mark_notification_read("n2")
+
+        every = storage.list_notifications("u1", unread_only=False, limit=10)
+        unread = storage.list_notifications("u1", unread_only=True, limit=10)
+
+        assert ([n.id for n in every], [n.id for n in unread]) == (["n2", "n1"], ["n1"])
+
+    def test_mark_unknown_is_false(self, storage: Storage) -> None:
+        assert storage.mark_notification_read("nope") is False
+
+
+class TestStats:
+    """payment_stats: counts per status, money per currency (never summed across)."""
+
+    def test_stats(self, storage: Storage) -> None:
+        s = PaymentStatus
+        storage.insert_payment(make_payment("p1", status=s.SUCCEEDED, captured_minor=12500))
+        storage.insert_payment(
+            make_payment("p2", status=s.PARTIALLY_REFUNDED, captured_minor=12500, refunded_minor=2000, when=10)
+        )
+        usd = Money.of("10.00", "USD")
+        storage.insert_payment(
+            make_payment("p3", amount=usd, status=s.REFUNDED, captured_minor=1000, refunded_minor=1000)
+        )
+        storage.insert_payment(make_payment("p4", amount=usd, when=20))
+        storage.insert_payment(make_payment("p5", amount=Money.of("5", "JPY"), status=s.FAILED, when=30))
+
+        stats = storage.payment_stats(created_since=at(10))
+
+        assert (stats.count_by_status) == {
+            "succeeded": 1,
+            "partially_refunded": 1,
+            "refunded": 1,
+            "pending": 1,
+            "failed": 1,
+        }
+        assert stats.captured_by_currency == {"KWD": 25000, "USD": 1000}
+        assert stats.refunded_by_currency == {"KWD": 2000, "USD": 1000}
+        assert stats.created_since == 3
+
+    def test_empty(self, storage: Storage) -> None:
+        stats = storage.payment_stats(created_since=T0)
+
+        assert (
+            stats.count_by_status,
+            stats.captured_by_currency,
+            stats.refunded_by_currency,
+            stats.created_since,
+        ) == ({}, {}, {}, 0)
