@@ -16,9 +16,16 @@ from ._fake import FakeBehavior, FakeCall, FakeProvider, FakeWebhook
 __all__ = [
     "FakeBehavior",
     "FakeCall",
+    "FakeKnet",
     "FakeProvider",
     "FakeWebhook",
+    "KnetTransaction",
     "ManualClock",
+    "knet_error_body",
+    "knet_payment_request",
+    "knet_response_body",
+    "sign_stripe_webhook",
+    "stripe_event",
 ]
 
 # Provider-specific helpers need their provider's optional extra; load them on first use.
@@ -26,8 +33,11 @@ _LAZY = {
     "sign_stripe_webhook": "._stripe",
     "stripe_event": "._stripe",
     "PayPalWebhookSigner": "._paypal",
+    "FakeKnet": "._knet",
+    "KnetTransaction": "._knet",
     "knet_response_body": "._knet",
-    "KnetTranPipe": "._knet",
+    "knet_error_body": "._knet",
+    "knet_payment_request": "._knet",
 }
 
 
