@@ -1,0 +1,501 @@
+"""The Stripe adapter: PaymentIntents, refunds, saved cards and verified webhooks.
+
+Built on stripe-python's :class:`stripe.StripeClient` (no module-level
+settings) with an httpx transport that callers may inject. Wire-format decisions
+live in the I/O-free :mod:`paykit.providers._stripe_wire`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NoReturn, cast
+
+import httpx
+import structlog
+
+from .._errors import (
+    AuthenticationError,
+    ConfigurationError,
+    IdempotencyConflictError,
+    InvalidRequestError,
+    PaymentDeclinedError,
+    ProviderError,
+    ProviderUnavailableError,
+)
+from .._models import EventKind, Payment, PaymentMethod, Refund, WebhookEvent
+from .._money import Money
+from ._base import (
+    BaseProvider,
+    CreatePaymentRequest,
+    ProviderCapabilities,
+    ProviderPayment,
+    ProviderPaymentMethod,
+    ProviderRefund,
+)
+from ._stripe_wire import (
+    METADATA_USER_ID,
+    PROVIDER_NAME,
+    capture_params,
+    create_payment_params,
+    read_payment_intent,
+    read_payment_method,
+    read_refund,
+    redact_secrets,
+    refund_params,
+    verify_and_parse_webhook,
+)
+
+try:
+    import stripe
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError("StripeProvider needs the stripe package; install it with: pip install 'paykit[stripe]'") from exc
+
+if TYPE_CHECKING:
+    from stripe.params import (
+        CustomerPaymentMethodListParams,
+        PaymentIntentCaptureParams,
+        PaymentIntentConfirmParams,
+        PaymentIntentCreateParams,
+        RefundCreateParams,
+    )
+
+__all__ = ["StripeProvider"]
+
+logger = structlog.get_logger(__name__)
+
+_DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _HttpxTransport(stripe.HTTPClient):
+    """stripe-python's HTTP client interface over a caller's ``httpx.Client``.
+
+    stripe's own ``HTTPXClient`` creates its clients itself (nothing to inject
+    or mock per provider) and uploads the form body with httpx's deprecated
+    ``data=<str>``, which warns on every POST.
+    """
+
+    name = "paykit-httpx"
+
+    def __init__(self, client: httpx.Client) -> None:
+        super().__init__()
+        self._client = client
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        post_data: Any = None,
+        *,
+        _usage: list[str] | None = None,
+    ) -> tuple[str, int, Mapping[str, str]]:
+        try:
+            response = self._client.request(method, url, headers=headers, content=post_data or None)
+        except httpx.HTTPError as exc:
+            # stripe's retry loop only retries APIConnectionError with should_retry set.
+            raise stripe.APIConnectionError(  # type: ignore[no-untyped-call]  # stripe leaves it unannotated
+                f"could not reach Stripe: {type(exc).__name__}", should_retry=True
+            ) from exc
+        return response.text, response.status_code, response.headers
+
+    def request_stream(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        post_data: Any = None,
+        *,
+        _usage: list[str] | None = None,
+    ) -> tuple[Any, int, Mapping[str, str]]:
+        content, status, response_headers = self.request(method, url, headers, post_data)
+        return iter((content,)), status, response_headers
+
+    def close(self) -> None:
+        self._client.close()
+
+
+@contextlib.contextmanager
+def _stripe_errors(operation: str) -> Iterator[None]:
+    """Translate every stripe exception raised inside into a PaykitError."""
+    try:
+        yield
+    except stripe.StripeError as exc:
+        _raise_translated(exc, operation)
+    except InvalidRequestError as exc:
+        # A response that did not read as Stripe's format (unknown status, currency...).
+        raise ProviderError(
+            f"Stripe {operation} returned an unexpected object: {exc.message}", provider=PROVIDER_NAME
+        ) from exc
+
+
+def _should_retry(exc: stripe.StripeError) -> bool:
+    """The one place deciding whether a failed Stripe call may be retried as is."""
+    if isinstance(exc, stripe.APIConnectionError):
+        return bool(getattr(exc, "should_retry", True))
+    if isinstance(exc, stripe.RateLimitError):
+        return True
+    headers = exc.headers or {}
+    hint = headers.get("stripe-should-retry") or headers.get("Stripe-Should-Retry")
+    if hint is not None:
+        return hint == "true"
+    status = exc.http_status or 0
+    return status == 409 or status >= 500
+
+
+def _raise_translated(exc: stripe.StripeError, operation: str) -> NoReturn:
+    body = redact_secrets(exc.json_body) if isinstance(exc.json_body, Mapping) else None
+    error = body.get("error") if isinstance(body, Mapping) else None
+    error = error if isinstance(error, Mapping) else {}
+    details: dict[str, Any] = {
+        "provider": PROVIDER_NAME,
+        "http_status": exc.http_status,
+        "code": exc.code or error.get("code"),
+        "request_id": exc.request_id,
+        "body": body,
+    }
+    retry = _should_retry(exc)
+    stripe_message = error.get("message") if isinstance(error.get("message"), str) else None
+    message = f"Stripe {operation} failed" + (f": {stripe_message}" if stripe_message else "")
+    logger.warning(
+        "stripe call failed",
+        operation=operation,
+        error=type(exc).__name__,
+        http_status=exc.http_status,
+        code=details["code"],
+        request_id=exc.request_id,
+        should_retry=retry,
+    )
+    translated: ProviderError
+    if isinstance(exc, stripe.CardError):
+        decline = error.get("decline_code")
+        translated = PaymentDeclinedError(
+            message, decline_code=decline if isinstance(decline, str) else exc.code, **details
+        )
+    elif isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
+        # Stripe's message may quote part of the key: keep it out of ours.
+        translated = AuthenticationError(f"Stripe {operation} failed: the API key was rejected", **details)
+    elif isinstance(exc, stripe.IdempotencyError):
+        raise IdempotencyConflictError(
+            f"Stripe {operation} failed: the idempotency key was reused with other parameters"
+        ) from exc
+    elif isinstance(exc, stripe.APIConnectionError):
+        translated = ProviderUnavailableError(
+            f"Stripe {operation} failed: Stripe could not be reached", should_retry=retry, **details
+        )
+    elif isinstance(exc, stripe.RateLimitError) or retry:
+        translated = ProviderUnavailableError(message, should_retry=retry, **details)
+    else:
+        translated = ProviderError(message, should_retry=retry, **details)
+    raise translated from exc
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    """A StripeObject as plain dicts and lists, so the I/O-free readers see JSON."""
+    result: dict[str, Any] = obj.to_dict()
+    return result
+
+
+class StripeProvider(BaseProvider):
+    """Payments through Stripe PaymentIntents.
+
+    >>> provider = StripeProvider("sk_test_...", webhook_secrets=["whsec_..."])  # doctest: +SKIP
+
+    Args:
+        api_key: A Stripe secret or restricted key.
+        webhook_secrets: Endpoint signing secrets accepted by
+            :meth:`parse_webhook`; list both while rotating.
+        client: A ready :class:`stripe.StripeClient`; when given, ``api_key``,
+            ``http_client``, ``api_base`` and ``max_network_retries`` are unused.
+        http_client: The ``httpx.Client`` requests go through (inject one to
+            mock or to share a connection pool). paykit closes only the client
+            it created itself, in :meth:`close`.
+        api_base: Another API address, e.g. a local fake server.
+        webhook_tolerance: Largest accepted age, and lead, of a webhook's
+            signed timestamp, in seconds.
+        refetch_on_webhook: Re-fetch the PaymentIntent named by a
+            ``payment_intent.*`` event and report its current state instead of
+            the event's snapshot.
+        max_network_retries: Retries stripe-python makes for connection
+            errors, 409 and 5xx answers (idempotency keys make them safe).
+        payment_method_types: Payment method types of new PaymentIntents, or
+            ``None`` for Stripe's automatic payment methods.
+        clock: Returns the current aware datetime; used for webhook tolerance.
+
+    Raises:
+        ConfigurationError: An argument is invalid.
+    """
+
+    name = PROVIDER_NAME
+    capabilities = ProviderCapabilities(
+        manual_capture=True,
+        partial_capture=True,
+        refunds=True,
+        partial_refunds=True,
+        saved_payment_methods=True,
+        server_side_confirm=True,
+    )
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        webhook_secrets: Sequence[str] = (),
+        client: stripe.StripeClient | None = None,
+        http_client: httpx.Client | None = None,
+        api_base: str | None = None,
+        webhook_tolerance: int = 300,
+        refetch_on_webhook: bool = False,
+        max_network_retries: int = 0,
+        payment_method_types: Sequence[str] | None = ("card",),
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        if client is None and not api_key:
+            raise ConfigurationError("StripeProvider needs an api_key or a client")
+        if isinstance(webhook_secrets, str):
+            raise ConfigurationError("webhook_secrets must be a sequence of secrets, not one string")
+        if webhook_tolerance <= 0:
+            raise ConfigurationError("webhook_tolerance must be a positive number of seconds")
+        if max_network_retries < 0:
+            raise ConfigurationError("max_network_retries must not be negative")
+        self._webhook_secrets = tuple(secret.encode() for secret in webhook_secrets if secret)
+        self._webhook_tolerance = webhook_tolerance
+        self._refetch_on_webhook = refetch_on_webhook
+        self._payment_method_types = tuple(payment_method_types) if payment_method_types is not None else None
+        self._clock = clock
+        self._owned_http: httpx.Client | None = None
+        if client is None:
+            if http_client is None:
+                http_client = self._owned_http = httpx.Client(timeout=_DEFAULT_TIMEOUT)
+            client = stripe.StripeClient(
+                api_key,
+                base_addresses={"api": api_base} if api_base else None,
+                http_client=_HttpxTransport(http_client),
+                max_network_retries=max_network_retries,
+            )
+        self._stripe = client
+
+    def __repr__(self) -> str:
+        secrets = len(self._webhook_secrets)
+        return f"StripeProvider(webhook_secrets={secrets}, webhook_tolerance={self._webhook_tolerance})"
+
+    def close(self) -> None:
+        """Close the HTTP client paykit created (an injected one is left open)."""
+        if self._owned_http is not None:
+            self._owned_http.close()
+
+    # -- payments --------------------------------------------------------------
+
+    def create_payment(self, request: CreatePaymentRequest) -> ProviderPayment:
+        """Create a PaymentIntent.
+
+        Raises:
+            InvalidRequestError: The amount breaks Stripe's amount rules.
+            ProviderError: Stripe refused (see the subclasses).
+        """
+        params = create_payment_params(request, payment_method_types=self._payment_method_types)
+        with _stripe_errors("create PaymentIntent"):
+            pi = self._stripe.v1.payment_intents.create(
+                params=cast("PaymentIntentCreateParams", params),
+                options={"idempotency_key": request.idempotency_key},
+            )
+            result = read_payment_intent(_as_dict(pi))
+        logger.info("stripe payment created", payment_id=request.payment_id, provider_ref=result.provider_ref)
+        if request.return_url is None:
+            return result
+        # Needed again at confirmation, which only sees the stored Payment.
+        return _with_data(result, {"stripe_return_url": request.return_url})
+
+    def confirm_payment(
+        self, payment: Payment, *, payment_method_ref: str | None, idempotency_key: str
+    ) -> ProviderPayment:
+        """Confirm the PaymentIntent server-side, with ``payment_method_ref`` if new.
+
+        Raises:
+            PaymentDeclinedError: The card was declined.
+            ProviderError: Stripe refused (see the subclasses).
+        """
+        intent = self._ref(payment)
+        params: dict[str, Any] = {}
+        if payment_method_ref is not None and payment_method_ref != payment.payment_method_ref:
+            params["payment_method"] = payment_method_ref
+        return_url = payment.provider_data.get("stripe_return_url")
+        if return_url:
+            params["return_url"] = return_url
+        with _stripe_errors("confirm PaymentIntent"):
+            pi = self._stripe.v1.payment_intents.confirm(
+                intent,
+                params=cast("PaymentIntentConfirmParams", params),
+                options={"idempotency_key": idempotency_key},
+            )
+            return read_payment_intent(_as_dict(pi))
+
+    def capture_payment(self, payment: Payment, *, amount: Money | None, idempotency_key: str) -> ProviderPayment:
+        """Capture an authorized PaymentIntent, in full or in part.
+
+        Raises:
+            InvalidRequestError: ``amount`` is of another currency or breaks Stripe's amount rules.
+            ProviderError: Stripe refused (see the subclasses).
+        """
+        intent = self._ref(payment)
+        params = capture_params(amount, payment.currency)
+        with _stripe_errors("capture PaymentIntent"):
+            pi = self._stripe.v1.payment_intents.capture(
+                intent,
+                params=cast("PaymentIntentCaptureParams", params),
+                options={"idempotency_key": idempotency_key},
+            )
+            return read_payment_intent(_as_dict(pi))
+
+    def cancel_payment(self, payment: Payment, *, idempotency_key: str) -> ProviderPayment:
+        """Cancel a PaymentIntent that was not captured.
+
+        Raises:
+            ProviderError: Stripe refused (see the subclasses).
+        """
+        intent = self._ref(payment)
+        with _stripe_errors("cancel PaymentIntent"):
+            pi = self._stripe.v1.payment_intents.cancel(intent, options={"idempotency_key": idempotency_key})
+            return read_payment_intent(_as_dict(pi))
+
+    def retrieve_payment(self, payment: Payment) -> ProviderPayment:
+        """Fetch the PaymentIntent's current state.
+
+        Raises:
+            ProviderError: Stripe refused (see the subclasses).
+        """
+        return self._retrieve(self._ref(payment))
+
+    def _retrieve(self, provider_ref: str) -> ProviderPayment:
+        with _stripe_errors("retrieve PaymentIntent"):
+            pi = self._stripe.v1.payment_intents.retrieve(provider_ref)
+            return read_payment_intent(_as_dict(pi))
+
+    def refund_payment(self, payment: Payment, refund: Refund, *, idempotency_key: str) -> ProviderRefund:
+        """Refund ``refund.amount`` of the PaymentIntent.
+
+        Raises:
+            InvalidRequestError: The amount is of another currency or breaks Stripe's amount rules.
+            ProviderError: Stripe refused (see the subclasses).
+        """
+        params = refund_params(
+            payment_intent=self._ref(payment),
+            amount=refund.amount,
+            payment_currency=payment.currency,
+            payment_id=payment.id,
+            refund_id=refund.id,
+        )
+        with _stripe_errors("create Refund"):
+            created = self._stripe.v1.refunds.create(
+                params=cast("RefundCreateParams", params),
+                options={"idempotency_key": idempotency_key},
+            )
+            return read_refund(_as_dict(created))
+
+    # -- saved payment methods -------------------------------------------------
+
+    def save_payment_method(
+        self, user_id: str, token: str, *, customer_ref: str | None, idempotency_key: str
+    ) -> tuple[ProviderPaymentMethod, str | None]:
+        """Attach PaymentMethod ``token`` to the user's Customer, creating it once.
+
+        Returns:
+            The saved method and the Customer id (``customer_ref`` or the new one).
+
+        Raises:
+            ProviderError: Stripe refused (see the subclasses).
+        """
+        with _stripe_errors("save PaymentMethod"):
+            if customer_ref is None:
+                customer = self._stripe.v1.customers.create(
+                    params={"metadata": {METADATA_USER_ID: user_id}},
+                    options={"idempotency_key": f"paykit-customer-{user_id}"},
+                )
+                customer_ref = str(customer.id)
+                logger.info("stripe customer created", user_id=user_id, customer_ref=customer_ref)
+            pm = self._stripe.v1.payment_methods.attach(
+                token, params={"customer": customer_ref}, options={"idempotency_key": idempotency_key}
+            )
+            return read_payment_method(_as_dict(pm)), customer_ref
+
+    def list_payment_methods(self, customer_ref: str, *, type: str = "card") -> list[ProviderPaymentMethod]:
+        """The methods attached to a Customer (first page of up to 100).
+
+        Raises:
+            ProviderError: Stripe refused (see the subclasses).
+        """
+        with _stripe_errors("list PaymentMethods"):
+            page = self._stripe.v1.customers.payment_methods.list(
+                customer_ref,
+                params=cast("CustomerPaymentMethodListParams", {"type": type, "limit": 100}),
+            )
+            return [read_payment_method(_as_dict(pm)) for pm in page.data]
+
+    def set_default_payment_method(self, customer_ref: str, payment_method_ref: str) -> None:
+        """Make a method the Customer's default for invoices and subscriptions.
+
+        Raises:
+            ProviderError: Stripe refused (see the subclasses).
+        """
+        with _stripe_errors("set default PaymentMethod"):
+            self._stripe.v1.customers.update(
+                customer_ref, params={"invoice_settings": {"default_payment_method": payment_method_ref}}
+            )
+
+    def delete_payment_method(self, method: PaymentMethod) -> None:
+        """Detach the method from its Customer.
+
+        Raises:
+            ProviderError: Stripe refused (see the subclasses).
+        """
+        with _stripe_errors("detach PaymentMethod"):
+            self._stripe.v1.payment_methods.detach(method.provider_ref)
+
+    # -- webhooks --------------------------------------------------------------
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Verify ``Stripe-Signature`` and normalize the event.
+
+        Args:
+            body: The raw request body.
+            headers: The request headers, names lower-cased.
+
+        Raises:
+            WebhookVerificationError: Forged, stale, future-dated or malformed.
+            ProviderError: ``refetch_on_webhook`` is set and the re-fetch failed.
+        """
+        header = headers.get("stripe-signature")
+        event = verify_and_parse_webhook(
+            body,
+            header,
+            self._webhook_secrets,
+            now=self._clock().timestamp(),
+            tolerance=self._webhook_tolerance,
+        )
+        if self._refetch_on_webhook and event.kind is EventKind.PAYMENT and event.provider_ref:
+            current = self._retrieve(event.provider_ref)
+            event = event.model_copy(
+                update={
+                    "status": current.status,
+                    "amount_captured": current.amount_captured,
+                    "failure_code": current.failure_code,
+                    "failure_message": current.failure_message,
+                    "provider_data": {**event.provider_data, **current.provider_data},
+                }
+            )
+        return event
+
+    def _ref(self, payment: Payment) -> str:
+        if not payment.provider_ref:
+            raise InvalidRequestError(f"payment {payment.id} has no Stripe PaymentIntent yet")
+        return payment.provider_ref
+
+
+def _with_data(result: ProviderPayment, extra: Mapping[str, str]) -> ProviderPayment:
+    return replace(result, provider_data={**result.provider_data, **extra})
