@@ -21,6 +21,7 @@ __all__ = [
     "FakeWebhook",
     "KnetTransaction",
     "ManualClock",
+    "PayPalWebhookSigner",
     "knet_error_body",
     "knet_payment_request",
     "knet_response_body",

@@ -1,0 +1,188 @@
+"""Offline verification of PayPal webhook signatures, free of I/O.
+
+PayPal signs ``transmission_id|transmission_time|webhook_id|crc32(body)`` with
+SHA256withRSA and names the signing certificate in ``PAYPAL-CERT-URL``. The
+adapter fetches that certificate (only from an https URL on a paypal.com host,
+so TLS vouches for where it came from); these functions decide everything else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import re
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+from urllib.parse import urlsplit
+
+from .._errors import WebhookVerificationError
+
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.x509.oid import NameOID
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "PayPal webhook verification needs 'cryptography'; install it with: pip install 'paykit[paypal]'"
+    ) from exc
+
+__all__ = [
+    "AUTH_ALGO",
+    "TransmissionHeaders",
+    "check_cert_url",
+    "check_certificate",
+    "check_transmission_time",
+    "load_certificates",
+    "signed_message",
+    "verify_signature",
+]
+
+AUTH_ALGO: Final = "SHA256withRSA"
+_SUBJECT_CN: Final = re.compile(r"^messageverificationcerts(\.[a-z0-9-]+)*\.paypal\.com$")
+
+
+@dataclass(frozen=True, slots=True)
+class TransmissionHeaders:
+    """The ``PAYPAL-*`` headers of one webhook delivery."""
+
+    transmission_id: str
+    transmission_time: str
+    transmission_sig: str
+    cert_url: str
+    auth_algo: str
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> TransmissionHeaders:
+        """Read the headers (any case).
+
+        Raises:
+            WebhookVerificationError: A header is missing or empty.
+        """
+        lower = {key.lower(): value for key, value in headers.items()}
+        values: dict[str, str] = {}
+        for field in ("transmission_id", "transmission_time", "transmission_sig", "cert_url", "auth_algo"):
+            header = "paypal-" + field.replace("_", "-")
+            value = lower.get(header, "").strip()
+            if not value:
+                raise WebhookVerificationError(f"PayPal webhook lacks the {header.upper()} header")
+            values[field] = value
+        return cls(**values)
+
+
+def signed_message(transmission_id: str, transmission_time: str, webhook_id: str, body: bytes) -> bytes:
+    """The bytes PayPal signs for one delivery of ``body`` to ``webhook_id``."""
+    return f"{transmission_id}|{transmission_time}|{webhook_id}|{zlib.crc32(body) & 0xFFFFFFFF}".encode()
+
+
+def check_transmission_time(value: str, *, now: datetime, tolerance: timedelta) -> datetime:
+    """Parse ``PAYPAL-TRANSMISSION-TIME`` and reject it if too far from ``now``.
+
+    PayPal signs every retry afresh, so an old transmission time means a replay.
+
+    Raises:
+        WebhookVerificationError: The time is malformed, naive, or more than
+            ``tolerance`` away from ``now`` (either way).
+    """
+    try:
+        sent = datetime.fromisoformat(value)
+    except ValueError:
+        raise WebhookVerificationError("PayPal webhook transmission time is malformed") from None
+    if sent.tzinfo is None:
+        raise WebhookVerificationError("PayPal webhook transmission time has no time zone")
+    if abs(now - sent) > tolerance:
+        raise WebhookVerificationError("PayPal webhook transmission time is outside the tolerance")
+    return sent
+
+
+def check_cert_url(url: str) -> str:
+    """Accept only ``https://`` URLs on ``paypal.com`` or its subdomains.
+
+    Returns:
+        The URL, unchanged, to fetch.
+
+    Raises:
+        WebhookVerificationError: Another scheme, host, port, or user info.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise WebhookVerificationError("PayPal certificate URL is malformed") from None
+    host = (parts.hostname or "").lower()
+    if (
+        parts.scheme != "https"
+        or parts.username is not None
+        or parts.password is not None
+        or port not in (None, 443)
+        or not (host == "paypal.com" or host.endswith(".paypal.com"))
+    ):
+        raise WebhookVerificationError("PayPal certificate URL is not an https URL on a paypal.com host")
+    return url
+
+
+def load_certificates(pem: bytes) -> list[x509.Certificate]:
+    """The certificates in a PEM document, leaf first.
+
+    Raises:
+        WebhookVerificationError: The document holds no readable certificate.
+    """
+    try:
+        certificates = x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        raise WebhookVerificationError("PayPal certificate is not a PEM certificate") from None
+    return certificates
+
+
+def check_certificate(certificates: list[x509.Certificate], *, now: datetime) -> rsa.RSAPublicKey:
+    """Check PayPal's signing certificate and return its RSA public key.
+
+    The leaf must be valid at ``now`` and issued to
+    ``messageverificationcerts[.<env>].paypal.com``; any certificates after it
+    must each have issued the one before and be valid too.
+
+    Raises:
+        WebhookVerificationError: A check failed.
+    """
+    if not certificates:
+        raise WebhookVerificationError("PayPal certificate document is empty")
+    for certificate in certificates:
+        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+            raise WebhookVerificationError("PayPal certificate is expired or not yet valid")
+    for child, issuer in itertools.pairwise(certificates):
+        try:
+            child.verify_directly_issued_by(issuer)
+        except (ValueError, TypeError, InvalidSignature):
+            raise WebhookVerificationError("PayPal certificate chain is broken") from None
+    leaf = certificates[0]
+    names = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    common_name = names[0].value if names else ""
+    if not isinstance(common_name, str) or not _SUBJECT_CN.match(common_name.lower()):
+        raise WebhookVerificationError("PayPal certificate was not issued for message verification")
+    key = leaf.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise WebhookVerificationError("PayPal certificate does not hold an RSA key")
+    return key
+
+
+def verify_signature(key: rsa.RSAPublicKey, message: bytes, signature: str, *, auth_algo: str) -> None:
+    """Check the base64 ``PAYPAL-TRANSMISSION-SIG`` over ``message``.
+
+    Raises:
+        WebhookVerificationError: Unknown algorithm, malformed or wrong signature.
+    """
+    if auth_algo != AUTH_ALGO:
+        raise WebhookVerificationError("PayPal webhook uses an unsupported signature algorithm")
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):
+        raise WebhookVerificationError("PayPal webhook signature is not base64") from None
+    try:
+        key.verify(raw, message, padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        raise WebhookVerificationError("PayPal webhook signature does not match") from None
