@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,8 @@ def _context(doc: Path) -> contextlib.AbstractContextManager[dict[str, Any]]:
     if not path.exists():
         return contextlib.nullcontext({})
     spec = importlib.util.spec_from_file_location(f"docs_context_{name}", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     ctx: contextlib.AbstractContextManager[dict[str, Any]] = module.context()
@@ -49,7 +49,7 @@ def test_examples_run(doc: Path) -> None:
         namespace: dict[str, Any] = {"__name__": f"docs_{doc.stem}", **extra}
         for number, block in enumerate(blocks, 1):
             code = compile(block, f"{doc.relative_to(ROOT)} (block {number})", "exec")
-            exec(code, namespace)  # noqa: S102 - running our own documentation is the point
+            exec(code, namespace)
 
 
 def test_readme_opens_with_the_two_commands() -> None:
@@ -63,5 +63,3 @@ def test_readme_opens_with_the_two_commands() -> None:
 def test_ci_runs_the_readme_check_command() -> None:
     """.ci/run runs the README's check command."""
     assert "python3 scripts/dev.py check" in (ROOT / ".ci" / "run").read_text()
-
-

@@ -179,9 +179,7 @@ class TestConfirm:
         with pytest.raises(InvalidStateError, match="succeeded"):
             service.confirm_payment(payment.id)
 
-    def test_keyed_confirm_replays_without_a_provider_call(
-        self, service: PaymentService, fake: FakeProvider
-    ) -> None:
+    def test_keyed_confirm_replays_without_a_provider_call(self, service: PaymentService, fake: FakeProvider) -> None:
         """Confirming again with the same key returns the payment and calls nobody."""
         payment = _init(service)
         first = service.confirm_payment(payment.id, idempotency_key="c-1")
@@ -641,4 +639,3 @@ def test_clock_must_be_aware(fake: FakeProvider) -> None:
 
     with pytest.raises(InvalidRequestError, match="timezone-aware"):
         _init(service)
-

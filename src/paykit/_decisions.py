@@ -69,9 +69,7 @@ def fingerprint(**params: Any) -> str:
 def check_replay(stored_fingerprint: str, fp: str, what: str) -> None:
     """Raise unless a replayed idempotency key carries the same parameters."""
     if stored_fingerprint != fp:
-        raise IdempotencyConflictError(
-            f"idempotency key was already used for a {what} with different parameters"
-        )
+        raise IdempotencyConflictError(f"idempotency key was already used for a {what} with different parameters")
 
 
 def check_id(value: object, what: str) -> str:

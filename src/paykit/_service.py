@@ -236,6 +236,7 @@ class PaymentService:
         *,
         actor: str,
         payload: Mapping[str, Any] | None = None,
+        extra_effects: Sequence[Effect] = (),
         **changes: Any,
     ) -> Payment | None:
         """Write one new version of a payment with its audit entry and notifications.
@@ -246,6 +247,7 @@ class PaymentService:
         after = before.model_copy(update={**changes, "version": before.version + 1, "updated_at": now})
         effects: list[Effect] = [d.payment_audit(before, after, action, actor=actor, at=now, payload=payload)]
         effects.extend(d.payment_notifications(before, after, at=now))
+        effects.extend(extra_effects)
         if not self._write(before, after, effects):
             return None
         if after.status != before.status:
@@ -293,7 +295,7 @@ class PaymentService:
 
     def _retry_change(
         self,
-        payment_id: str,
+        payment: Payment | str,
         action: AuditAction,
         build: Callable[[Payment], dict[str, Any] | None],
         *,
@@ -302,10 +304,11 @@ class PaymentService:
     ) -> Payment:
         """Apply ``build``'s changes with compare-and-set, reloading on conflict.
 
-        ``build`` returns ``None`` when there is nothing to write.
+        ``payment`` is the copy in hand (saving a read when it is still current)
+        or an id. ``build`` returns ``None`` when there is nothing to write.
         """
+        current = payment if isinstance(payment, Payment) else self._load(payment)
         for attempt in range(_CAS_ATTEMPTS):
-            current = self._load(payment_id)
             changes = build(current)
             if changes is None:
                 return current
@@ -313,7 +316,8 @@ class PaymentService:
             if written is not None:
                 return written
             time.sleep(min(0.001 * attempt, 0.02))
-        raise StorageError(f"payment {payment_id} kept changing under this write; try again")
+            current = self._load(current.id)
+        raise StorageError(f"payment {current.id} kept changing under this write; try again")
 
     # -- payments -----------------------------------------------------------
     def initialize_payment(
@@ -435,7 +439,7 @@ class PaymentService:
             description=payment.description,
             metadata=payment.metadata,
             payment_method_ref=payment.payment_method_ref,
-            customer_ref=self._storage.get_customer_ref(payment.provider, payment.user_id),
+            customer_ref=self._customer_ref(adapter, payment),
             return_url=return_url,
             cancel_url=cancel_url,
         )
@@ -445,11 +449,17 @@ class PaymentService:
             self._fail(payment, exc, AuditAction.PAYMENT_INIT, actor=actor)
             raise
         return self._retry_change(
-            payment.id,
+            payment,
             AuditAction.PAYMENT_INIT,
             lambda current: None if current.provider_ref else self._provider_changes(current, result),
             actor=actor,
         )
+
+    def _customer_ref(self, adapter: Provider, payment: Payment) -> str | None:
+        """The user's provider customer, needed only to pay with a method saved on it."""
+        if payment.payment_method_ref is None or not adapter.capabilities.saved_payment_methods:
+            return None
+        return self._storage.get_customer_ref(payment.provider, payment.user_id)
 
     def _fail(self, payment: Payment, exc: ProviderError, action: AuditAction, *, actor: str) -> None:
         """Record a provider decline as FAILED, attaching the payment id to the error."""
@@ -464,7 +474,7 @@ class PaymentService:
                 "failure_message": exc.message,
             }
 
-        self._retry_change(payment.id, action, build, actor=actor, payload={"error": exc.code})
+        self._retry_change(payment, action, build, actor=actor, payload={"error": exc.code})
 
     def _resolve_method(self, user_id: str, provider: str, payment_method: str | None) -> str | None:
         """A saved method id becomes its provider token; anything else is passed through."""
@@ -501,7 +511,7 @@ class PaymentService:
 
     def _apply_result(
         self,
-        payment_id: str,
+        payment: Payment,
         result: ProviderPayment,
         action: AuditAction,
         *,
@@ -518,7 +528,7 @@ class PaymentService:
                 changes["operation_keys"] = {**current.operation_keys, f"{op}:{key}": fp}
             return changes
 
-        return self._retry_change(payment_id, action, build, actor=actor)
+        return self._retry_change(payment, action, build, actor=actor)
 
     def confirm_payment(
         self,
@@ -556,7 +566,7 @@ class PaymentService:
             self._fail(payment, exc, AuditAction.PAYMENT_CONFIRM, actor=actor or self._actor)
             raise
         return self._apply_result(
-            payment.id, result, AuditAction.PAYMENT_CONFIRM, op="confirm", key=key, fp=fp,
+            payment, result, AuditAction.PAYMENT_CONFIRM, op="confirm", key=key, fp=fp,
             actor=actor or self._actor,
         )  # fmt: skip
 
@@ -590,7 +600,7 @@ class PaymentService:
         result = adapter.capture_payment(payment, amount=amount, idempotency_key=provider_key)
         captured = result.amount_captured or amount or payment.amount
         return self._apply_result(
-            payment.id, result, AuditAction.PAYMENT_CAPTURE, op="capture", key=key, fp=fp,
+            payment, result, AuditAction.PAYMENT_CAPTURE, op="capture", key=key, fp=fp,
             actor=actor or self._actor, extra={"captured_minor": self._same_currency(payment, captured)},
         )  # fmt: skip
 
@@ -620,7 +630,7 @@ class PaymentService:
                 changes["operation_keys"] = {**current.operation_keys, f"cancel:{key}": fp}
             return changes
 
-        return self._retry_change(payment.id, AuditAction.PAYMENT_CANCEL, build, actor=actor or self._actor)
+        return self._retry_change(payment, AuditAction.PAYMENT_CANCEL, build, actor=actor or self._actor)
 
     def get_payment(self, payment_id: str) -> Payment:
         """The payment with this id.
@@ -886,40 +896,59 @@ class PaymentService:
                 changes["captured_minor"] = current.amount.minor_units
             return changes
 
-        return self._retry_change(payment.id, AuditAction.PAYMENT_STATUS_UPDATE, build, actor=actor or self._actor)
+        return self._retry_change(payment, AuditAction.PAYMENT_STATUS_UPDATE, build, actor=actor or self._actor)
 
     def apply_webhook_event(self, event: WebhookEvent) -> WebhookOutcome:
         """Apply a verified, normalized provider event exactly once.
 
         A redelivered event is a no-op; one that would move a payment backwards
-        is recorded in the audit trail and not applied.
+        is recorded in the audit trail and not applied. A status change costs one
+        read and one compare-and-set write, which also records the event.
 
         Raises:
             WebhookVerificationError: The event contradicts the stored payment (amount, currency).
             StorageError: Storage failed; nothing was recorded, so the provider's retry is safe.
         """
+        if event.kind == EventKind.IGNORED:
+            return self._record_event(event, WebhookOutcome.IGNORED, None)
+        payment = self._find_event_payment(event)
+        if payment is None:
+            log.warning("webhook for unknown payment", provider=event.provider, event_type=event.type)
+            return self._record_event(event, WebhookOutcome.UNKNOWN_PAYMENT, None)
+        actor = f"webhook:{event.provider}"
+        if event.amount is not None and event.amount != payment.amount:
+            log.warning("webhook amount mismatch", payment_id=payment.id, provider=event.provider)
+            raise WebhookVerificationError(f"event amount does not match payment {payment.id}")
+        if event.kind == EventKind.PAYMENT and event.status is not None:
+            return self._apply_status(payment, event, actor=actor)
         if self._storage.get_webhook_event(event.provider, event.event_id) is not None:
             return WebhookOutcome.DUPLICATE
-        payment: Payment | None = None
-        if event.kind != EventKind.IGNORED:
-            payment = self._find_event_payment(event)
-        if event.kind == EventKind.IGNORED:
-            outcome = WebhookOutcome.IGNORED
-        elif payment is None:
-            outcome = WebhookOutcome.UNKNOWN_PAYMENT
-            log.warning("webhook for unknown payment", provider=event.provider, event_type=event.type)
+        if event.kind == EventKind.DISPUTE:
+            self._retry_change(
+                payment, AuditAction.PAYMENT_DISPUTE, lambda _: {}, actor=actor,
+                payload={"event_type": event.type, "event_id": event.event_id},
+            )  # fmt: skip
+            outcome = WebhookOutcome.APPLIED
+        elif event.kind == EventKind.REFUND:
+            outcome = self._apply_refund_event(payment, event, actor=actor)
         else:
-            outcome = self._apply_event(payment, event, actor=f"webhook:{event.provider}")
-        self._storage.record_webhook_event(
-            WebhookEventRecord(
-                provider=event.provider,
-                event_id=event.event_id,
-                type=event.type,
-                outcome=outcome.value,
-                received_at=self._now(),
-                payment_id=payment.id if payment else None,
-            )
+            outcome = WebhookOutcome.IGNORED
+        return self._record_event(event, outcome, payment.id)
+
+    def _event_record(self, event: WebhookEvent, outcome: WebhookOutcome, payment_id: str | None) -> WebhookEventRecord:
+        return WebhookEventRecord(
+            provider=event.provider,
+            event_id=event.event_id,
+            type=event.type,
+            outcome=outcome.value,
+            received_at=self._now(),
+            payment_id=payment_id,
         )
+
+    def _record_event(self, event: WebhookEvent, outcome: WebhookOutcome, payment_id: str | None) -> WebhookOutcome:
+        """Record an event that changed no payment; a second delivery is a duplicate."""
+        if not self._storage.record_webhook_event(self._event_record(event, outcome, payment_id)):
+            return WebhookOutcome.DUPLICATE
         return outcome
 
     def _find_event_payment(self, event: WebhookEvent) -> Payment | None:
@@ -931,63 +960,60 @@ class PaymentService:
             return self._storage.find_payment_by_provider_ref(event.provider, event.provider_ref)
         return None
 
-    def _apply_event(self, payment: Payment, event: WebhookEvent, *, actor: str) -> WebhookOutcome:
-        if event.amount is not None and event.amount != payment.amount:
-            log.warning("webhook amount mismatch", payment_id=payment.id, provider=event.provider)
-            raise WebhookVerificationError(f"event amount does not match payment {payment.id}")
-        if event.kind == EventKind.DISPUTE:
-            self._retry_change(
-                payment.id, AuditAction.PAYMENT_DISPUTE, lambda _: {}, actor=actor,
-                payload={"event_type": event.type, "event_id": event.event_id},
-            )  # fmt: skip
-            return WebhookOutcome.APPLIED
-        if event.kind == EventKind.REFUND:
-            return self._apply_refund_event(payment, event, actor=actor)
-        if event.status is None:
-            return WebhookOutcome.IGNORED
-        return self._apply_status(payment.id, event, actor=actor)
-
-    def _apply_status(self, payment_id: str, event: WebhookEvent, *, actor: str) -> WebhookOutcome:
+    def _apply_status(self, payment: Payment, event: WebhookEvent, *, actor: str) -> WebhookOutcome:
+        """Move ``payment`` to the event's status if the table allows; record a stale event once."""
         target = event.status
         if target is None:
             return WebhookOutcome.IGNORED
-        outcome = WebhookOutcome.APPLIED
-        action = AuditAction.PAYMENT_STATUS_UPDATE
-
-        def build(current: Payment) -> dict[str, Any] | None:
-            nonlocal outcome, action
+        payload = {"event_type": event.type, "event_id": event.event_id, "requested_status": target.value}
+        current = payment
+        for attempt in range(_CAS_ATTEMPTS):
             data = {**current.provider_data, **event.provider_data}
             if current.status == target:
-                outcome = WebhookOutcome.DUPLICATE
-                return {"provider_data": data} if data != current.provider_data else None
-            if not can_transition(current.status, target):
-                outcome, action = WebhookOutcome.STALE, AuditAction.PAYMENT_EVENT_IGNORED
-                return {}
-            outcome, action = WebhookOutcome.APPLIED, AuditAction.PAYMENT_STATUS_UPDATE
-            changes: dict[str, Any] = {"status": target, "provider_data": data}
-            if event.provider_ref and current.provider_ref is None:
-                changes["provider_ref"] = event.provider_ref
-            if target == PaymentStatus.FAILED:
-                changes["failure_code"] = event.failure_code
-                changes["failure_message"] = event.failure_message
-            captured = event.amount_captured
-            if captured is not None:
-                changes["captured_minor"] = max(current.captured_minor, self._same_currency(current, captured))
-            elif target == PaymentStatus.SUCCEEDED and not current.captured_minor:
-                changes["captured_minor"] = current.amount.minor_units
-            return changes
-
-        payload = {"event_type": event.type, "event_id": event.event_id, "requested_status": target.value}
-        for _ in range(_CAS_ATTEMPTS):
-            current = self._load(payment_id)
-            changes = build(current)
-            if changes is None:
-                return outcome
-            if self._change(current, action, actor=actor, payload=payload, **changes) is not None:
+                # Already there (this event, or the API call that caused it, was applied).
+                if data != current.provider_data:
+                    self._retry_change(
+                        current, AuditAction.PAYMENT_STATUS_UPDATE, lambda latest: self._merged_data(latest, event),
+                        actor=actor, payload=payload,
+                    )  # fmt: skip
+                return WebhookOutcome.DUPLICATE
+            if can_transition(current.status, target):
+                outcome, action = WebhookOutcome.APPLIED, AuditAction.PAYMENT_STATUS_UPDATE
+                changes = self._event_changes(current, event, target, data)
+            else:
+                if self._storage.get_webhook_event(event.provider, event.event_id) is not None:
+                    return WebhookOutcome.DUPLICATE
+                outcome, action, changes = WebhookOutcome.STALE, AuditAction.PAYMENT_EVENT_IGNORED, {}
+            record = self._event_record(event, outcome, current.id)
+            written = self._change(current, action, actor=actor, payload=payload, extra_effects=[record], **changes)
+            if written is not None:
                 if outcome == WebhookOutcome.STALE:
-                    log.info("stale provider event ignored", payment_id=payment_id, event_type=event.type)
+                    log.info("stale provider event ignored", payment_id=current.id, event_type=event.type)
                 return outcome
-        raise StorageError(f"payment {payment_id} kept changing under this event; the provider will retry")
+            time.sleep(min(0.001 * attempt, 0.02))
+            current = self._load(current.id)
+        raise StorageError(f"payment {payment.id} kept changing under this event; the provider will retry")
+
+    @staticmethod
+    def _merged_data(current: Payment, event: WebhookEvent) -> dict[str, Any] | None:
+        data = {**current.provider_data, **event.provider_data}
+        return None if data == current.provider_data else {"provider_data": data}
+
+    def _event_changes(
+        self, current: Payment, event: WebhookEvent, target: PaymentStatus, data: dict[str, str]
+    ) -> dict[str, Any]:
+        changes: dict[str, Any] = {"status": target, "provider_data": data}
+        if event.provider_ref and current.provider_ref is None:
+            changes["provider_ref"] = event.provider_ref
+        if target == PaymentStatus.FAILED:
+            changes["failure_code"] = event.failure_code
+            changes["failure_message"] = event.failure_message
+        if event.amount_captured is not None:
+            captured = self._same_currency(current, event.amount_captured)
+            changes["captured_minor"] = max(current.captured_minor, captured)
+        elif target == PaymentStatus.SUCCEEDED and not current.captured_minor:
+            changes["captured_minor"] = current.amount.minor_units
+        return changes
 
     def _apply_refund_event(self, payment: Payment, event: WebhookEvent, *, actor: str) -> WebhookOutcome:
         """Settle a pending refund the provider finished, or record one made outside paykit."""
@@ -1060,7 +1086,7 @@ class PaymentService:
                         failure_message=result.failure_message,
                         provider_data=dict(result.provider_data),
                     )
-                    changed = self._apply_status(payment.id, event, actor="reconcile") == WebhookOutcome.APPLIED
+                    changed = self._apply_status(payment, event, actor="reconcile") == WebhookOutcome.APPLIED
                 report.updated += int(changed)
             except PaykitError as exc:
                 report.errors[payment.id] = f"{type(exc).__name__}: {exc.message}"

@@ -28,9 +28,7 @@ _S = PaymentStatus
 # SUCCEEDED -> PARTIALLY_REFUNDED -> REFUNDED; any step may be skipped, never
 # taken backwards. FAILED and CANCELED are exits from every non-captured state.
 _TRANSITIONS: Final[dict[PaymentStatus, frozenset[PaymentStatus]]] = {
-    _S.PENDING: frozenset(
-        {_S.REQUIRES_ACTION, _S.PROCESSING, _S.AUTHORIZED, _S.SUCCEEDED, _S.FAILED, _S.CANCELED}
-    ),
+    _S.PENDING: frozenset({_S.REQUIRES_ACTION, _S.PROCESSING, _S.AUTHORIZED, _S.SUCCEEDED, _S.FAILED, _S.CANCELED}),
     _S.REQUIRES_ACTION: frozenset({_S.PROCESSING, _S.AUTHORIZED, _S.SUCCEEDED, _S.FAILED, _S.CANCELED}),
     _S.PROCESSING: frozenset({_S.AUTHORIZED, _S.SUCCEEDED, _S.FAILED, _S.CANCELED}),
     _S.AUTHORIZED: frozenset({_S.SUCCEEDED, _S.FAILED, _S.CANCELED}),

@@ -132,9 +132,7 @@ class Provider(Protocol):
         """Confirm (authorize, or capture for automatic capture) the payment."""
         ...
 
-    def capture_payment(
-        self, payment: Payment, *, amount: Money | None, idempotency_key: str
-    ) -> ProviderPayment:
+    def capture_payment(self, payment: Payment, *, amount: Money | None, idempotency_key: str) -> ProviderPayment:
         """Capture an authorized payment, in full (``amount=None``) or in part."""
         ...
 
@@ -191,9 +189,7 @@ class BaseProvider:
     ) -> ProviderPayment:
         raise self._unsupported("server-side confirmation")
 
-    def capture_payment(
-        self, payment: Payment, *, amount: Money | None, idempotency_key: str
-    ) -> ProviderPayment:
+    def capture_payment(self, payment: Payment, *, amount: Money | None, idempotency_key: str) -> ProviderPayment:
         raise self._unsupported("manual capture")
 
     def cancel_payment(self, payment: Payment, *, idempotency_key: str) -> ProviderPayment:

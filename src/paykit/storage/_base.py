@@ -2,12 +2,13 @@
 
 Implementations must make each method atomic on its own (a single-document
 operation in MongoDB, a lock in memory). Writes that carry ``effects`` promise
-that the audit entries and notifications in it become durable if, and only if,
-the write itself succeeds: an implementation may store them with the record (an
-outbox) and materialize them later, but :meth:`Storage.list_audit` and
-:meth:`Storage.claim_notifications` must then materialize pending ones first, or
-:meth:`Storage.flush_pending_effects` must be called. Effect ids are
-deterministic, so writing one twice is a no-op.
+that the audit entries, notifications and webhook event records in it become
+durable if, and only if, the write itself succeeds: an implementation may store
+them with the record (an outbox) and materialize them later, but readers of
+effects (:meth:`Storage.list_audit`, :meth:`Storage.claim_notifications`,
+:meth:`Storage.list_notifications`) must then materialize pending ones first.
+Effect ids are deterministic (event records are unique by provider and event
+id), so writing one twice is a no-op.
 """
 
 from __future__ import annotations
@@ -22,9 +23,6 @@ from .._status import PaymentStatus
 
 __all__ = ["Effect", "PageCursor", "PaymentStats", "Storage", "WebhookEventRecord"]
 
-Effect = AuditEntry | Notification
-"""A side effect written together with a state change."""
-
 
 @dataclass(frozen=True, slots=True)
 class PageCursor:
@@ -36,7 +34,10 @@ class PageCursor:
 
 @dataclass(frozen=True, slots=True)
 class WebhookEventRecord:
-    """A processed provider event, kept so a redelivery is a no-op."""
+    """A processed provider event, kept so a redelivery is a no-op.
+
+    Unique by ``(provider, event_id)``: writing it a second time is a no-op.
+    """
 
     provider: str
     event_id: str
@@ -44,6 +45,10 @@ class WebhookEventRecord:
     outcome: str
     received_at: datetime
     payment_id: str | None = None
+
+
+Effect = AuditEntry | Notification | WebhookEventRecord
+"""A side effect written together with a state change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +86,7 @@ class Storage(Protocol):
         """The payment a provider knows by ``provider_ref``, or ``None``."""
         ...
 
-    def update_payment(
-        self, payment: Payment, *, expected_version: int, effects: Sequence[Effect] = ()
-    ) -> bool:
+    def update_payment(self, payment: Payment, *, expected_version: int, effects: Sequence[Effect] = ()) -> bool:
         """Replace the stored payment if its version is still ``expected_version``.
 
         ``payment.version`` must be ``expected_version + 1``. Returns ``False``
@@ -134,9 +137,7 @@ class Storage(Protocol):
         """The invoice with this id, or ``None``."""
         ...
 
-    def update_invoice(
-        self, invoice: Invoice, *, expected_version: int, effects: Sequence[Effect] = ()
-    ) -> bool:
+    def update_invoice(self, invoice: Invoice, *, expected_version: int, effects: Sequence[Effect] = ()) -> bool:
         """Compare-and-set replace, as :meth:`update_payment`."""
         ...
 

@@ -54,6 +54,9 @@ class MemoryStorage:
     def _write_effects(self, effects: Sequence[Effect]) -> None:
         self.append_audit([e for e in effects if isinstance(e, AuditEntry)])
         self.insert_notifications([e for e in effects if isinstance(e, Notification)])
+        for record in effects:
+            if isinstance(record, WebhookEventRecord):
+                self.record_webhook_event(record)
 
     def flush_pending_effects(self, *, limit: int = 1000) -> int:
         """Effects are written with their change here, so nothing is ever pending."""
@@ -97,9 +100,7 @@ class MemoryStorage:
             payment_id = self._by_provider_ref.get((provider, provider_ref))
             return self._payments.get(payment_id) if payment_id else None
 
-    def update_payment(
-        self, payment: Payment, *, expected_version: int, effects: Sequence[Effect] = ()
-    ) -> bool:
+    def update_payment(self, payment: Payment, *, expected_version: int, effects: Sequence[Effect] = ()) -> bool:
         """Compare-and-set replace."""
         with self._lock:
             ref_key = (payment.provider, payment.provider_ref) if payment.provider_ref else None
@@ -139,9 +140,7 @@ class MemoryStorage:
         """Payments in any of ``statuses`` not updated since ``updated_before``."""
         wanted = set(statuses)
         with self._lock:
-            found = [
-                p for p in self._payments.values() if p.status in wanted and p.updated_at < updated_before
-            ]
+            found = [p for p in self._payments.values() if p.status in wanted and p.updated_at < updated_before]
         return sorted(found, key=lambda p: p.updated_at)[:limit]
 
     # -- refunds ------------------------------------------------------------
@@ -187,9 +186,7 @@ class MemoryStorage:
         with self._lock:
             return self._invoices.get(invoice_id)
 
-    def update_invoice(
-        self, invoice: Invoice, *, expected_version: int, effects: Sequence[Effect] = ()
-    ) -> bool:
+    def update_invoice(self, invoice: Invoice, *, expected_version: int, effects: Sequence[Effect] = ()) -> bool:
         """Compare-and-set replace."""
         with self._lock:
             if not self._cas(self._invoices, invoice, expected_version):
@@ -308,11 +305,7 @@ class MemoryStorage:
     def list_notifications(self, user_id: str, *, unread_only: bool, limit: int) -> list[Notification]:
         """A user's notifications, newest first."""
         with self._lock:
-            found = [
-                n
-                for n in self._notifications.values()
-                if n.user_id == user_id and not (unread_only and n.read)
-            ]
+            found = [n for n in self._notifications.values() if n.user_id == user_id and not (unread_only and n.read)]
         return sorted(found, key=lambda n: (n.created_at, n.id), reverse=True)[:limit]
 
     def mark_notification_read(self, notification_id: str) -> bool:

@@ -8,12 +8,14 @@ transactions:
 * unique indexes turn a second insert of the same key into
   :class:`~paykit.DuplicateRecordError` (payment id, provider reference, webhook
   event, invoice number);
-* effects (audit entries and notifications) ride in the written document as an
-  ``_outbox`` array, in the same write; they are then copied to ``audit_log`` /
-  ``notifications`` under their deterministic ids (a second copy is a no-op) and
-  pulled from the outbox. A process that dies between the two steps leaves them
-  in the outbox, where :meth:`MongoStorage.flush_pending_effects` (run first by
-  every reader of effects) finds them.
+* effects (audit entries, notifications, webhook event records) ride in the
+  written document as an ``_outbox`` array, in the same write, so a state change
+  costs one round trip. They are materialized later, off the write path: copied
+  to ``audit_log`` / ``notifications`` / ``webhook_events`` under their
+  deterministic ids (a second copy is a no-op), then pulled from the outbox.
+  :meth:`MongoStorage.flush_pending_effects` does it, and every reader of effects
+  (and so the notification dispatcher) runs it first; a process that dies midway
+  leaves the outbox for the next flush.
 
 pymongo exceptions never leave this module: :func:`_map_pymongo_errors` is the
 one place that translates them.
@@ -202,7 +204,23 @@ def _provider_key(provider: str, provider_ref: str) -> str:
     return f"{len(provider)}:{provider}:{provider_ref}"
 
 
+def _event_doc(record: WebhookEventRecord) -> _Doc:
+    return {
+        "provider": record.provider,
+        "event_id": record.event_id,
+        "type": record.type,
+        "outcome": record.outcome,
+        "received_at": _to_ms(record.received_at),
+        "payment_id": record.payment_id,
+    }
+
+
 def _effect_doc(effect: Effect) -> _Doc:
+    if isinstance(effect, WebhookEventRecord):
+        doc = _event_doc(effect)
+        doc["_id"] = f"event:{_provider_key(effect.provider, effect.event_id)}"
+        doc["_kind"] = "webhook_event"
+        return doc
     doc = _model_doc(effect)
     doc[_SEQ] = ObjectId()
     doc["_kind"] = "audit" if isinstance(effect, AuditEntry) else "notification"
@@ -319,10 +337,12 @@ class MongoStorage:
         return len(outbox)
 
     def _insert_effects(self, outbox: Sequence[_Doc]) -> None:
-        audit = [{k: v for k, v in e.items() if k != "_kind"} for e in outbox if e["_kind"] == "audit"]
-        notes = [{k: v for k, v in e.items() if k not in ("_kind", _SEQ)} for e in outbox if e["_kind"] != "audit"]
-        self._insert_ignoring_duplicates("audit_log", audit)
-        self._insert_ignoring_duplicates("notifications", notes)
+        def kind(name: str, drop: tuple[str, ...]) -> list[_Doc]:
+            return [{k: v for k, v in e.items() if k not in drop} for e in outbox if e["_kind"] == name]
+
+        self._insert_ignoring_duplicates("audit_log", kind("audit", ("_kind",)))
+        self._insert_ignoring_duplicates("notifications", kind("notification", ("_kind", _SEQ)))
+        self._insert_ignoring_duplicates("webhook_events", kind("webhook_event", ("_kind",)))
 
     def _pull_outbox(self, collection: str, doc_id: Any, effect_ids: Sequence[str]) -> None:
         col = self._col(collection)
@@ -363,9 +383,8 @@ class MongoStorage:
 
     # -- generic record helpers --------------------------------------------
     def _insert(self, collection: str, doc: _Doc, effects: Sequence[Effect]) -> None:
-        outbox = self._with_outbox(doc, effects)
+        self._with_outbox(doc, effects)
         self._col(collection).insert_one(doc)
-        self._materialize(collection, doc["_id"], outbox)
 
     def _cas(
         self,
@@ -391,10 +410,7 @@ class MongoStorage:
         if unset:
             update["$unset"] = dict.fromkeys(unset, "")
         result = self._col(collection).update_one({"_id": doc_id, "version": expected_version}, update)
-        if result.matched_count == 0:
-            return False
-        self._materialize(collection, doc_id, outbox)
-        return True
+        return result.matched_count == 1
 
     def _get(self, collection: str, model: type[_M], record_id: str) -> _M | None:
         return _load(model, self._col(collection).find_one({"_id": record_id}, {_OUTBOX: 0}))
@@ -643,16 +659,8 @@ class MongoStorage:
     @_storage_op
     def record_webhook_event(self, record: WebhookEventRecord) -> bool:
         """Record a processed event; ``False`` if (provider, event_id) was recorded before."""
-        doc = {
-            "provider": record.provider,
-            "event_id": record.event_id,
-            "type": record.type,
-            "outcome": record.outcome,
-            "received_at": _to_ms(record.received_at),
-            "payment_id": record.payment_id,
-        }
         try:
-            self._col("webhook_events").insert_one(doc)
+            self._col("webhook_events").insert_one(_event_doc(record))
         except DuplicateKeyError:
             return False
         return True
