@@ -726,26 +726,30 @@ class PaymentService:
                 raise
             d.check_replay(existing.request_fingerprint, fp, "refund")
             return self._resume_refund(existing, actor=actor)
-        return self._resume_refund(refund, actor=actor)
+        return self._resume_refund(refund, actor=actor, payment=payment)
 
-    def _resume_refund(self, refund: Refund, *, actor: str) -> Refund:
-        """Drive a refund from wherever it stopped: reserve, call the provider, settle."""
+    def _resume_refund(self, refund: Refund, *, actor: str, payment: Payment | None = None) -> Refund:
+        """Drive a refund from wherever it stopped: reserve, call the provider, settle.
+
+        ``payment`` is the refund's payment if already in hand (it saves a read).
+        """
         if refund.status == RefundStatus.CANCELED:
             raise InvalidStateError(f"refund {refund.id} was rejected: {refund.failure_message}")
         if refund.status == RefundStatus.FAILED:
             return refund
         if refund.status == RefundStatus.SUCCEEDED:
-            self._settle_refund(refund, actor=actor)
+            self._settle_refund(refund, payment or refund.payment_id, actor=actor)
             return refund
         if refund.provider_ref is None:
-            if not self._reserve_refund(refund):
+            reserved = self._reserve_refund(refund, payment or self._load(refund.payment_id))
+            if reserved is None:
                 return self._update_refund(
                     refund,
                     status=RefundStatus.CANCELED,
                     failure_message="the amount exceeds what remains refundable",
                     raise_rejected=True,
                 )
-            payment = self._load(refund.payment_id)
+            payment = reserved
             try:
                 result = self.provider(refund.provider).refund_payment(
                     payment, refund, idempotency_key=f"paykit-{refund.id}-refund"
@@ -763,14 +767,15 @@ class PaymentService:
                 failure_message=result.failure_message,
             )
         if refund.status == RefundStatus.SUCCEEDED:
-            self._settle_refund(refund, actor=actor)
+            self._settle_refund(refund, payment or refund.payment_id, actor=actor)
         elif refund.status in (RefundStatus.FAILED, RefundStatus.CANCELED):
             self._release_refund(refund, actor=actor, reason=refund.failure_message or "failed")
         return refund
 
     def _update_refund(self, refund: Refund, *, raise_rejected: bool = False, **changes: Any) -> Refund:
+        """Compare-and-set changes on a refund, starting from the copy in hand."""
+        current: Refund | None = refund
         for _ in range(_CAS_ATTEMPTS):
-            current = self._storage.get_refund(refund.id)
             if current is None:
                 raise NotFoundError(f"no refund {refund.id!r}")
             after = current.model_copy(update={**changes, "version": current.version + 1, "updated_at": self._now()})
@@ -778,16 +783,19 @@ class PaymentService:
                 if raise_rejected:
                     raise InvalidStateError(f"cannot refund {refund.amount}: {after.failure_message}")
                 return after
+            current = self._storage.get_refund(refund.id)
         raise StorageError(f"refund {refund.id} kept changing under this write; try again")
 
-    def _reserve_refund(self, refund: Refund) -> bool:
-        """Reserve the refund's amount on its payment; ``False`` if it no longer fits."""
+    def _reserve_refund(self, refund: Refund, payment: Payment) -> Payment | None:
+        """Reserve the refund's amount on its payment; ``None`` if it no longer fits.
+
+        Returns the payment holding the reservation. ``payment`` is the copy in hand.
+        """
         for attempt in range(_CAS_ATTEMPTS):
-            payment = self._load(refund.payment_id)
             if refund.id in payment.pending_refunds:
-                return True
+                return payment
             if payment.status not in _REFUNDABLE or refund.amount > payment.amount_refundable:
-                return False
+                return None
             after = payment.model_copy(
                 update={
                     "pending_refunds": {**payment.pending_refunds, refund.id: refund.amount.minor_units},
@@ -796,11 +804,12 @@ class PaymentService:
                 }
             )
             if self._storage.update_payment(after, expected_version=payment.version):
-                return True
+                return after
             time.sleep(min(0.001 * attempt, 0.02))
+            payment = self._load(refund.payment_id)
         raise StorageError(f"payment {refund.payment_id} kept changing; try the refund again")
 
-    def _settle_refund(self, refund: Refund, *, actor: str) -> None:
+    def _settle_refund(self, refund: Refund, payment: Payment | str, *, actor: str) -> None:
         def build(current: Payment) -> dict[str, Any] | None:
             if refund.id not in current.pending_refunds:
                 return None
@@ -813,7 +822,7 @@ class PaymentService:
             }
 
         self._retry_change(
-            refund.payment_id,
+            payment,
             AuditAction.PAYMENT_REFUND,
             build,
             actor=actor,
@@ -1047,11 +1056,12 @@ class PaymentService:
             self._storage.insert_refund(refund)
         except DuplicateRecordError:
             return WebhookOutcome.DUPLICATE
-        if not self._reserve_refund(refund):
+        reserved = self._reserve_refund(refund, payment)
+        if reserved is None:
             self._update_refund(refund, status=RefundStatus.CANCELED, failure_message="exceeds the capture")
             return WebhookOutcome.STALE
         refund = self._update_refund(refund, status=RefundStatus.SUCCEEDED, provider_ref=event.refund_ref)
-        self._settle_refund(refund, actor=actor)
+        self._settle_refund(refund, reserved, actor=actor)
         return WebhookOutcome.APPLIED
 
     # -- reconciliation ------------------------------------------------------
