@@ -35,9 +35,7 @@ class TestCommandsOnMongo:
         assert "storage MongoStorage" in demo.stdout
 
         storage = MongoStorage(mongo_client, mongo_database)
-        refunded = storage.list_payments(
-            user_id="alice", status=PaymentStatus.PARTIALLY_REFUNDED, limit=5, after=None
-        )
+        refunded = storage.list_payments(user_id="alice", status=PaymentStatus.PARTIALLY_REFUNDED, limit=5, after=None)
         assert 1 == len(refunded)
 
         health = _paykit("health", *where)
