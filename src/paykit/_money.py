@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
@@ -11,7 +12,12 @@ from pydantic_core import core_schema
 
 from ._errors import CurrencyMismatchError, InvalidRequestError
 
-__all__ = ["CURRENCY_EXPONENTS", "Money", "currency_exponent"]
+__all__ = ["CURRENCY_EXPONENTS", "MAX_MINOR_UNITS", "Money", "currency_exponent"]
+
+MAX_MINOR_UNITS: Final = 2**63 - 1
+"""The largest amount in minor units: what a 64-bit integer (and so MongoDB) holds exactly."""
+
+_PLAIN_DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 
 # ISO 4217 list one (active codes, "minor unit" column), including fund codes
 # with a defined minor unit. Codes whose minor unit is "N.A." (XAU, XDR, XXX...)
@@ -79,6 +85,8 @@ class Money:
     def __post_init__(self) -> None:
         if type(self.minor_units) is not int:
             raise InvalidRequestError(f"minor_units must be an int, not {type(self.minor_units).__name__}")
+        if abs(self.minor_units) > MAX_MINOR_UNITS:
+            raise InvalidRequestError(f"{self.minor_units} minor units is beyond the 64-bit range")
         object.__setattr__(self, "currency", _normalize_currency(self.currency))
 
     @classmethod
@@ -96,16 +104,29 @@ class Money:
                 f"amount must be a str, int or Decimal, not {type(amount).__name__}; "
                 "floats cannot represent money exactly"
             )
+        if isinstance(amount, str) and not _PLAIN_DECIMAL.fullmatch(amount.strip()):
+            raise InvalidRequestError(f"amount {amount!r} is not a plain decimal number such as '12.50'")
         try:
             value = Decimal(amount.strip()) if isinstance(amount, str) else Decimal(amount)
         except InvalidOperation:
             raise InvalidRequestError(f"amount {amount!r} is not a number") from None
-        if not value.is_finite():
+        sign, digits, power = value.as_tuple()
+        if not isinstance(power, int):
             raise InvalidRequestError(f"amount {amount!r} is not a finite number")
-        scaled = value.scaleb(exponent)
-        if scaled != scaled.to_integral_value():
-            raise InvalidRequestError(f"{code} has {exponent} decimal places; {amount!r} has more")
-        return cls(int(scaled), code)
+        # Exact integer arithmetic: a Decimal context would silently round past 28 digits.
+        coefficient = int("".join(map(str, digits)))
+        shift = power + exponent
+        if coefficient == 0:
+            minor = 0
+        elif shift >= 0:
+            if len(digits) + shift > 19:
+                raise InvalidRequestError(f"amount {amount!r} is beyond the 64-bit range")
+            minor = coefficient * 10**shift
+        else:
+            minor, rest = divmod(coefficient, 10 ** min(-shift, len(digits) + 1))
+            if rest or -shift > len(digits):
+                raise InvalidRequestError(f"{code} has {exponent} decimal places; {amount!r} has more")
+        return cls(-minor if sign else minor, code)
 
     @classmethod
     def from_minor(cls, minor_units: int, currency: str) -> Money:
@@ -125,7 +146,7 @@ class Money:
     @property
     def amount(self) -> Decimal:
         """The amount in major units, with exactly ``exponent`` decimals."""
-        return Decimal(self.minor_units).scaleb(-self.exponent)
+        return Decimal(self.minor_units).scaleb(-self.exponent)  # exact: 19 digits fit the 28-digit context
 
     def to_decimal_string(self) -> str:
         """The amount as a plain decimal string (``"12.500"``, ``"1000"`` for JPY)."""
