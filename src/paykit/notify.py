@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -120,8 +118,10 @@ class NotificationDispatcher:
         self._timeout = timeout
         self._max_attempts = max_attempts
         self._base_backoff = base_backoff
-        # Several workers, so one hung notifier call does not starve the others.
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="paykit-notify")
+        # A call that outlived its timeout, per notifier: its late result is honored, and the
+        # notifier is not called again while it still runs.
+        self._in_flight: dict[str, _Call] = {}
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -169,20 +169,30 @@ class NotificationDispatcher:
         return DispatchReport(delivered=delivered, retrying=retrying, dead=dead)
 
     def _deliver(self, notifier: Notifier, notification: Notification) -> str | None:
-        future = self._pool.submit(notifier.notify, notification)
-        try:
-            future.result(timeout=self._timeout)
-        except FutureTimeout:
+        with self._lock:
+            earlier = self._in_flight.get(notifier.name)
+            if earlier is not None:
+                if earlier.thread.is_alive():
+                    return "still busy with an earlier call that timed out"
+                del self._in_flight[notifier.name]
+                if earlier.notification_id == notification.id and earlier.done and earlier.error is None:
+                    return None  # the timed-out call did deliver it, late: do not deliver twice
+        call = _Call(notification.id, notifier, notification)
+        call.thread.start()
+        call.thread.join(self._timeout)
+        if call.thread.is_alive():
+            with self._lock:
+                self._in_flight[notifier.name] = call
             log.warning("notifier timed out", notifier=notifier.name, notification_id=notification.id)
             return f"timed out after {self._timeout}s"
-        except Exception as exc:
+        if call.error is not None:
             log.warning(
                 "notifier failed",
                 notifier=notifier.name,
                 notification_id=notification.id,
-                error=type(exc).__name__,
+                error=type(call.error).__name__,
             )
-            return type(exc).__name__
+            return type(call.error).__name__
         return None
 
     def start(self, *, interval: float = 1.0) -> None:
@@ -209,6 +219,24 @@ class NotificationDispatcher:
             self._thread = None
 
     def close(self) -> None:
-        """Stop the thread and release the worker pool; the dispatcher is done after this."""
+        """Stop the background thread; calls still hanging are left to finish on their own."""
         self.stop()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Call:
+    """One notifier call on a daemon thread of its own, so a hung call blocks nobody."""
+
+    def __init__(self, notification_id: str, notifier: Notifier, notification: Notification) -> None:
+        self.notification_id = notification_id
+        self.done = False
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(
+            target=self._run, args=(notifier, notification), name=f"paykit-notify-{notifier.name}", daemon=True
+        )
+
+    def _run(self, notifier: Notifier, notification: Notification) -> None:
+        try:
+            notifier.notify(notification)
+        except Exception as exc:
+            self.error = exc
+        self.done = True

@@ -1,0 +1,407 @@
+"""Notifications: persisted per user, delivered once per notifier, retried with backoff, never blocking a payment."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from paykit import (
+    CallbackNotifier,
+    LoggingNotifier,
+    Money,
+    NotFoundError,
+    Notification,
+    NotificationKind,
+    Notifier,
+    PaymentDeclinedError,
+    PaymentService,
+    PaymentStatus,
+)
+from paykit.notify import NotificationDispatcher
+from paykit.storage import MemoryStorage
+from paykit.testing import FakeProvider, ManualClock
+
+
+class Recorder:
+    """A notifier that records what it got and can fail or hang on demand."""
+
+    def __init__(self, name: str, *, failures_per_notification: int = 0, before: Callable[[], Any] | None = None):
+        self.name = name
+        self.failures = failures_per_notification
+        self.before = before
+        self.calls: Counter[str] = Counter()
+        self.delivered: list[str] = []
+        self._lock = threading.Lock()
+
+    def notify(self, notification: Notification) -> None:
+        with self._lock:
+            self.calls[notification.id] += 1
+            attempt = self.calls[notification.id]
+        if self.before is not None:
+            self.before()
+        if attempt <= self.failures:
+            raise RuntimeError("notifier is down")
+        with self._lock:
+            self.delivered.append(notification.id)
+
+
+def make_service(
+    clock: ManualClock, fake: FakeProvider, notifiers: list[Notifier], *, timeout: float = 2.0
+) -> PaymentService:
+    return PaymentService(
+        storage=MemoryStorage(), providers=[fake], notifiers=notifiers, clock=clock, notifier_timeout=timeout
+    )
+
+
+def pay(service: PaymentService, user_id: str = "u1", amount: str = "10.00") -> str:
+    """A succeeded payment: two notifications (status changed, payment succeeded)."""
+    payment = service.initialize_payment(user_id=user_id, amount=Money.of(amount, "USD"), provider="fake")
+    assert PaymentStatus.SUCCEEDED == service.confirm_payment(payment.id).status
+    return payment.id
+
+
+class TestPersisted:
+    """Notifications are stored per user, read or unread."""
+
+    def test_per_user_kinds(self, service: PaymentService, fake: FakeProvider) -> None:
+        """A success and a decline notify their own users with the right kinds."""
+        paid = pay(service, "alice")
+        declined = service.initialize_payment(user_id="bob", amount=Money.of("5", "USD"), provider="fake")
+        fake.behavior = "decline"
+        with pytest.raises(PaymentDeclinedError):
+            service.confirm_payment(declined.id)
+        alice = service.list_notifications("alice")
+        bob = service.list_notifications("bob")
+        assert {NotificationKind.STATUS_CHANGED, NotificationKind.PAYMENT_SUCCEEDED} == {n.kind for n in alice}
+        assert {NotificationKind.STATUS_CHANGED, NotificationKind.PAYMENT_FAILED} == {n.kind for n in bob}
+        assert {paid} == {n.subject_id for n in alice}
+        assert {declined.id} == {n.subject_id for n in bob}
+        assert [] == service.list_notifications("carol")
+
+    def test_payload_is_json_ready_and_exact(self, service: PaymentService) -> None:
+        """The payload names the payment and its exact amount as text."""
+        payment_id = pay(service, amount="12.34")
+        succeeded = [n for n in service.list_notifications("u1") if n.kind == NotificationKind.PAYMENT_SUCCEEDED]
+        assert 1 == len(succeeded)
+        assert payment_id == succeeded[0].payload["payment_id"]
+        assert "12.34 USD" == succeeded[0].payload["amount"]
+        assert "succeeded" == succeeded[0].payload["status"]
+
+    def test_read_and_unread(self, service: PaymentService) -> None:
+        """Marking one read removes it from the unread list only, and survives delivery."""
+        pay(service)
+        first, second = service.list_notifications("u1")
+        service.mark_notification_read(first.id)
+        assert [second.id] == [n.id for n in service.list_notifications("u1", unread_only=True)]
+        assert 2 == len(service.list_notifications("u1"))
+        service.dispatch_notifications()
+        assert [second.id] == [n.id for n in service.list_notifications("u1", unread_only=True)]
+
+    def test_unknown_notification(self, service: PaymentService) -> None:
+        """Marking an unknown notification raises NotFoundError."""
+        with pytest.raises(NotFoundError):
+            service.mark_notification_read("nope")
+
+
+class TestDispatch:
+    """The dispatcher hands each notification to each notifier exactly once."""
+
+    def test_each_once_per_notifier(self, clock: ManualClock, fake: FakeProvider) -> None:
+        """Two notifiers each get every notification once, however often dispatch runs."""
+        a, b = Recorder("a"), Recorder("b")
+        with make_service(clock, fake, [a, b]) as service:
+            pay(service)
+            report = service.dispatch_notifications()
+            assert (2, 0, 0) == (report.delivered, report.retrying, report.dead)
+            clock.advance(hours=2)
+            assert (0, 0, 0) == vars_of(service.dispatch_notifications())
+            ids = {n.id for n in service.list_notifications("u1")}
+            assert ids == set(a.delivered) == set(b.delivered)
+            assert {1} == set(a.calls.values()) == set(b.calls.values())
+            assert {"delivered"} == {n.delivery for n in service.list_notifications("u1")}
+
+    def test_callback_notifier(self, clock: ManualClock, fake: FakeProvider) -> None:
+        """CallbackNotifier passes each notification to the function."""
+        got: list[Notification] = []
+        with make_service(clock, fake, [CallbackNotifier(got.append)]) as service:
+            payment_id = pay(service)
+            service.dispatch_notifications()
+        assert {payment_id} == {n.subject_id for n in got}
+        assert 2 == len(got)
+
+    def test_concurrent_dispatchers_deliver_once(self, clock: ManualClock, fake: FakeProvider) -> None:
+        """Two dispatch passes racing never deliver a notification twice."""
+        slow = Recorder("slow", before=lambda: time.sleep(0.02))
+        with make_service(clock, fake, [slow]) as service:
+            for n in range(5):
+                pay(service, amount=f"{n + 1}.00")
+            threads = [threading.Thread(target=service.dispatch_notifications) for _ in range(3)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        assert 10 == len(slow.delivered)
+        assert {1} == set(slow.calls.values())
+
+
+def vars_of(report: Any) -> tuple[int, int, int]:
+    return (report.delivered, report.retrying, report.dead)
+
+
+class TestFailingNotifier:
+    """A notifier that raises never fails a payment and is retried with backoff."""
+
+    def test_retried_with_exponential_backoff(self, clock: ManualClock, fake: FakeProvider) -> None:
+        """Failures are retried after 2 s, then 4 s more; a healthy notifier is not called again."""
+        flaky, ok = Recorder("flaky", failures_per_notification=2), Recorder("ok")
+        with make_service(clock, fake, [flaky, ok]) as service:
+            pay(service)
+            assert (0, 2, 0) == vars_of(service.dispatch_notifications())
+            assert (0, 0, 0) == vars_of(service.dispatch_notifications())
+            clock.advance(seconds=1)
+            assert (0, 0, 0) == vars_of(service.dispatch_notifications())
+            clock.advance(seconds=1)
+            assert (0, 2, 0) == vars_of(service.dispatch_notifications())
+            clock.advance(seconds=3)
+            assert (0, 0, 0) == vars_of(service.dispatch_notifications())
+            clock.advance(seconds=1)
+            assert (2, 0, 0) == vars_of(service.dispatch_notifications())
+            stored = service.list_notifications("u1")
+        assert {3} == set(flaky.calls.values())
+        assert {1} == set(ok.calls.values())
+        assert {("delivered", 3, None)} == {(n.delivery, n.attempts, n.last_error) for n in stored}
+
+    def test_payment_unaffected(self, clock: ManualClock, fake: FakeProvider) -> None:
+        """With a notifier that always raises, payments succeed and dispatch does not raise."""
+        broken = Recorder("broken", failures_per_notification=10**6)
+        with make_service(clock, fake, [broken]) as service:
+            payment_id = pay(service)
+            report = service.dispatch_notifications()
+            assert PaymentStatus.SUCCEEDED == service.get_payment(payment_id).status
+        assert 2 == report.retrying
+        errors = {n.last_error for n in service.list_notifications("u1")}
+        assert {"broken: RuntimeError"} == errors
+
+    def test_gives_up_after_max_attempts(self, clock: ManualClock) -> None:
+        """After max_attempts failures a notification is dead and never claimed again."""
+        storage = MemoryStorage()
+        clock_now = clock()
+        storage.insert_notifications(
+            [
+                Notification(
+                    id="n1",
+                    user_id="u1",
+                    kind=NotificationKind.STATUS_CHANGED,
+                    subject_id="pay_1",
+                    created_at=clock_now,
+                    next_attempt_at=clock_now,
+                )
+            ]
+        )
+        broken = Recorder("broken", failures_per_notification=10**6)
+        dispatcher = NotificationDispatcher(
+            storage, [broken], clock=clock, timeout=1.0, max_attempts=3, base_backoff=timedelta(seconds=1)
+        )
+        try:
+            reports = []
+            for _ in range(3):
+                reports.append(vars_of(dispatcher.dispatch()))
+                clock.advance(minutes=1)
+            clock.advance(days=1)
+            reports.append(vars_of(dispatcher.dispatch()))
+        finally:
+            dispatcher.close()
+        assert [(0, 1, 0), (0, 1, 0), (0, 0, 1), (0, 0, 0)] == reports
+        assert 3 == broken.calls["n1"]
+        (stored,) = storage.list_notifications("u1", unread_only=False, limit=10)
+        assert ("dead", 3) == (stored.delivery, stored.attempts)
+
+    def test_backoff_is_capped_at_an_hour(self, clock: ManualClock) -> None:
+        """Retries never wait more than an hour, however many attempts failed."""
+        storage = MemoryStorage()
+        now = clock()
+        storage.insert_notifications(
+            [
+                Notification(
+                    id="n1",
+                    user_id="u1",
+                    kind=NotificationKind.STATUS_CHANGED,
+                    subject_id="pay_1",
+                    created_at=now,
+                    next_attempt_at=now,
+                    attempts=20,
+                )
+            ]
+        )
+        dispatcher = NotificationDispatcher(
+            storage, [Recorder("broken", failures_per_notification=10**6)], clock=clock, max_attempts=100
+        )
+        try:
+            dispatcher.dispatch()
+        finally:
+            dispatcher.close()
+        (stored,) = storage.list_notifications("u1", unread_only=False, limit=10)
+        assert now + timedelta(hours=1) == stored.next_attempt_at
+
+
+class TestHangingNotifier:
+    """A notifier that hangs times out and never holds up payments."""
+
+    def test_times_out_and_is_retried(self, clock: ManualClock, fake: FakeProvider) -> None:
+        """A hung call counts as failed after the timeout; the other notifier still delivers."""
+        release = threading.Event()
+        hung, ok = Recorder("hung", before=release.wait), Recorder("ok")
+        service = make_service(clock, fake, [hung, ok], timeout=0.1)
+        try:
+            pay(service)
+            started = time.monotonic()
+            report = service.dispatch_notifications()
+            elapsed = time.monotonic() - started
+            assert (0, 2, 0) == vars_of(report)
+            assert elapsed < 2.0
+            assert 2 == len(ok.delivered)
+            # The first call hangs; the second notification finds the notifier still busy and does not
+            # stack another thread on it.
+            assert ["hung: still busy with an earlier call that timed out", "hung: timed out after 0.1s"] == sorted(
+                str(n.last_error) for n in service.list_notifications("u1")
+            )
+        finally:
+            release.set()
+            service.close()
+
+    def test_many_hung_calls_do_not_starve_healthy_notifiers(self, clock: ManualClock, fake: FakeProvider) -> None:
+        """However many calls of one notifier hang, a healthy notifier gets every notification, once."""
+        release = threading.Event()
+        hung, ok = Recorder("hung", before=release.wait), Recorder("ok")
+        service = make_service(clock, fake, [hung, ok], timeout=0.05)
+        try:
+            for n in range(4):
+                pay(service, amount=f"{n + 1}.00")
+            service.dispatch_notifications()
+            assert 8 == len(ok.delivered)
+        finally:
+            release.set()
+            service.close()
+        assert {1} == set(ok.calls.values())
+
+    def test_payment_proceeds_while_a_notifier_hangs(self, clock: ManualClock, fake: FakeProvider) -> None:
+        """While a dispatch pass is stuck in a notifier, payments are confirmed as usual."""
+        entered, release = threading.Event(), threading.Event()
+
+        def hang() -> None:
+            entered.set()
+            release.wait(5)
+
+        service = make_service(clock, fake, [Recorder("hung", before=hang)], timeout=5.0)
+        try:
+            pay(service, "u1")
+            dispatcher = threading.Thread(target=service.dispatch_notifications)
+            dispatcher.start()
+            assert entered.wait(5)
+            payment_id = pay(service, "u2")
+            assert dispatcher.is_alive()
+            assert PaymentStatus.SUCCEEDED == service.get_payment(payment_id).status
+        finally:
+            release.set()
+            dispatcher.join()
+            service.close()
+
+
+class TestBackgroundDispatcher:
+    """start_dispatcher delivers from a daemon thread until the service closes."""
+
+    def test_delivers_in_background(self, clock: ManualClock, fake: FakeProvider) -> None:
+        """Notifications arrive without calling dispatch_notifications, once each."""
+        recorder = Recorder("bg")
+        service = make_service(clock, fake, [recorder])
+        try:
+            service.start_dispatcher(interval=0.01)
+            service.start_dispatcher(interval=0.01)
+            pay(service)
+            deadline = time.monotonic() + 5
+            while len(recorder.delivered) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.05)
+        finally:
+            service.close()
+        assert 2 == len(recorder.delivered)
+        assert {1} == set(recorder.calls.values())
+        assert not [t for t in threading.enumerate() if t.name == "paykit-dispatcher"]
+
+
+class TestLoggingNotifier:
+    """LoggingNotifier logs through structlog, redacted."""
+
+    def test_logs_redacted_payload(self) -> None:
+        """Secrets and card numbers in a payload never reach the log."""
+        notification = Notification(
+            id="n1",
+            user_id="u1",
+            kind=NotificationKind.PAYMENT_SUCCEEDED,
+            subject_id="pay_1",
+            payload={
+                "client_secret": "pi_123_secret_abc",
+                "note": "paid with 4242 4242 4242 4242",
+                "nested": {"api_key": "sk_test_123"},
+                "amount": "10.00 USD",
+            },
+            created_at=ManualClock()(),
+            next_attempt_at=ManualClock()(),
+        )
+        with capture_logs() as logs:
+            LoggingNotifier().notify(notification)
+        assert 1 == len(logs)
+        text = repr(logs)
+        for secret in ("pi_123_secret_abc", "4242 4242 4242 4242", "sk_test_123"):
+            assert secret not in text
+        assert "10.00 USD" == logs[0]["payload"]["amount"]
+        assert ("info", "n1", "payment_succeeded") == (
+            logs[0]["log_level"],
+            logs[0]["notification_id"],
+            logs[0]["kind"],
+        )
+
+    def test_service_logs_no_client_secret(self, clock: ManualClock, fake: FakeProvider) -> None:
+        """Dispatching to a LoggingNotifier logs each notification and no client secret."""
+        with make_service(clock, fake, [LoggingNotifier()]) as service:
+            payment = service.initialize_payment(user_id="u1", amount=Money.of("1", "USD"), provider="fake")
+            secret = payment.client_secret.get_secret_value() if payment.client_secret else ""
+            with capture_logs() as logs:
+                service.confirm_payment(payment.id)
+                service.dispatch_notifications()
+        assert secret
+        assert secret not in repr(logs)
+        assert 2 == len([e for e in logs if e["event"] == "paykit notification"])
+
+
+class TestLateDelivery:
+    """A call that finishes after its timeout counts as delivered: the notifier is not called twice."""
+
+    def test_late_success_is_not_redelivered(self, clock: ManualClock, fake: FakeProvider) -> None:
+        """The retry after a slow-but-successful call does not call the notifier again."""
+        release = threading.Event()
+        slow = Recorder("slow", before=release.wait)
+        service = make_service(clock, fake, [slow], timeout=0.05)
+        try:
+            pay(service)
+            service.dispatch_notifications()
+            release.set()
+            deadline = time.monotonic() + 5
+            while len(slow.delivered) < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            clock.advance(minutes=5)
+            report = service.dispatch_notifications()
+
+            assert (2, 0) == (report.delivered, report.retrying)
+            assert 2 == len(slow.delivered)
+            assert {1} == set(slow.calls.values())
+        finally:
+            release.set()
+            service.close()
