@@ -531,7 +531,8 @@ class TestAuditAndSecrets:
         signature = hook.headers["paykit-fake-signature"]
         dumped = repr(logs) + "".join(e.model_dump_json() for e in service.audit_trail(payment.id))
 
-        assert logs, "the flow logs something"
+        events = {entry["event"] for entry in logs}
+        assert {"payment initializing", "webhook handled", "webhook rejected"} <= events
         for needle in (secret, signature.split("v1=")[1], "4242 4242 4242 4242"):
             assert needle not in dumped
 
@@ -639,3 +640,32 @@ def test_clock_must_be_aware(fake: FakeProvider) -> None:
 
     with pytest.raises(InvalidRequestError, match="timezone-aware"):
         _init(service)
+
+
+class TestInvoiceRetries:
+    """An invoice whose payment was declined can be paid again, and only once at a time."""
+
+    def test_declined_then_retried_then_replayed(self, service: PaymentService, fake: FakeProvider) -> None:
+        """After a decline a new payment starts; calling again returns that new payment."""
+        from paykit import InvoiceStatus, LineItem
+
+        invoice = service.create_invoice(
+            user_id="u1", currency="USD", line_items=[LineItem(description="x", quantity=1, unit_amount=USD_50)]
+        )
+        service.send_invoice(invoice.id)
+        first = service.pay_invoice(invoice.id, provider="fake")
+        fake.behavior = "decline"
+        with pytest.raises(PaymentDeclinedError):
+            service.confirm_payment(first.id, payment_method="pm_card_visa")
+        fake.behavior = "succeed"
+
+        second = service.pay_invoice(invoice.id, provider="fake")
+        again = service.pay_invoice(invoice.id, provider="fake")
+        service.confirm_payment(second.id, payment_method="pm_card_visa")
+
+        assert second.id != first.id
+        assert again.id == second.id
+        assert (InvoiceStatus.PAID, second.id) == (
+            service.get_invoice(invoice.id).status,
+            service.get_invoice(invoice.id).payment_id,
+        )

@@ -979,7 +979,9 @@ class PaymentService:
         for attempt in range(_CAS_ATTEMPTS):
             data = {**current.provider_data, **event.provider_data}
             if current.status == target:
-                # Already there (this event, or the API call that caused it, was applied).
+                # Already there (this event, or the API call that caused it, was applied). Record
+                # the event anyway, so a redelivery after the payment moves on is still a duplicate.
+                self._storage.record_webhook_event(self._event_record(event, WebhookOutcome.DUPLICATE, current.id))
                 if data != current.provider_data:
                     self._retry_change(
                         current, AuditAction.PAYMENT_STATUS_UPDATE, lambda latest: self._merged_data(latest, event),
@@ -1291,19 +1293,29 @@ class PaymentService:
         """Start paying an OPEN invoice: one payment for its total, created once.
 
         The invoice becomes PAID when that payment succeeds (by confirmation,
-        webhook or reconcile). Calling again returns the same payment.
+        webhook or reconcile). Calling again returns the same payment, unless it
+        failed or was canceled: then a new payment starts, so a payer whose card
+        was declined can try again.
 
         Raises:
             InvalidStateError: The invoice is not open.
+            IdempotencyConflictError: A payment for the invoice is under way with other parameters.
         """
         invoice = self.get_invoice(invoice_id)
         if invoice.status != InvoiceStatus.OPEN:
             raise InvalidStateError(f"cannot pay an invoice that is {invoice.status.value}; send it first")
+        key = f"invoice:{invoice.id}"
+        if invoice.payment_id is not None:
+            previous = self._storage.get_payment(invoice.payment_id)
+            if previous is not None and previous.status in (PaymentStatus.FAILED, PaymentStatus.CANCELED):
+                key = f"invoice:{invoice.id}:after:{previous.id}"
+            elif previous is not None and previous.idempotency_key is not None:
+                key = previous.idempotency_key
         payment = self.initialize_payment(
             user_id=invoice.user_id,
             amount=invoice.total,
             provider=provider,
-            idempotency_key=f"invoice:{invoice.id}",
+            idempotency_key=key,
             description=f"Invoice {invoice.number}",
             metadata={"invoice_id": invoice.id, "invoice_number": invoice.number},
             payment_method=payment_method,
@@ -1315,7 +1327,7 @@ class PaymentService:
         if invoice.payment_id != payment.id:
             self._change_invoice(
                 invoice.id,
-                AuditAction.INVOICE_SEND,
+                AuditAction.INVOICE_PAYMENT,
                 lambda current: None if current.payment_id == payment.id else {"payment_id": payment.id},
                 actor=actor,
             )
@@ -1406,7 +1418,16 @@ class PaymentService:
         self._emit([audit])
         if make_default and not first:
             return self.set_default_payment_method(user_id, method.id, actor=actor)
+        if first:
+            # Two first saves may race and both claim the default: keep the oldest.
+            self._settle_default(user_id, actor=actor)
+            return self._storage.get_payment_method(method.id) or method
         return method
+
+    def _settle_default(self, user_id: str, *, actor: str | None) -> None:
+        defaults = [m for m in self._storage.list_payment_methods(user_id) if m.is_default]
+        for extra in sorted(defaults, key=lambda m: (m.created_at, m.id))[1:]:
+            self._set_method(extra, None, actor, is_default=False)
 
     def _method_audit(self, method: PaymentMethod, action: AuditAction, *, actor: str | None) -> AuditEntry:
         return AuditEntry(

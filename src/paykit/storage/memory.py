@@ -228,7 +228,7 @@ class MemoryStorage:
         """A user's methods that are not deleted, oldest first."""
         with self._lock:
             methods = [m for m in self._methods.values() if m.user_id == user_id and not m.deleted]
-        return sorted(methods, key=lambda m: (m.created_at, m.id))
+        return sorted(methods, key=lambda m: m.created_at)  # stable: ties keep insertion order
 
     def get_customer_ref(self, provider: str, user_id: str) -> str | None:
         """The provider's customer id for this user."""
