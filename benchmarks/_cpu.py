@@ -1,0 +1,269 @@
+"""In-process benchmarks: webhook verification, handle_webhook, lifecycles, growth and memory on MemoryStorage."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import hmac
+import json
+import statistics
+import threading
+import time
+import tracemalloc
+from dataclasses import dataclass
+
+import stripe
+from _common import (
+    WEBHOOK_SECRET,
+    Report,
+    compare,
+    growth_audit,
+    growth_payment,
+    median_per_call,
+    pending_stripe_payment,
+    ratio,
+    succeeded_delivery,
+    us,
+)
+
+from paykit import Money, PaymentService, PaymentStatus
+from paykit.providers.stripe import StripeProvider
+from paykit.storage import MemoryStorage
+from paykit.testing import FakeProvider
+from paykit.webhooks import handle_webhook
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each benchmark does; ``--quick`` shrinks everything."""
+
+    repeats: int
+    webhook_calls: int
+    lifecycles: int
+    threads: int
+    users: int
+    """Growth payments are spread over this many users; each needs 51+ so every page is full."""
+    growth_small: int
+    growth_large: int
+    growth_calls: int
+    memory_payments: int
+    mongo_small: int
+    mongo_large: int
+    mongo_list_calls: int
+    mongo_slow_calls: int
+    """Calls per repeat of audit_trail and metrics on MongoDB, which scan collections on SecantusDB."""
+    mongo_repeats: int
+
+
+def stripe_provider() -> StripeProvider:
+    return StripeProvider("sk_test_benchmark", webhook_secrets=[WEBHOOK_SECRET])
+
+
+# -- 1. verification + parsing vs the floor -----------------------------------------
+def bench_parse_webhook(report: Report, sizes: Sizes) -> None:
+    provider = stripe_provider()
+    body, headers = succeeded_delivery("evt_parse", "pi_parse", "pay_parse")
+    lowered = {k.lower(): v for k, v in headers.items()}
+    timestamp = int(lowered["stripe-signature"].split(",")[0][2:])
+    secret = WEBHOOK_SECRET.encode()
+    assert provider.parse_webhook(body, lowered).status == PaymentStatus.SUCCEEDED
+
+    def ours(_: int) -> None:
+        provider.parse_webhook(body, lowered)
+
+    def floor(_: int) -> None:
+        hmac.new(secret, b"%d.%s" % (timestamp, body), hashlib.sha256).hexdigest()
+        json.loads(body)
+
+    mine, base = compare(ours, floor, n=sizes.webhook_calls, repeats=sizes.repeats)
+    report.add(
+        "1",
+        f"Stripe parse_webhook vs HMAC-SHA256 + json.loads ({len(body):,} B body)",
+        f"{ratio(mine / base)} ({us(mine)} vs {us(base)})",
+        "<= 2.00x",
+        mine / base <= 2.0,
+    )
+
+
+# -- 2. handle_webhook vs stripe.Webhook.construct_event -------------------------------
+def bench_handle_webhook(report: Report, sizes: Sizes) -> None:
+    total = sizes.webhook_calls * sizes.repeats
+    storage = MemoryStorage()
+    service = PaymentService(storage=storage, providers=[stripe_provider()])
+    deliveries = []
+    for i in range(total):
+        payment = pending_stripe_payment(f"pay_wh{i:07d}", f"pi_wh{i:07d}")
+        storage.insert_payment(payment)
+        deliveries.append(succeeded_delivery(f"evt_wh{i:07d}", payment.provider_ref or "", payment.id))
+    outcomes: list[str] = []
+
+    def ours(i: int) -> None:
+        body, headers = deliveries[i]
+        outcomes.append(handle_webhook(service, "stripe", body, headers).outcome)
+
+    def reference(i: int) -> None:
+        body, headers = deliveries[i]
+        stripe.Webhook.construct_event(body, headers["Stripe-Signature"], WEBHOOK_SECRET)
+
+    mine, theirs = compare(ours, reference, n=sizes.webhook_calls, repeats=sizes.repeats)
+    applied = outcomes.count("applied")
+    if applied != total:
+        raise RuntimeError(f"handle_webhook applied {applied} of {total} events: {set(outcomes)}")
+    paid = storage.get_payment(f"pay_wh{total - 1:07d}")
+    assert paid is not None
+    assert paid.status == PaymentStatus.SUCCEEDED
+    report.add(
+        "2",
+        "handle_webhook payment_intent.succeeded (memory) vs stripe construct_event",
+        f"{ratio(mine / theirs)} ({us(mine)} vs {us(theirs)})",
+        "<= 0.50x",
+        mine / theirs <= 0.5,
+    )
+
+
+# -- 3. lifecycles, one thread and eight --------------------------------------------
+def lifecycle_service() -> PaymentService:
+    return PaymentService(storage=MemoryStorage(), providers=[FakeProvider()])
+
+
+def run_lifecycle(service: PaymentService, i: int) -> None:
+    payment = service.initialize_payment(user_id=f"u{i % 100}", amount=Money.of("12.500", "KWD"), provider="fake")
+    service.confirm_payment(payment.id)
+    service.refund_payment(payment.id, amount=Money.of("5.000", "KWD"))
+
+
+def bench_lifecycle(report: Report, sizes: Sizes) -> None:
+    n = sizes.lifecycles
+    check = lifecycle_service()
+    run_lifecycle(check, 0)
+    [only] = check.list_payments().items
+    assert only.status == PaymentStatus.PARTIALLY_REFUNDED
+
+    single: list[float] = []
+    threaded: list[float] = []
+    for _ in range(sizes.repeats):
+        single.append(_threaded_throughput(n, 1))
+        threaded.append(_threaded_throughput(n, sizes.threads))
+    one = statistics.median(single)
+    many = statistics.median(threaded)
+    report.add("3", "Lifecycle init+confirm+partial refund (memory, fake), 1 thread", f"{us(1 / one)} per lifecycle")
+    report.add("3", "Lifecycles per second, 1 thread", f"{one:,.0f}/s")
+    report.add(
+        "3",
+        f"Lifecycles per second, {sizes.threads} threads (total)",
+        f"{many:,.0f}/s = {ratio(many / one)} of 1 thread",
+        ">= 1.00x",
+        many >= one,
+    )
+
+
+def _threaded_throughput(n: int, threads: int) -> float:
+    service = lifecycle_service()
+    barrier = threading.Barrier(threads + 1)
+    per_thread = n // threads
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        barrier.wait()
+        try:
+            for i in range(per_thread):
+                run_lifecycle(service, t * per_thread + i)
+        except BaseException as exc:  # surfaced below; a dead worker must not look fast
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    gc.collect()
+    barrier.wait()
+    start = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"a lifecycle thread failed: {errors[0]!r}") from errors[0]
+    return per_thread * threads / elapsed
+
+
+# -- 5. growth on MemoryStorage -------------------------------------------------------
+def load_memory(storage: MemoryStorage, start: int, stop: int, users: int) -> None:
+    for i in range(start, stop):
+        payment = growth_payment(i, users)
+        storage.insert_payment(payment)
+        storage.append_audit(growth_audit(payment))
+
+
+def time_reads(
+    service: PaymentService, size: int, users: int, *, list_calls: int, trail_calls: int, repeats: int
+) -> tuple[float, float]:
+    """Median seconds of list_payments(user_id, limit=50) and of audit_trail(payment_id)."""
+
+    def listing(i: int) -> None:
+        page = service.list_payments(user_id=f"user{i % users:04d}", limit=50)
+        assert len(page.items) == 50
+
+    def trail(i: int) -> None:
+        # Spread over the whole data set: old and new payments alike.
+        assert len(service.audit_trail(f"pay_g{(i * 7919) % size:07d}")) == 3
+
+    return (
+        median_per_call(listing, n=list_calls, repeats=repeats, offset_by=list_calls),
+        median_per_call(trail, n=trail_calls, repeats=repeats, offset_by=trail_calls),
+    )
+
+
+def growth_rows(
+    report: Report, where: str, small: int, large: int, at_small: tuple[float, float], at_large: tuple[float, float]
+) -> None:
+    names = ("list_payments(user_id, limit=50)", "audit_trail(payment_id)")
+    for name, a, b in zip(names, at_small, at_large, strict=True):
+        report.add(
+            "5",
+            f"{where}: {name}, {large // 1000}k vs {small // 1000}k payments",
+            f"{ratio(b / a)} ({us(b)} vs {us(a)})",
+            "<= 1.50x",
+            b / a <= 1.5,
+        )
+
+
+def bench_memory_growth(report: Report, sizes: Sizes) -> None:
+    users = sizes.users
+    storage = MemoryStorage()
+    service = PaymentService(storage=storage, providers=[FakeProvider()])
+    load_memory(storage, 0, sizes.growth_small, users)
+    calls = {"list_calls": sizes.growth_calls, "trail_calls": sizes.growth_calls, "repeats": sizes.repeats}
+    at_small = time_reads(service, sizes.growth_small, users, **calls)
+    load_memory(storage, sizes.growth_small, sizes.growth_large, users)
+    at_large = time_reads(service, sizes.growth_large, users, **calls)
+    growth_rows(report, "memory", sizes.growth_small, sizes.growth_large, at_small, at_large)
+    # Where the growth goes: with the loaded objects frozen out of the cyclic GC's reach, what remains is paykit's.
+    gc.freeze()
+    try:
+        frozen = time_reads(service, sizes.growth_large, users, **calls)
+    finally:
+        gc.unfreeze()
+    report.note(
+        f"memory at {sizes.growth_large:,} payments after gc.freeze(): list_payments {us(frozen[0])} "
+        f"({ratio(frozen[0] / at_small[0])} of {sizes.growth_small:,}), audit_trail {us(frozen[1])} "
+        f"({ratio(frozen[1] / at_small[1])})"
+    )
+
+
+# -- 6. memory per stored payment ------------------------------------------------------
+def bench_bytes_per_payment(report: Report, sizes: Sizes) -> None:
+    n = sizes.memory_payments
+    for label, with_audit in (("payment only", False), ("payment + its 3 audit entries", True)):
+        storage = MemoryStorage()
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(n):
+            payment = growth_payment(i, 100)
+            storage.insert_payment(payment)
+            if with_audit:
+                storage.append_audit(growth_audit(payment))
+        del payment
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        report.add("6", f"MemoryStorage bytes per stored payment ({label}, {n:,} payments)", f"{used / n:,.0f} B")
