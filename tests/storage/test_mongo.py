@@ -31,12 +31,20 @@ except ImportError:
     from _mongo_server import SecantusServer  # type: ignore[no-redef,import-not-found]
 
 EXPECTED_INDEXES = {
-    "payments": {"_id_", "provider_ref_unique", "user_created", "created", "status_updated", "outbox_pending"},
+    "payments": {
+        "_id_",
+        "provider_ref_unique",
+        "user_created",
+        "created",
+        "status_updated",
+        "status_money",
+        "outbox_pending",
+    },
     "refunds": {"_id_", "payment_created", "outbox_pending"},
     "invoices": {"_id_", "number_unique", "user_created", "outbox_pending"},
     "payment_methods": {"_id_", "user_created", "outbox_pending"},
     "customers": {"_id_", "provider_user_unique"},
-    "audit_log": {"_id_", "subject_at", "payment_at"},
+    "audit_log": {"_id_", "keys_at"},
     "webhook_events": {"_id_", "provider_event_unique"},
     "notifications": {"_id_", "delivery_due", "user_created"},
 }
@@ -98,6 +106,23 @@ class TestIndexes:
         plan = payments.find({"_provider_key": "4:fake:pi_3"}).explain()
 
         assert "IXSCAN" in str(plan["queryPlanner"]["winningPlan"])
+
+    @pytest.mark.mongo_server
+    def test_audit_trail_and_metrics_use_indexes(self, real_mongo_storage: MongoStorage) -> None:
+        """An audit trail is one index range; metrics' aggregation starts from an index."""
+        for i in range(3):
+            real_mongo_storage.insert_payment(make_payment(f"pay_{i}", when=i), [make_audit(f"a{i}", f"pay_{i}", when=i)])
+        assert ["a1"] == [e.id for e in real_mongo_storage.list_audit("pay_1", limit=10)]
+        db = real_mongo_storage._db
+
+        audit_plan = raw(real_mongo_storage, "audit_log").find({"_keys": "pay_1"}).explain()
+        metrics_plan = db.command(
+            "explain",
+            {"aggregate": "payments", "pipeline": [{"$match": {"status": {"$in": ["pending"]}}}], "cursor": {}},
+        )
+
+        assert "IXSCAN" in str(audit_plan["queryPlanner"]["winningPlan"])
+        assert "COLLSCAN" not in str(metrics_plan)
 
 
 class TestDocumentShape:
