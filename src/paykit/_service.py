@@ -301,6 +301,7 @@ class PaymentService:
         *,
         actor: str,
         payload: Mapping[str, Any] | None = None,
+        extra_effects: Sequence[Effect] = (),
     ) -> Payment:
         """Apply ``build``'s changes with compare-and-set, reloading on conflict.
 
@@ -312,7 +313,9 @@ class PaymentService:
             changes = build(current)
             if changes is None:
                 return current
-            written = self._change(current, action, actor=actor, payload=payload, **changes)
+            written = self._change(
+                current, action, actor=actor, payload=payload, extra_effects=extra_effects, **changes
+            )
             if written is not None:
                 return written
             time.sleep(min(0.001 * attempt, 0.02))
@@ -680,169 +683,169 @@ class PaymentService:
         """Refund a captured payment, in full (``amount=None``: all that remains) or in part.
 
         The amount is reserved on the payment with compare-and-set before the
-        provider is called, so concurrent refunds can never exceed the capture.
+        provider is called, together with the PENDING refund record, so
+        concurrent refunds can never exceed the capture and a refund in flight
+        is never lost. The provider's answer settles (or releases) it in one
+        more write: three round trips in all.
 
         Raises:
             InvalidStateError: Nothing captured to refund, or ``amount`` above what remains.
             InvalidRequestError: A bad amount or currency.
+            IdempotencyConflictError: The key was used with other parameters.
             ProviderError: The provider refused; the refund is FAILED and the amount released.
+                A ``ProviderUnavailableError`` keeps the reservation: retry with the same key.
         """
         key = d.check_key(idempotency_key)
+        if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
+            raise InvalidRequestError("reason must be a string of at most 500 characters")
         payment = self._load(payment_id)
         actor = actor or self._actor
         fp = d.fingerprint(payment_id=payment_id, amount=amount, reason=reason)
         refund_id = d.keyed_id("re", "refund", key) if key else d.new_id("re")
-        if key is not None and (existing := self._storage.get_refund(refund_id)) is not None:
-            d.check_replay(existing.request_fingerprint, fp, "refund")
-            return self._resume_refund(existing, actor=actor)
-        if payment.status not in _REFUNDABLE:
-            raise InvalidStateError(f"cannot refund a payment that is {payment.status.value}")
+        operation = f"refund:{key}"
+        if key is not None and (stored := payment.operation_keys.get(operation)) is not None:
+            d.check_replay(stored, fp, "refund")
+            return self._resume_refund(self.get_refund(refund_id), payment, actor=actor)
         adapter = self.provider(payment.provider)
-        remaining = payment.amount_refundable
-        wanted = remaining if amount is None else d.check_positive(amount)
-        self._same_currency(payment, wanted)
-        if wanted.minor_units <= 0 or wanted > remaining:
-            raise InvalidStateError(f"cannot refund {wanted}: {remaining} remains refundable")
-        if wanted.minor_units < payment.captured_minor and not adapter.capabilities.partial_refunds:
-            raise InvalidRequestError(f"provider {payment.provider!r} does not support partial refunds")
+        if amount is not None:
+            d.check_positive(amount)
+            self._same_currency(payment, amount)
         now = self._now()
         refund = Refund(
             id=refund_id,
             payment_id=payment.id,
             user_id=payment.user_id,
             provider=payment.provider,
-            amount=wanted,
+            amount=amount or payment.amount_refundable,
             reason=reason,
             idempotency_key=key,
             request_fingerprint=fp,
+            version=1,
             created_at=now,
             updated_at=now,
         )
-        try:
-            self._storage.insert_refund(refund)
-        except DuplicateRecordError:
-            existing = self._storage.get_refund(refund_id)
-            if existing is None:
-                raise
-            d.check_replay(existing.request_fingerprint, fp, "refund")
-            return self._resume_refund(existing, actor=actor)
-        return self._resume_refund(refund, actor=actor, payment=payment)
 
-    def _resume_refund(self, refund: Refund, *, actor: str, payment: Payment | None = None) -> Refund:
-        """Drive a refund from wherever it stopped: reserve, call the provider, settle.
+        def reserve(current: Payment) -> dict[str, Any] | None:
+            if key is not None and operation in current.operation_keys:
+                return None  # a concurrent call with the same key got there first
+            if current.status not in _REFUNDABLE:
+                raise InvalidStateError(f"cannot refund a payment that is {current.status.value}")
+            wanted = amount or current.amount_refundable
+            if wanted.minor_units <= 0 or wanted > current.amount_refundable:
+                raise InvalidStateError(f"cannot refund {wanted}: {current.amount_refundable} remains refundable")
+            if wanted.minor_units < current.captured_minor and not adapter.capabilities.partial_refunds:
+                raise InvalidRequestError(f"provider {current.provider!r} does not support partial refunds")
+            changes: dict[str, Any] = {"pending_refunds": {**current.pending_refunds, refund_id: wanted.minor_units}}
+            if key is not None:
+                changes["operation_keys"] = {**current.operation_keys, operation: fp}
+            return changes
 
-        ``payment`` is the refund's payment if already in hand (it saves a read).
-        """
-        if refund.status == RefundStatus.CANCELED:
-            raise InvalidStateError(f"refund {refund.id} was rejected: {refund.failure_message}")
-        if refund.status == RefundStatus.FAILED:
-            return refund
-        if refund.status == RefundStatus.SUCCEEDED:
-            self._settle_refund(refund, payment or refund.payment_id, actor=actor)
-            return refund
-        if refund.provider_ref is None:
-            reserved = self._reserve_refund(refund, payment or self._load(refund.payment_id))
-            if reserved is None:
-                return self._update_refund(
-                    refund,
-                    status=RefundStatus.CANCELED,
-                    failure_message="the amount exceeds what remains refundable",
-                    raise_rejected=True,
-                )
-            payment = reserved
-            try:
-                result = self.provider(refund.provider).refund_payment(
-                    payment, refund, idempotency_key=f"paykit-{refund.id}-refund"
-                )
-            except ProviderError as exc:
-                if exc.should_retry:
-                    raise  # the reservation stays; a retry with the same key resumes here
-                self._update_refund(refund, status=RefundStatus.FAILED, failure_message=exc.message)
-                self._release_refund(refund, actor=actor, reason=exc.code or "provider_error")
-                raise
-            refund = self._update_refund(
-                refund,
-                status=result.status,
-                provider_ref=result.provider_ref,
-                failure_message=result.failure_message,
-            )
-        if refund.status == RefundStatus.SUCCEEDED:
-            self._settle_refund(refund, payment or refund.payment_id, actor=actor)
-        elif refund.status in (RefundStatus.FAILED, RefundStatus.CANCELED):
-            self._release_refund(refund, actor=actor, reason=refund.failure_message or "failed")
-        return refund
+        def record(current: Payment) -> list[Effect]:
+            # The PENDING record is written with the reservation, so a refund in flight always shows.
+            return [refund if amount is not None else refund.model_copy(update={"amount": current.amount_refundable})]
 
-    def _update_refund(self, refund: Refund, *, raise_rejected: bool = False, **changes: Any) -> Refund:
-        """Compare-and-set changes on a refund, starting from the copy in hand."""
-        current: Refund | None = refund
-        for _ in range(_CAS_ATTEMPTS):
-            if current is None:
-                raise NotFoundError(f"no refund {refund.id!r}")
-            after = current.model_copy(update={**changes, "version": current.version + 1, "updated_at": self._now()})
-            if self._storage.update_refund(after, expected_version=current.version):
-                if raise_rejected:
-                    raise InvalidStateError(f"cannot refund {refund.amount}: {after.failure_message}")
-                return after
-            current = self._storage.get_refund(refund.id)
-        raise StorageError(f"refund {refund.id} kept changing under this write; try again")
+        reserved = self._retry_write(payment, reserve, record)
+        if refund_id not in reserved.pending_refunds:
+            return self._resume_refund(self.get_refund(refund_id), reserved, actor=actor)
+        refund = refund.model_copy(update={"amount": Money(reserved.pending_refunds[refund_id], payment.currency)})
+        return self._call_refund(refund, reserved, actor=actor)
 
-    def _reserve_refund(self, refund: Refund, payment: Payment) -> Payment | None:
-        """Reserve the refund's amount on its payment; ``None`` if it no longer fits.
-
-        Returns the payment holding the reservation. ``payment`` is the copy in hand.
-        """
+    def _retry_write(
+        self,
+        payment: Payment,
+        build: Callable[[Payment], dict[str, Any] | None],
+        effects: Callable[[Payment], Sequence[Effect]],
+    ) -> Payment:
+        """Compare-and-set changes that need no audit entry of their own (a reservation)."""
+        current = payment
         for attempt in range(_CAS_ATTEMPTS):
-            if refund.id in payment.pending_refunds:
-                return payment
-            if payment.status not in _REFUNDABLE or refund.amount > payment.amount_refundable:
-                return None
-            after = payment.model_copy(
-                update={
-                    "pending_refunds": {**payment.pending_refunds, refund.id: refund.amount.minor_units},
-                    "version": payment.version + 1,
-                    "updated_at": self._now(),
-                }
-            )
-            if self._storage.update_payment(after, expected_version=payment.version):
+            changes = build(current)
+            if changes is None:
+                return current
+            after = current.model_copy(update={**changes, "version": current.version + 1, "updated_at": self._now()})
+            if self._storage.update_payment(after, expected_version=current.version, effects=effects(current)):
                 return after
             time.sleep(min(0.001 * attempt, 0.02))
-            payment = self._load(refund.payment_id)
-        raise StorageError(f"payment {refund.payment_id} kept changing; try the refund again")
+            current = self._load(current.id)
+        raise StorageError(f"payment {payment.id} kept changing under this write; try again")
 
-    def _settle_refund(self, refund: Refund, payment: Payment | str, *, actor: str) -> None:
-        def build(current: Payment) -> dict[str, Any] | None:
-            if refund.id not in current.pending_refunds:
-                return None
-            pending = {k: v for k, v in current.pending_refunds.items() if k != refund.id}
-            refunded = current.refunded_minor + refund.amount.minor_units
-            return {
-                "pending_refunds": pending,
-                "refunded_minor": refunded,
-                "status": d.refund_status_after(current, refunded),
-            }
-
-        self._retry_change(
-            payment,
-            AuditAction.PAYMENT_REFUND,
-            build,
-            actor=actor,
-            payload={"refund_id": refund.id, "refund_amount": str(refund.amount), "outcome": "succeeded"},
-        )
-
-    def _release_refund(self, refund: Refund, *, actor: str, reason: str) -> None:
-        def build(current: Payment) -> dict[str, Any] | None:
-            if refund.id not in current.pending_refunds:
-                return None
-            return {"pending_refunds": {k: v for k, v in current.pending_refunds.items() if k != refund.id}}
-
-        self._retry_change(
-            refund.payment_id,
-            AuditAction.PAYMENT_REFUND,
-            build,
-            actor=actor,
-            payload={"refund_id": refund.id, "refund_amount": str(refund.amount), "outcome": "failed",
-                     "reason": reason},
+    def _call_refund(self, refund: Refund, payment: Payment, *, actor: str) -> Refund:
+        """Ask the provider to refund a reserved refund, then settle or release it."""
+        try:
+            result = self.provider(refund.provider).refund_payment(
+                payment, refund, idempotency_key=f"paykit-{refund.id}-refund"
+            )
+        except ProviderError as exc:
+            if exc.should_retry:
+                exc.payment_id = payment.id
+                raise  # the reservation stays; a retry with the same key resumes here
+            self._finish_refund(
+                refund, payment, RefundStatus.FAILED, actor=actor, failure_message=exc.message, code=exc.code
+            )
+            raise
+        return self._finish_refund(
+            refund, payment, result.status, actor=actor, provider_ref=result.provider_ref,
+            failure_message=result.failure_message,
         )  # fmt: skip
+
+    def _finish_refund(
+        self,
+        refund: Refund,
+        payment: Payment | str,
+        status: RefundStatus,
+        *,
+        actor: str,
+        provider_ref: str | None = None,
+        failure_message: str | None = None,
+        code: str | None = None,
+    ) -> Refund:
+        """Write the refund's new status with its payment: settle, release, or keep waiting.
+
+        One compare-and-set on the payment carries the refund record, its audit
+        entry and notifications, so the two can never disagree.
+        """
+        done = refund.model_copy(
+            update={
+                "status": status,
+                "provider_ref": provider_ref or refund.provider_ref,
+                "failure_message": failure_message,
+                "version": refund.version + 1,
+                "updated_at": self._now(),
+            }
+        )
+        outcome = {RefundStatus.SUCCEEDED: "succeeded", RefundStatus.PENDING: "pending"}.get(status, "failed")
+
+        def build(current: Payment) -> dict[str, Any] | None:
+            if refund.id not in current.pending_refunds:
+                return None  # settled or released already
+            pending = {k: v for k, v in current.pending_refunds.items() if k != refund.id}
+            if status == RefundStatus.SUCCEEDED:
+                refunded = current.refunded_minor + refund.amount.minor_units
+                return {
+                    "pending_refunds": pending,
+                    "refunded_minor": refunded,
+                    "status": d.refund_status_after(current, refunded),
+                }
+            if status == RefundStatus.PENDING:
+                return {}  # the provider settles later; keep the reservation
+            return {"pending_refunds": pending}
+
+        payload = {"refund_id": refund.id, "refund_amount": str(refund.amount), "outcome": outcome}
+        if code:
+            payload["reason"] = code
+        self._retry_change(
+            payment, AuditAction.PAYMENT_REFUND, build, actor=actor, payload=payload, extra_effects=[done]
+        )
+        return done
+
+    def _resume_refund(self, refund: Refund, payment: Payment, *, actor: str) -> Refund:
+        """Finish a refund a replayed key or a crash left behind."""
+        unsent = refund.status == RefundStatus.PENDING and refund.provider_ref is None
+        if unsent and refund.id in payment.pending_refunds:
+            return self._call_refund(refund, payment, actor=actor)
+        if refund.status == RefundStatus.CANCELED:
+            raise InvalidStateError(f"refund {refund.id} was rejected: {refund.failure_message}")
+        return refund
 
     def get_refund(self, refund_id: str) -> Refund:
         """The refund with this id.
@@ -1034,14 +1037,14 @@ class PaymentService:
         if known is not None:
             if known.status != RefundStatus.PENDING or event.refund_status == RefundStatus.PENDING:
                 return WebhookOutcome.DUPLICATE
-            known = self._update_refund(known, status=event.refund_status, failure_message=event.failure_message)
-            self._resume_refund(known, actor=actor)
+            self._finish_refund(known, payment, event.refund_status, actor=actor, failure_message=event.failure_message)
             return WebhookOutcome.APPLIED
         if event.refund_status != RefundStatus.SUCCEEDED or event.amount_refunded is None:
             return WebhookOutcome.IGNORED
-        # A refund made in the provider's dashboard: record it so totals stay true.
+        # A refund made in the provider's dashboard: record it, in one write, so totals stay true.
         amount = event.amount_refunded
         self._same_currency(payment, amount)
+        operation = f"refund:external:{event.refund_ref}"
         now = self._now()
         refund = Refund(
             id=d.keyed_id("re", f"external:{payment.provider}", event.refund_ref),
@@ -1049,22 +1052,36 @@ class PaymentService:
             user_id=payment.user_id,
             provider=payment.provider,
             amount=amount,
-            status=RefundStatus.PENDING,
+            status=RefundStatus.SUCCEEDED,
+            provider_ref=event.refund_ref,
             reason="made at the provider",
+            version=1,
             created_at=now,
             updated_at=now,
         )
-        try:
-            self._storage.insert_refund(refund)
-        except DuplicateRecordError:
-            return WebhookOutcome.DUPLICATE
-        reserved = self._reserve_refund(refund, payment)
-        if reserved is None:
-            self._update_refund(refund, status=RefundStatus.CANCELED, failure_message="exceeds the capture")
-            return WebhookOutcome.STALE
-        refund = self._update_refund(refund, status=RefundStatus.SUCCEEDED, provider_ref=event.refund_ref)
-        self._settle_refund(refund, reserved, actor=actor)
-        return WebhookOutcome.APPLIED
+        outcome = WebhookOutcome.APPLIED
+
+        def build(current: Payment) -> dict[str, Any] | None:
+            nonlocal outcome
+            if operation in current.operation_keys:
+                outcome = WebhookOutcome.DUPLICATE
+                return None
+            if current.status not in _REFUNDABLE or amount > current.amount_refundable:
+                outcome = WebhookOutcome.STALE
+                log.warning("provider refund exceeds what paykit can refund", payment_id=current.id)
+                return None
+            refunded = current.refunded_minor + amount.minor_units
+            return {
+                "refunded_minor": refunded,
+                "status": d.refund_status_after(current, refunded),
+                "operation_keys": {**current.operation_keys, operation: "provider"},
+            }
+
+        payload = {"refund_id": refund.id, "refund_amount": str(amount), "outcome": "succeeded", "origin": "provider"}
+        self._retry_change(
+            payment, AuditAction.PAYMENT_REFUND, build, actor=actor, payload=payload, extra_effects=[refund]
+        )
+        return outcome
 
     # -- reconciliation ------------------------------------------------------
     def reconcile(self, *, limit: int = 100, older_than: timedelta = timedelta(minutes=1)) -> ReconcileReport:

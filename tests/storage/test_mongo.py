@@ -111,7 +111,9 @@ class TestIndexes:
     def test_audit_trail_and_metrics_use_indexes(self, real_mongo_storage: MongoStorage) -> None:
         """An audit trail is one index range; metrics' aggregation starts from an index."""
         for i in range(3):
-            real_mongo_storage.insert_payment(make_payment(f"pay_{i}", when=i), [make_audit(f"a{i}", f"pay_{i}", when=i)])
+            real_mongo_storage.insert_payment(
+                make_payment(f"pay_{i}", when=i), [make_audit(f"a{i}", f"pay_{i}", when=i)]
+            )
         assert ["a1"] == [e.id for e in real_mongo_storage.list_audit("pay_1", limit=10)]
         db = real_mongo_storage._db
 

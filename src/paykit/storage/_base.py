@@ -6,7 +6,8 @@ that the audit entries, notifications and webhook event records in it become
 durable if, and only if, the write itself succeeds: an implementation may store
 them with the record (an outbox) and materialize them later, but readers of
 effects (:meth:`Storage.list_audit`, :meth:`Storage.claim_notifications`,
-:meth:`Storage.list_notifications`) must then materialize pending ones first.
+:meth:`Storage.list_notifications`, :meth:`Storage.get_refund`,
+:meth:`Storage.list_refunds`) must then materialize pending ones first.
 Effect ids are deterministic (event records are unique by provider and event
 id), so writing one twice is a no-op.
 """
@@ -47,8 +48,12 @@ class WebhookEventRecord:
     payment_id: str | None = None
 
 
-Effect = AuditEntry | Notification | WebhookEventRecord
-"""A side effect written together with a state change."""
+Effect = AuditEntry | Notification | WebhookEventRecord | Refund
+"""A side effect written together with a state change.
+
+A :class:`Refund` effect is an upsert: it replaces the stored refund only if its
+``version`` is newer, so a refund record always moves with its payment.
+"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,9 +54,15 @@ class MemoryStorage:
     def _write_effects(self, effects: Sequence[Effect]) -> None:
         self.append_audit([e for e in effects if isinstance(e, AuditEntry)])
         self.insert_notifications([e for e in effects if isinstance(e, Notification)])
-        for record in effects:
-            if isinstance(record, WebhookEventRecord):
-                self.record_webhook_event(record)
+        for effect in effects:
+            if isinstance(effect, WebhookEventRecord):
+                self.record_webhook_event(effect)
+            elif isinstance(effect, Refund):
+                stored = self._refunds.get(effect.id)
+                if stored is None:
+                    self._refunds_by_payment[effect.payment_id].append(effect.id)
+                if stored is None or stored.version < effect.version:
+                    self._refunds[effect.id] = effect
 
     def flush_pending_effects(self, *, limit: int = 1000) -> int:
         """Effects are written with their change here, so nothing is ever pending."""

@@ -228,6 +228,8 @@ def _event_doc(record: WebhookEventRecord) -> _Doc:
 
 
 def _effect_doc(effect: Effect) -> _Doc:
+    if isinstance(effect, Refund):
+        return {"_id": f"refund:{effect.id}:v{effect.version}", "_kind": "refund", "record": _model_doc(effect)}
     if isinstance(effect, WebhookEventRecord):
         doc = _event_doc(effect)
         doc["_id"] = f"event:{_provider_key(effect.provider, effect.event_id)}"
@@ -362,6 +364,19 @@ class MongoStorage:
         self._insert_ignoring_duplicates("audit_log", kind("audit", ("_kind",)))
         self._insert_ignoring_duplicates("notifications", kind("notification", ("_kind", _SEQ)))
         self._insert_ignoring_duplicates("webhook_events", kind("webhook_event", ("_kind",)))
+        for effect in outbox:
+            if effect["_kind"] == "refund":
+                self._upsert_refund(effect["record"])
+
+    def _upsert_refund(self, record: _Doc) -> None:
+        """Write a refund carried as an effect, unless the stored one is as new or newer."""
+        fields = {k: v for k, v in record.items() if k != "_id"}
+        with contextlib.suppress(DuplicateKeyError):  # a newer version is stored already
+            self._col("refunds").update_one(
+                {"_id": record["_id"], "version": {"$lt": record["version"]}},
+                {"$set": fields, "$setOnInsert": {_SEQ: ObjectId()}},
+                upsert=True,
+            )
 
     def _pull_outbox(self, collection: str, doc_id: Any, effect_ids: Sequence[str]) -> None:
         col = self._col(collection)
@@ -536,7 +551,8 @@ class MongoStorage:
 
     @_storage_op
     def get_refund(self, refund_id: str) -> Refund | None:
-        """The refund with this id, or ``None``."""
+        """The refund with this id, or ``None`` (refunds still in outboxes included)."""
+        self.flush_pending_effects()
         return self._get("refunds", Refund, refund_id)
 
     @_storage_op
@@ -546,7 +562,8 @@ class MongoStorage:
 
     @_storage_op
     def list_refunds(self, payment_id: str) -> list[Refund]:
-        """A payment's refunds, oldest first."""
+        """A payment's refunds, oldest first (refunds still in outboxes included)."""
+        self.flush_pending_effects()
         cursor = (
             self._col("refunds")
             .find({"payment_id": payment_id}, {_OUTBOX: 0})
