@@ -171,13 +171,14 @@ def payment_notifications(before: Payment, after: Payment, *, at: datetime) -> l
     elif after.status == PaymentStatus.FAILED:
         kinds.append(NotificationKind.PAYMENT_FAILED)
         payload["failure_code"] = after.failure_code
+    safe = redact(payload)
     return [
         Notification(
             id=f"{after.id}:v{after.version}:{kind.value}",
             user_id=after.user_id,
             kind=kind,
             subject_id=after.id,
-            payload=redact(payload),
+            payload=dict(safe),
             created_at=at,
             next_attempt_at=at,
         )

@@ -9,6 +9,7 @@ never raised into the operation.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -35,7 +36,18 @@ _SENSITIVE_KEY = re.compile(
 _PAN_LIKE = re.compile(r"(?<!\d)(?:\d[ -]?){11,18}\d(?!\d)")
 
 
+_DROP_DIGITS: Final = str.maketrans("", "", "0123456789")
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_sensitive(key: str) -> bool:
+    return _SENSITIVE_KEY.search(key) is not None
+
+
 def _mask_pans(text: str) -> str:
+    # Most strings hold fewer than 12 digits and cannot contain a card number: skip the regex.
+    if len(text) - len(text.translate(_DROP_DIGITS)) < 12:
+        return text
     return _PAN_LIKE.sub(REDACTED, text)
 
 
@@ -47,7 +59,7 @@ def redact(value: Any) -> Any:
     run of 12-19 digits that could be a card number is masked in strings.
     """
     if isinstance(value, Mapping):
-        return {str(k): REDACTED if _SENSITIVE_KEY.search(str(k)) else redact(v) for k, v in value.items()}
+        return {str(k): REDACTED if _is_sensitive(str(k)) else redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     if isinstance(value, str):

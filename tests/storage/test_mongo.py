@@ -75,10 +75,10 @@ class CrashingStorage(MongoStorage):
             raise SimulatedCrash
         super()._insert_effects(outbox)
 
-    def _pull_outbox(self, collection: str, doc_id: Any, effect_ids: Sequence[str]) -> None:
+    def _drop_outbox(self, collection: str, doc_id: Any, outbox: Sequence[dict[str, Any]], version: Any) -> None:
         if self.crash_in == "pull":
             raise SimulatedCrash
-        super()._pull_outbox(collection, doc_id, effect_ids)
+        super()._drop_outbox(collection, doc_id, outbox, version)
 
 
 class TestIndexes:
@@ -253,6 +253,26 @@ class TestCrashSafety:
         assert [n.id for n in restarted.claim_notifications(now=at(1), lease=timedelta(seconds=5), limit=5)] == ["n1"]
         assert restarted.flush_pending_effects() == 0
         assert raw(restarted, "payments").find_one({"_id": "pay_1"}).get("_outbox") is None
+
+    def test_a_write_during_the_flush_keeps_its_effects(self, mongo_storage: MongoStorage) -> None:
+        """When another write pushes effects mid-flush, only what was flushed leaves the outbox."""
+        payment = make_payment()
+        mongo_storage.insert_payment(payment, [make_audit("a1")])
+
+        class Racing(MongoStorage):
+            raced = False
+
+            def _insert_effects(self, outbox: Sequence[dict[str, Any]]) -> None:
+                super()._insert_effects(outbox)
+                if not self.raced:
+                    self.raced = True
+                    mongo_storage.update_payment(bump(payment), expected_version=0, effects=[make_audit("a2", when=1)])
+
+        Racing(mongo_storage._client, mongo_storage._db.name, ensure_indexes=False).flush_pending_effects()
+
+        outbox = raw(mongo_storage, "payments").find_one({"_id": "pay_1"}).get("_outbox")
+        assert ["a2"] == [e["_id"] for e in outbox]
+        assert ["a1", "a2"] == [e.id for e in mongo_storage.list_audit("pay_1", limit=10)]
 
     def test_flush_reports_what_it_moved(self, mongo_storage: MongoStorage) -> None:
         mongo_storage.insert_payment(make_payment(), [make_audit("a1"), make_notification("n1")])

@@ -350,12 +350,22 @@ class MongoStorage:
             doc[_OUTBOX] = outbox
         return outbox
 
-    def _materialize(self, collection: str, doc_id: Any, outbox: Sequence[_Doc]) -> int:
+    def _materialize(self, collection: str, doc_id: Any, outbox: Sequence[_Doc], version: Any = None) -> int:
         if not outbox:
             return 0
         self._insert_effects(outbox)
-        self._pull_outbox(collection, doc_id, [e["_id"] for e in outbox])
+        self._drop_outbox(collection, doc_id, outbox, version)
         return len(outbox)
+
+    def _drop_outbox(self, collection: str, doc_id: Any, outbox: Sequence[_Doc], version: Any) -> None:
+        """Remove materialized effects from the document's outbox."""
+        # Every write that pushes effects also bumps the version: if it has not moved, the outbox
+        # holds exactly what was read, and one write drops it whole.
+        if version is not None:
+            dropped = self._col(collection).update_one({"_id": doc_id, "version": version}, {"$unset": {_OUTBOX: ""}})
+            if dropped.matched_count:
+                return
+        self._pull_outbox(collection, doc_id, [e["_id"] for e in outbox])
 
     def _insert_effects(self, outbox: Sequence[_Doc]) -> None:
         def kind(name: str, drop: tuple[str, ...]) -> list[_Doc]:
@@ -409,10 +419,12 @@ class MongoStorage:
         for collection in _OUTBOX_COLLECTIONS:
             if remaining <= 0:
                 break
-            pending = self._col(collection).find({f"{_OUTBOX}._id": {"$exists": True}}, {_OUTBOX: 1}, limit=remaining)
+            pending = self._col(collection).find(
+                {f"{_OUTBOX}._id": {"$exists": True}}, {_OUTBOX: 1, "version": 1}, limit=remaining
+            )
             for doc in pending:
                 remaining -= 1
-                flushed += self._materialize(collection, doc["_id"], doc.get(_OUTBOX, []))
+                flushed += self._materialize(collection, doc["_id"], doc.get(_OUTBOX, []), doc.get("version"))
         return flushed
 
     # -- generic record helpers --------------------------------------------
