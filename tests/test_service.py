@@ -669,3 +669,23 @@ class TestInvoiceRetries:
             service.get_invoice(invoice.id).status,
             service.get_invoice(invoice.id).payment_id,
         )
+
+
+class _AlwaysStale(MemoryStorage):
+    """A storage where every compare-and-set loses to another writer."""
+
+    def update_payment(self, payment: Any, *, expected_version: int, effects: Any = ()) -> bool:
+        return False
+
+
+def test_endless_contention_is_a_storage_error(
+    fake: FakeProvider, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When every write loses, the caller gets a StorageError to retry, not a hang."""
+    import paykit._service
+
+    monkeypatch.setattr(paykit._service, "_CAS_ATTEMPTS", 3)
+    service = PaymentService(storage=_AlwaysStale(), providers=[fake], clock=clock)
+
+    with pytest.raises(StorageError, match="kept changing"):
+        _init(service)

@@ -7,7 +7,7 @@ storages to databases, and ``_decisions`` holds every I/O-free rule.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -293,6 +293,19 @@ class PaymentService:
             raise InvalidRequestError(f"amount is in {amount.currency}, the payment in {payment.currency}")
         return amount.minor_units
 
+    @staticmethod
+    def _attempts(what: str) -> Iterator[int]:
+        """Number the tries of a compare-and-set, pausing briefly between them.
+
+        Raises:
+            StorageError: Every try lost to another writer.
+        """
+        for attempt in range(_CAS_ATTEMPTS):
+            if attempt:
+                time.sleep(min(0.001 * attempt, 0.02))
+            yield attempt
+        raise StorageError(f"{what} kept changing under this write; try again")
+
     def _retry_change(
         self,
         payment: Payment | str,
@@ -309,7 +322,9 @@ class PaymentService:
         or an id. ``build`` returns ``None`` when there is nothing to write.
         """
         current = payment if isinstance(payment, Payment) else self._load(payment)
-        for attempt in range(_CAS_ATTEMPTS):
+        for attempt in self._attempts(f"payment {current.id}"):
+            if attempt:
+                current = self._load(current.id)
             changes = build(current)
             if changes is None:
                 return current
@@ -318,9 +333,7 @@ class PaymentService:
             )
             if written is not None:
                 return written
-            time.sleep(min(0.001 * attempt, 0.02))
-            current = self._load(current.id)
-        raise StorageError(f"payment {current.id} kept changing under this write; try again")
+        raise AssertionError("unreachable")  # pragma: no cover - _attempts raises
 
     # -- payments -----------------------------------------------------------
     def initialize_payment(
@@ -758,16 +771,16 @@ class PaymentService:
     ) -> Payment:
         """Compare-and-set changes that need no audit entry of their own (a reservation)."""
         current = payment
-        for attempt in range(_CAS_ATTEMPTS):
+        for attempt in self._attempts(f"payment {payment.id}"):
+            if attempt:
+                current = self._load(current.id)
             changes = build(current)
             if changes is None:
                 return current
             after = current.model_copy(update={**changes, "version": current.version + 1, "updated_at": self._now()})
             if self._storage.update_payment(after, expected_version=current.version, effects=effects(current)):
                 return after
-            time.sleep(min(0.001 * attempt, 0.02))
-            current = self._load(current.id)
-        raise StorageError(f"payment {payment.id} kept changing under this write; try again")
+        raise AssertionError("unreachable")  # pragma: no cover - _attempts raises
 
     def _call_refund(self, refund: Refund, payment: Payment, *, actor: str) -> Refund:
         """Ask the provider to refund a reserved refund, then settle or release it."""
@@ -979,7 +992,9 @@ class PaymentService:
             return WebhookOutcome.IGNORED
         payload = {"event_type": event.type, "event_id": event.event_id, "requested_status": target.value}
         current = payment
-        for attempt in range(_CAS_ATTEMPTS):
+        for attempt in self._attempts(f"payment {payment.id}"):
+            if attempt:
+                current = self._load(current.id)
             data = {**current.provider_data, **event.provider_data}
             if current.status == target:
                 # Already there (this event, or the API call that caused it, was applied). Record
@@ -1004,9 +1019,7 @@ class PaymentService:
                 if outcome == WebhookOutcome.STALE:
                     log.info("stale provider event ignored", payment_id=current.id, event_type=event.type)
                 return outcome
-            time.sleep(min(0.001 * attempt, 0.02))
-            current = self._load(current.id)
-        raise StorageError(f"payment {payment.id} kept changing under this event; the provider will retry")
+        raise AssertionError("unreachable")  # pragma: no cover - _attempts raises
 
     @staticmethod
     def _merged_data(current: Payment, event: WebhookEvent) -> dict[str, Any] | None:
@@ -1238,7 +1251,7 @@ class PaymentService:
         actor: str | None,
         notify: NotificationKind | None = None,
     ) -> Invoice:
-        for _ in range(_CAS_ATTEMPTS):
+        for _ in self._attempts(f"invoice {invoice_id}"):
             current = self.get_invoice(invoice_id)
             changes = build(current)
             if changes is None:
@@ -1261,7 +1274,7 @@ class PaymentService:
             if self._storage.update_invoice(after, expected_version=current.version, effects=effects):
                 self._emit(effects)
                 return after
-        raise StorageError(f"invoice {invoice_id} kept changing under this write; try again")
+        raise AssertionError("unreachable")  # pragma: no cover - _attempts raises
 
     def send_invoice(self, invoice_id: str, *, actor: str | None = None) -> Invoice:
         """Send a draft invoice: it becomes OPEN and the user is notified. Sending again is a no-op.
@@ -1474,18 +1487,17 @@ class PaymentService:
     def _set_method(
         self, method: PaymentMethod, action: AuditAction | None, actor: str | None, **changes: Any
     ) -> PaymentMethod:
-        current = method
-        for _ in range(_CAS_ATTEMPTS):
+        current: PaymentMethod | None = method
+        for _ in self._attempts(f"payment method {method.id}"):
+            if current is None:
+                raise NotFoundError(f"no payment method {method.id!r}")
             after = current.model_copy(update={**changes, "version": current.version + 1, "updated_at": self._now()})
             effects: list[Effect] = [self._method_audit(after, action, actor=actor)] if action else []
             if self._storage.update_payment_method(after, expected_version=current.version, effects=effects):
                 self._emit(effects)
                 return after
-            reloaded = self._storage.get_payment_method(method.id)
-            if reloaded is None:
-                raise NotFoundError(f"no payment method {method.id!r}")
-            current = reloaded
-        raise StorageError(f"payment method {method.id} kept changing under this write; try again")
+            current = self._storage.get_payment_method(method.id)
+        raise AssertionError("unreachable")  # pragma: no cover - _attempts raises
 
     def list_payment_methods(self, user_id: str) -> list[PaymentMethod]:
         """The user's saved methods, oldest first."""
