@@ -689,3 +689,19 @@ def test_endless_contention_is_a_storage_error(
 
     with pytest.raises(StorageError, match="kept changing"):
         _init(service)
+
+
+def test_reconcile_of_an_unchanged_payment_writes_nothing(
+    service: PaymentService, fake: FakeProvider, storage: MemoryStorage, clock: ManualClock
+) -> None:
+    """Checking a payment the provider has not moved leaves no event record and no audit entry."""
+    fake.behavior = "processing"
+    payment = service.confirm_payment(_init(service).id)
+    clock.advance(minutes=2)
+    before = (service.get_payment(payment.id).version, len(service.audit_trail(payment.id)))
+
+    report = service.reconcile()
+
+    assert (1, 0) == (report.checked, report.updated)
+    assert before == (service.get_payment(payment.id).version, len(service.audit_trail(payment.id)))
+    assert storage.get_webhook_event("fake", f"reconcile:{payment.id}:{payment.version}") is None

@@ -985,8 +985,13 @@ class PaymentService:
             return self._storage.find_payment_by_provider_ref(event.provider, event.provider_ref)
         return None
 
-    def _apply_status(self, payment: Payment, event: WebhookEvent, *, actor: str) -> WebhookOutcome:
-        """Move ``payment`` to the event's status if the table allows; record a stale event once."""
+    def _apply_status(
+        self, payment: Payment, event: WebhookEvent, *, actor: str, from_provider_event: bool = True
+    ) -> WebhookOutcome:
+        """Move ``payment`` to the event's status if the table allows; record a stale event once.
+
+        ``from_provider_event=False`` (reconcile) records no event and leaves stale answers unrecorded.
+        """
         target = event.status
         if target is None:
             return WebhookOutcome.IGNORED
@@ -999,7 +1004,8 @@ class PaymentService:
             if current.status == target:
                 # Already there (this event, or the API call that caused it, was applied). Record
                 # the event anyway, so a redelivery after the payment moves on is still a duplicate.
-                self._storage.record_webhook_event(self._event_record(event, WebhookOutcome.DUPLICATE, current.id))
+                if from_provider_event:
+                    self._storage.record_webhook_event(self._event_record(event, WebhookOutcome.DUPLICATE, current.id))
                 if data != current.provider_data:
                     self._retry_change(
                         current, AuditAction.PAYMENT_STATUS_UPDATE, lambda latest: self._merged_data(latest, event),
@@ -1009,12 +1015,14 @@ class PaymentService:
             if can_transition(current.status, target):
                 outcome, action = WebhookOutcome.APPLIED, AuditAction.PAYMENT_STATUS_UPDATE
                 changes = self._event_changes(current, event, target, data)
+            elif not from_provider_event:
+                return WebhookOutcome.STALE
             else:
                 if self._storage.get_webhook_event(event.provider, event.event_id) is not None:
                     return WebhookOutcome.DUPLICATE
                 outcome, action, changes = WebhookOutcome.STALE, AuditAction.PAYMENT_EVENT_IGNORED, {}
-            record = self._event_record(event, outcome, current.id)
-            written = self._change(current, action, actor=actor, payload=payload, extra_effects=[record], **changes)
+            records = [self._event_record(event, outcome, current.id)] if from_provider_event else []
+            written = self._change(current, action, actor=actor, payload=payload, extra_effects=records, **changes)
             if written is not None:
                 if outcome == WebhookOutcome.STALE:
                     log.info("stale provider event ignored", payment_id=current.id, event_type=event.type)
@@ -1128,7 +1136,8 @@ class PaymentService:
                         failure_message=result.failure_message,
                         provider_data=dict(result.provider_data),
                     )
-                    changed = self._apply_status(payment, event, actor="reconcile") == WebhookOutcome.APPLIED
+                    outcome = self._apply_status(payment, event, actor="reconcile", from_provider_event=False)
+                    changed = outcome == WebhookOutcome.APPLIED
                 report.updated += int(changed)
             except PaykitError as exc:
                 report.errors[payment.id] = f"{type(exc).__name__}: {exc.message}"
