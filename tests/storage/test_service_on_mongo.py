@@ -139,3 +139,34 @@ class TestServiceConcurrency:
         assert set(results) == {"ok", "InvalidStateError"}
         assert final.status == PaymentStatus.PARTIALLY_REFUNDED
         service.close()
+
+    def test_one_event_delivered_800_times_applies_once(self, real_mongo_storage: MongoStorage) -> None:
+        """8 threads x 100 deliveries of one webhook: one transition, one audit entry, one notification."""
+        from paykit import AuditAction, NotificationKind
+        from paykit.webhooks import handle_webhook
+
+        fake = FakeProvider()
+        service = PaymentService(storage=real_mongo_storage, providers=[fake])
+        payment = service.initialize_payment(user_id="u1", amount=Money.of("10.000", "KWD"), provider="fake")
+        hook = fake.webhook(payment, PaymentStatus.SUCCEEDED, event_id="evt_800")
+        start = threading.Barrier(8)
+        codes: list[int] = []
+
+        def deliver() -> None:
+            start.wait()
+            for _ in range(100):
+                codes.append(handle_webhook(service, "fake", hook.body, hook.headers).status_code)
+
+        threads = [threading.Thread(target=deliver) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        updates = [e for e in service.audit_trail(payment.id) if e.action == AuditAction.PAYMENT_STATUS_UPDATE]
+        kinds = [n.kind for n in service.list_notifications("u1", limit=100)]
+        assert (800, {200}) == (len(codes), set(codes))
+        assert 1 == len(updates)
+        assert (1, 1) == (kinds.count(NotificationKind.PAYMENT_SUCCEEDED), kinds.count(NotificationKind.STATUS_CHANGED))
+        assert PaymentStatus.SUCCEEDED == service.get_payment(payment.id).status
+        service.close()
