@@ -705,3 +705,25 @@ def test_reconcile_of_an_unchanged_payment_writes_nothing(
     assert (1, 0) == (report.checked, report.updated)
     assert before == (service.get_payment(payment.id).version, len(service.audit_trail(payment.id)))
     assert storage.get_webhook_event("fake", f"reconcile:{payment.id}:{payment.version}") is None
+
+
+def test_reconcile_finishes_a_refund_interrupted_by_an_outage(
+    service: PaymentService, fake: FakeProvider, clock: ManualClock
+) -> None:
+    """An unkeyed refund that timed out stays reserved until reconcile() sends it with its first provider key."""
+    payment = _paid(service)
+    fake.fail_next("timeout")
+    with pytest.raises(ProviderUnavailableError):
+        service.refund_payment(payment.id, amount=Money.of("5.00", "USD"))
+    assert Money.of("45.00", "USD") == service.get_payment(payment.id).amount_refundable
+    clock.advance(minutes=2)
+
+    report = service.reconcile()
+
+    payment = service.get_payment(payment.id)
+    (refund,) = service.list_refunds(payment.id)
+    keys = [c.idempotency_key for c in fake.calls_to("refund_payment")]
+    assert (1, {}) == (report.updated, report.errors)
+    assert (RefundStatus.SUCCEEDED, Money.of("5.00", "USD")) == (refund.status, payment.amount_refunded)
+    assert [f"paykit-{refund.id}-refund"] * 2 == keys
+    assert {} == payment.pending_refunds

@@ -1111,10 +1111,13 @@ class PaymentService:
         The answer to a lost webhook or a crash mid-operation: PENDING payments
         never registered with their provider are registered (with the same
         provider idempotency key, so never charged twice), others are retrieved
-        and moved forward; effects left in outboxes are flushed.
+        and moved forward; refunds reserved but never sent (a provider outage
+        without a retry) are sent with their original provider key; effects left
+        in outboxes are flushed.
         """
         report = ReconcileReport(effects_flushed=self._storage.flush_pending_effects())
         cutoff = self._now() - older_than
+        self._reconcile_refunds(report, cutoff=cutoff, limit=limit)
         for payment in self._storage.list_payments_in_status(_UNSETTLED, updated_before=cutoff, limit=limit):
             report.checked += 1
             try:
@@ -1143,6 +1146,20 @@ class PaymentService:
                 report.errors[payment.id] = f"{type(exc).__name__}: {exc.message}"
                 log.warning("reconcile failed for payment", payment_id=payment.id, error=type(exc).__name__)
         return report
+
+    def _reconcile_refunds(self, report: ReconcileReport, *, cutoff: datetime, limit: int) -> None:
+        """Finish refunds a provider outage or a crash left reserved but never sent."""
+        for payment in self._storage.list_payments_refunding(updated_before=cutoff, limit=limit):
+            for refund_id in list(payment.pending_refunds):
+                report.checked += 1
+                try:
+                    refund = self.get_refund(refund_id)
+                    if refund.status == RefundStatus.PENDING and refund.provider_ref is None:
+                        done = self._call_refund(refund, self._load(payment.id), actor="reconcile")
+                        report.updated += int(done.status != RefundStatus.PENDING or done.provider_ref is not None)
+                except PaykitError as exc:
+                    report.errors[refund_id] = f"{type(exc).__name__}: {exc.message}"
+                    log.warning("reconcile failed for refund", refund_id=refund_id, error=type(exc).__name__)
 
     # -- invoices ------------------------------------------------------------
     def create_invoice(

@@ -254,6 +254,19 @@ class TestListing:
 
         assert [p.id for p in stale] == ["pay_0", "pay_2"]
 
+    def test_refunding_lists_only_payments_holding_reservations(self, storage: Storage) -> None:
+        """Reservations are found while held and forgotten once released."""
+        held = make_payment("pay_a", status=PaymentStatus.SUCCEEDED, pending_refunds={"re_1": 500})
+        storage.insert_payment(held)
+        storage.insert_payment(make_payment("pay_b", status=PaymentStatus.SUCCEEDED))
+        storage.insert_payment(make_payment("pay_c", when=5, pending_refunds={"re_2": 100}))
+
+        assert ["pay_a"] == [p.id for p in storage.list_payments_refunding(updated_before=at(1), limit=10)]
+
+        storage.update_payment(bump(held, pending_refunds={}, updated_at=at(2)), expected_version=0)
+
+        assert ["pay_c"] == [p.id for p in storage.list_payments_refunding(updated_before=at(9), limit=10)]
+
 
 class TestRefunds:
     """Refunds: insert, read back, compare-and-set, list per payment oldest first."""

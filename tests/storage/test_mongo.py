@@ -34,6 +34,7 @@ EXPECTED_INDEXES = {
     "payments": {
         "_id_",
         "provider_ref_unique",
+        "refunding",
         "user_created",
         "created",
         "status_updated",

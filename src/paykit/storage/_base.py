@@ -116,6 +116,10 @@ class Storage(Protocol):
         """Payments in any of ``statuses`` last updated before ``updated_before``."""
         ...
 
+    def list_payments_refunding(self, *, updated_before: datetime, limit: int) -> list[Payment]:
+        """Payments holding refund reservations (``pending_refunds``), last updated before a time."""
+        ...
+
     # -- refunds ------------------------------------------------------------
     def insert_refund(self, refund: Refund, effects: Sequence[Effect] = ()) -> None:
         """Insert a new refund; ``DuplicateRecordError`` when its id exists."""

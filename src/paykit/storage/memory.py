@@ -149,6 +149,12 @@ class MemoryStorage:
             found = [p for p in self._payments.values() if p.status in wanted and p.updated_at < updated_before]
         return sorted(found, key=lambda p: p.updated_at)[:limit]
 
+    def list_payments_refunding(self, *, updated_before: datetime, limit: int) -> list[Payment]:
+        """Payments holding refund reservations, not updated since ``updated_before``."""
+        with self._lock:
+            found = [p for p in self._payments.values() if p.pending_refunds and p.updated_at < updated_before]
+        return sorted(found, key=lambda p: p.updated_at)[:limit]
+
     # -- refunds ------------------------------------------------------------
     def insert_refund(self, refund: Refund, effects: Sequence[Effect] = ()) -> None:
         """Insert a new refund."""

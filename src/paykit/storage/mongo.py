@@ -62,6 +62,7 @@ _Doc = dict[str, Any]
 _DUPLICATE_KEY: Final = 11000
 _OUTBOX: Final = "_outbox"
 _PROVIDER_KEY: Final = "_provider_key"
+_REFUNDING: Final = "_refunding"
 _SEQ: Final = "_seq"
 _KEYS: Final = "_keys"
 
@@ -74,6 +75,8 @@ _INDEXES: Final[dict[str, list[IndexModel]]] = {
         # answered, so PENDING payments without a reference never collide.
         # (partialFilterExpression would do too, but mongomock ignores it.)
         IndexModel([(_PROVIDER_KEY, ASCENDING)], name="provider_ref_unique", unique=True, sparse=True),
+        # Present only while refunds are reserved: reconcile() finds interrupted refunds by it.
+        IndexModel([(_REFUNDING, ASCENDING), ("updated_at", ASCENDING)], name="refunding", sparse=True),
         IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="user_created"),
         IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created"),
         IndexModel([("status", ASCENDING), ("updated_at", ASCENDING)], name="status_updated"),
@@ -467,6 +470,8 @@ class MongoStorage:
         doc = _model_doc(payment)
         if payment.provider_ref is not None:
             doc[_PROVIDER_KEY] = _provider_key(payment.provider, payment.provider_ref)
+        if payment.pending_refunds:
+            doc[_REFUNDING] = True
         return doc
 
     @_storage_op
@@ -503,7 +508,7 @@ class MongoStorage:
             StorageError: The server failed.
         """
         doc = self._payment_doc(payment)
-        unset = [] if _PROVIDER_KEY in doc else [_PROVIDER_KEY]
+        unset = [key for key in (_PROVIDER_KEY, _REFUNDING) if key not in doc]
         return self._cas("payments", payment, doc, expected_version=expected_version, effects=effects, unset=unset)
 
     @_storage_op
@@ -545,6 +550,15 @@ class MongoStorage:
             "status": {"$in": [s.value for s in statuses]},
             "updated_at": {"$lt": _to_ms(updated_before)},
         }
+        cursor = self._col("payments").find(query, {_OUTBOX: 0}).sort([("updated_at", ASCENDING)]).limit(limit)
+        return [_load_required(Payment, doc) for doc in cursor]
+
+    @_storage_op
+    def list_payments_refunding(self, *, updated_before: datetime, limit: int) -> list[Payment]:
+        """Payments holding refund reservations, last updated before ``updated_before``, oldest first."""
+        if limit <= 0:
+            return []
+        query = {_REFUNDING: True, "updated_at": {"$lt": _to_ms(updated_before)}}
         cursor = self._col("payments").find(query, {_OUTBOX: 0}).sort([("updated_at", ASCENDING)]).limit(limit)
         return [_load_required(Payment, doc) for doc in cursor]
 
