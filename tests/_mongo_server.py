@@ -63,8 +63,8 @@ class SecantusServer:
             raise RuntimeError("the server is not running")
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
-    def start(self) -> SecantusServer:
-        """Start the server and wait until it listens."""
+    def start(self, port: int = 0) -> SecantusServer:
+        """Start the server and wait until it listens (on ``port``, or a free one)."""
         if self._process is not None:
             raise RuntimeError("the server is already running")
         # A file, not a pipe: the server keeps logging and nobody drains a pipe.
@@ -75,7 +75,7 @@ class SecantusServer:
                 "--host",
                 "127.0.0.1",
                 "--port",
-                "0",
+                str(port),
                 "--storage-path",
                 self.storage_path,
             ],

@@ -170,3 +170,48 @@ class TestServiceConcurrency:
         assert (1, 1) == (kinds.count(NotificationKind.PAYMENT_SUCCEEDED), kinds.count(NotificationKind.STATUS_CHANGED))
         assert PaymentStatus.SUCCEEDED == service.get_payment(payment.id).status
         service.close()
+
+
+@pytest.mark.mongo_server
+def test_server_gone_mid_initialize_then_a_keyed_retry_completes(tmp_path: Any) -> None:
+    """The server dies after the payment is stored: StorageError; after it returns, the retry finishes once."""
+    from paykit import AuditAction, StorageError
+
+    try:
+        from tests._mongo_server import SecantusServer
+    except ImportError:  # pragma: no cover - tests/ on sys.path instead
+        from _mongo_server import SecantusServer  # type: ignore[no-redef,import-not-found]
+
+    server = SecantusServer(tmp_path / "data").start()
+    port = server.port
+    assert port is not None
+    storage = MongoStorage.from_uri(server.uri, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
+    fake = FakeProvider()
+
+    class DiesAfterInsert:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(storage, name)
+
+        def insert_payment(self, *args: Any, **kwargs: Any) -> None:
+            storage.insert_payment(*args, **kwargs)
+            server.stop()
+
+    amount = Money.of("12.500", "KWD")
+    try:
+        dying = PaymentService(storage=DiesAfterInsert(), providers=[fake])  # type: ignore[arg-type]
+        with pytest.raises(StorageError):
+            dying.initialize_payment(user_id="u1", amount=amount, provider="fake", idempotency_key="order-1")
+
+        server.start(port=port)
+        service = PaymentService(storage=storage, providers=[fake])
+        payment = service.initialize_payment(user_id="u1", amount=amount, provider="fake", idempotency_key="order-1")
+
+        create_keys = [call.idempotency_key for call in fake.calls_to("create_payment")]
+        audit = [entry.action for entry in service.audit_trail(payment.id)]
+        assert payment.provider_ref is not None
+        assert [f"paykit-{payment.id}-create"] * 2 == create_keys
+        assert [AuditAction.PAYMENT_INIT] == audit
+        assert 1 == len(service.list_payments(user_id="u1").items)
+    finally:
+        storage.close()
+        server.stop()
