@@ -16,6 +16,7 @@ Every error paykit raises is a :class:`PaykitError`; exceptions of ``stripe``,
     └── ProviderError                 the provider answered with an error
         ├── AuthenticationError       bad API credentials
         ├── PaymentDeclinedError      the card or payer was declined
+        ├── ProviderRequestError      also an InvalidRequestError: the provider refused the request
         └── ProviderUnavailableError  network failure, timeout, 5xx, rate limit
 
 Provider errors keep what a caller needs to act: ``provider``, ``http_status``,
@@ -39,6 +40,7 @@ __all__ = [
     "PaykitError",
     "PaymentDeclinedError",
     "ProviderError",
+    "ProviderRequestError",
     "ProviderUnavailableError",
     "StorageError",
     "WebhookVerificationError",
@@ -146,6 +148,14 @@ class PaymentDeclinedError(ProviderError):
     def __init__(self, message: str, *, decline_code: str | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.decline_code = decline_code
+
+
+class ProviderRequestError(ProviderError, InvalidRequestError):
+    """The provider refused the request as invalid (a 4xx other than a decline or bad credentials).
+
+    Also an :class:`InvalidRequestError`, so one ``except`` catches bad input
+    whether paykit or the provider noticed it.
+    """
 
 
 class ProviderUnavailableError(ProviderError):

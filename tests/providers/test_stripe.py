@@ -26,6 +26,7 @@ from paykit._errors import (
     InvalidRequestError,
     PaymentDeclinedError,
     ProviderError,
+    ProviderRequestError,
     ProviderUnavailableError,
     WebhookVerificationError,
 )
@@ -630,7 +631,7 @@ class TestErrorMapping:
     def test_invalid_request_is_provider_error_not_retried(
         self, api: respx.MockRouter, provider: StripeProvider
     ) -> None:
-        """A 400/404 keeps Stripe's code and message and is not retryable."""
+        """A 400/404 is a ProviderRequestError (an InvalidRequestError too), keeps Stripe's code, is not retried."""
         api.post("/v1/payment_intents/pi_123/confirm").mock(
             return_value=stripe_error(
                 404, type="invalid_request_error", code="resource_missing", message="No such payment_intent"
@@ -640,7 +641,8 @@ class TestErrorMapping:
         with pytest.raises(ProviderError) as info:
             self.call(provider)
 
-        assert type(info.value) is ProviderError
+        assert type(info.value) is ProviderRequestError
+        assert isinstance(info.value, InvalidRequestError)
         assert (info.value.code, info.value.should_retry) == ("resource_missing", False)
         assert "No such payment_intent" in str(info.value)
 

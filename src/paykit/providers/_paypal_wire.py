@@ -18,6 +18,7 @@ from .._errors import (
     InvalidRequestError,
     PaymentDeclinedError,
     ProviderError,
+    ProviderRequestError,
     ProviderUnavailableError,
     WebhookVerificationError,
 )
@@ -404,6 +405,8 @@ def error_from_response(http_status: int, body: Mapping[str, Any] | str | None) 
         return AuthenticationError(text, **common)
     if should_retry(http_status):
         return ProviderUnavailableError(text, **common)
+    if http_status in (400, 404, 422):
+        return ProviderRequestError(text, **common)
     return ProviderError(text, **common)
 
 

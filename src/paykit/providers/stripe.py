@@ -23,6 +23,7 @@ from .._errors import (
     InvalidRequestError,
     PaymentDeclinedError,
     ProviderError,
+    ProviderRequestError,
     ProviderUnavailableError,
 )
 from .._models import EventKind, Payment, PaymentMethod, Refund, WebhookEvent
@@ -191,6 +192,8 @@ def _raise_translated(exc: stripe.StripeError, operation: str) -> NoReturn:
         )
     elif isinstance(exc, stripe.RateLimitError) or retry:
         translated = ProviderUnavailableError(message, should_retry=retry, **details)
+    elif isinstance(exc, stripe.InvalidRequestError):
+        translated = ProviderRequestError(message, **details)
     else:
         translated = ProviderError(message, should_retry=retry, **details)
     raise translated from exc
