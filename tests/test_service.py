@@ -727,3 +727,18 @@ def test_reconcile_finishes_a_refund_interrupted_by_an_outage(
     assert (RefundStatus.SUCCEEDED, Money.of("5.00", "USD")) == (refund.status, payment.amount_refunded)
     assert [f"paykit-{refund.id}-refund"] * 2 == keys
     assert {} == payment.pending_refunds
+
+
+def test_default_payment_method_is_set_at_the_provider_first(service: PaymentService, fake: FakeProvider) -> None:
+    """Choosing a default tells the provider, with the user's customer; choosing it again calls nobody."""
+    first = service.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa")
+    second = service.save_payment_method(user_id="u1", provider="fake", token="pm_card_mastercard")
+    customer = service.storage.get_customer_ref("fake", "u1")
+
+    service.set_default_payment_method("u1", second.id)
+    service.set_default_payment_method("u1", second.id)
+
+    calls = [(c.idempotency_key, c.provider_ref) for c in fake.calls_to("set_default_payment_method")]
+    assert [(customer, second.provider_ref)] == calls
+    assert [False, True] == [m.is_default for m in service.list_payment_methods("u1")]
+    assert first.is_default

@@ -1531,12 +1531,17 @@ class PaymentService:
         return self._storage.list_payment_methods(user_id)
 
     def set_default_payment_method(self, user_id: str, method_id: str, *, actor: str | None = None) -> PaymentMethod:
-        """Make ``method_id`` the user's default (and no other).
+        """Make ``method_id`` the user's default (and no other), at its provider too.
 
         Raises:
             NotFoundError: The user has no such method.
+            ProviderError: The provider refused; nothing changed.
         """
         method = self._own_method(user_id, method_id)
+        if not method.is_default:
+            # The provider first: if it refuses, nothing changed here either.
+            customer_ref = self._storage.get_customer_ref(method.provider, user_id)
+            self.provider(method.provider).set_default_payment_method(method, customer_ref=customer_ref)
         for other in self._storage.list_payment_methods(user_id):
             if other.is_default and other.id != method.id:
                 self._set_method(other, None, actor, is_default=False)

@@ -505,9 +505,10 @@ class TestSavedPaymentMethods:
         saved = PaymentMethod(
             id="m1", user_id="u1", provider="stripe", provider_ref="pm_1", created_at=NOW, updated_at=NOW
         )
+        second = saved.model_copy(update={"id": "m2", "provider_ref": "pm_2"})
 
         methods = provider.list_payment_methods("cus_1")
-        provider.set_default_payment_method("cus_1", "pm_2")
+        provider.set_default_payment_method(second, customer_ref="cus_1")
         provider.delete_payment_method(saved)
 
         assert [(m.provider_ref, m.last4) for m in methods] == [("pm_1", "4242"), ("pm_2", "4242")]

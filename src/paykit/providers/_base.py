@@ -170,6 +170,10 @@ class Provider(Protocol):
         """Detach the method at the provider."""
         ...
 
+    def set_default_payment_method(self, method: PaymentMethod, *, customer_ref: str | None) -> None:
+        """Make the method the customer's default at the provider, where the provider keeps one."""
+        ...
+
 
 class BaseProvider:
     """Defaults for the optional parts of :class:`Provider`.
@@ -205,3 +209,6 @@ class BaseProvider:
 
     def delete_payment_method(self, method: PaymentMethod) -> None:
         raise self._unsupported("saved payment methods")
+
+    def set_default_payment_method(self, method: PaymentMethod, *, customer_ref: str | None) -> None:
+        """Nothing to do for providers that keep no default of their own."""

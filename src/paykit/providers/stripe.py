@@ -440,15 +440,18 @@ class StripeProvider(BaseProvider):
             )
             return [read_payment_method(_as_dict(pm)) for pm in page.data]
 
-    def set_default_payment_method(self, customer_ref: str, payment_method_ref: str) -> None:
-        """Make a method the Customer's default for invoices and subscriptions.
+    def set_default_payment_method(self, method: PaymentMethod, *, customer_ref: str | None) -> None:
+        """Make a saved method its Customer's default for invoices and subscriptions.
 
         Raises:
+            InvalidRequestError: No Customer is known for the method's user.
             ProviderError: Stripe refused (see the subclasses).
         """
+        if customer_ref is None:
+            raise InvalidRequestError(f"no Stripe Customer is known for user {method.user_id!r}")
         with _stripe_errors("set default PaymentMethod"):
             self._stripe.v1.customers.update(
-                customer_ref, params={"invoice_settings": {"default_payment_method": payment_method_ref}}
+                customer_ref, params={"invoice_settings": {"default_payment_method": method.provider_ref}}
             )
 
     def delete_payment_method(self, method: PaymentMethod) -> None:

@@ -286,6 +286,10 @@ class FakeProvider(BaseProvider):
         )
         return method, customer_ref or f"cus_fake_{hashlib.sha256(user_id.encode()).hexdigest()[:10]}"
 
+    def set_default_payment_method(self, method: PaymentMethod, *, customer_ref: str | None) -> None:
+        """Make the method the default (just recorded)."""
+        self._record(FakeCall("set_default_payment_method", customer_ref, method.provider_ref))
+
     def delete_payment_method(self, method: PaymentMethod) -> None:
         """Detach (just recorded)."""
         self._record(FakeCall("delete_payment_method", None, method.provider_ref))
