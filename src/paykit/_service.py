@@ -582,9 +582,14 @@ class PaymentService:
             self._fail(payment, exc, AuditAction.PAYMENT_CONFIRM, actor=actor or self._actor)
             raise
         return self._apply_result(
-            payment, result, AuditAction.PAYMENT_CONFIRM, op="confirm", key=key, fp=fp,
+            payment,
+            result,
+            AuditAction.PAYMENT_CONFIRM,
+            op="confirm",
+            key=key,
+            fp=fp,
             actor=actor or self._actor,
-        )  # fmt: skip
+        )
 
     def capture_payment(
         self,
@@ -616,9 +621,15 @@ class PaymentService:
         result = adapter.capture_payment(payment, amount=amount, idempotency_key=provider_key)
         captured = result.amount_captured or amount or payment.amount
         return self._apply_result(
-            payment, result, AuditAction.PAYMENT_CAPTURE, op="capture", key=key, fp=fp,
-            actor=actor or self._actor, extra={"captured_minor": self._same_currency(payment, captured)},
-        )  # fmt: skip
+            payment,
+            result,
+            AuditAction.PAYMENT_CAPTURE,
+            op="capture",
+            key=key,
+            fp=fp,
+            actor=actor or self._actor,
+            extra={"captured_minor": self._same_currency(payment, captured)},
+        )
 
     def cancel_payment(
         self, payment_id: str, *, idempotency_key: str | None = None, actor: str | None = None
@@ -797,9 +808,13 @@ class PaymentService:
             )
             raise
         return self._finish_refund(
-            refund, payment, result.status, actor=actor, provider_ref=result.provider_ref,
+            refund,
+            payment,
+            result.status,
+            actor=actor,
+            provider_ref=result.provider_ref,
             failure_message=result.failure_message,
-        )  # fmt: skip
+        )
 
     def _finish_refund(
         self,
@@ -950,9 +965,12 @@ class PaymentService:
             return WebhookOutcome.DUPLICATE
         if event.kind == EventKind.DISPUTE:
             self._retry_change(
-                payment, AuditAction.PAYMENT_DISPUTE, lambda _: {}, actor=actor,
+                payment,
+                AuditAction.PAYMENT_DISPUTE,
+                lambda _: {},
+                actor=actor,
                 payload={"event_type": event.type, "event_id": event.event_id},
-            )  # fmt: skip
+            )
             outcome = WebhookOutcome.APPLIED
         elif event.kind == EventKind.REFUND:
             outcome = self._apply_refund_event(payment, event, actor=actor)
@@ -1008,9 +1026,12 @@ class PaymentService:
                     self._storage.record_webhook_event(self._event_record(event, WebhookOutcome.DUPLICATE, current.id))
                 if data != current.provider_data:
                     self._retry_change(
-                        current, AuditAction.PAYMENT_STATUS_UPDATE, lambda latest: self._merged_data(latest, event),
-                        actor=actor, payload=payload,
-                    )  # fmt: skip
+                        current,
+                        AuditAction.PAYMENT_STATUS_UPDATE,
+                        lambda latest: self._merged_data(latest, event),
+                        actor=actor,
+                        payload=payload,
+                    )
                 return WebhookOutcome.DUPLICATE
             if can_transition(current.status, target):
                 outcome, action = WebhookOutcome.APPLIED, AuditAction.PAYMENT_STATUS_UPDATE

@@ -21,10 +21,10 @@ from . import _routes
 
 # Django ships without type information (no py.typed), so its names are Any here.
 try:
-    from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped]
-    from django.urls import URLPattern, path  # type: ignore[import-untyped]
-    from django.views.decorators.csrf import csrf_exempt  # type: ignore[import-untyped]
-    from django.views.decorators.http import require_GET, require_POST  # type: ignore[import-untyped]
+    from django.http import HttpRequest, HttpResponse
+    from django.urls import URLPattern, path
+    from django.views.decorators.csrf import csrf_exempt
+    from django.views.decorators.http import require_GET, require_POST
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides django
     raise ImportError(_routes.INSTALL_HINT.format(module="django", package="Django", extra="django")) from exc
 
