@@ -19,9 +19,11 @@ from ._errors import IdempotencyConflictError, InvalidRequestError
 from ._models import (
     AuditAction,
     AuditEntry,
+    Invoice,
     Notification,
     NotificationKind,
     Payment,
+    PaymentMethod,
 )
 from ._money import Money
 from ._status import PaymentStatus
@@ -123,6 +125,29 @@ def decode_cursor(cursor: str) -> PageCursor:
         raise InvalidRequestError("cursor is not one paykit returned") from exc
 
 
+def effect_id(subject_id: str, version: int, name: str) -> str:
+    """The id of an audit entry or notification: fixed by the record version that produced it.
+
+    Writing the same version's effects again therefore finds them already stored.
+    """
+    return f"{subject_id}:v{version}:{name}"
+
+
+def notification(
+    *, user_id: str, subject_id: str, version: int, kind: NotificationKind, payload: Mapping[str, Any], at: datetime
+) -> Notification:
+    """A notification produced by writing ``version`` of ``subject_id``; its payload is redacted."""
+    return Notification(
+        id=effect_id(subject_id, version, kind.value),
+        user_id=user_id,
+        kind=kind,
+        subject_id=subject_id,
+        payload=redact(payload),
+        created_at=at,
+        next_attempt_at=at,
+    )
+
+
 def payment_audit(
     before: Payment | None,
     after: Payment,
@@ -140,7 +165,7 @@ def payment_audit(
     }
     body.update(payload or {})
     return AuditEntry(
-        id=f"{after.id}:v{after.version}:{action.value}",
+        id=effect_id(after.id, after.version, action.value),
         action=action,
         subject_type="payment",
         subject_id=after.id,
@@ -173,17 +198,59 @@ def payment_notifications(before: Payment, after: Payment, *, at: datetime) -> l
         payload["failure_code"] = after.failure_code
     safe = redact(payload)
     return [
-        Notification(
-            id=f"{after.id}:v{after.version}:{kind.value}",
-            user_id=after.user_id,
-            kind=kind,
-            subject_id=after.id,
-            payload=dict(safe),
-            created_at=at,
-            next_attempt_at=at,
-        )
+        notification(user_id=after.user_id, subject_id=after.id, version=after.version, kind=kind, payload=safe, at=at)
         for kind in kinds
     ]
+
+
+def invoice_audit(
+    before: Invoice | None, after: Invoice, action: AuditAction, *, actor: str, at: datetime
+) -> AuditEntry:
+    """The audit entry for an invoice write."""
+    return AuditEntry(
+        id=effect_id(after.id, after.version, action.value),
+        action=action,
+        subject_type="invoice",
+        subject_id=after.id,
+        payment_id=after.payment_id,
+        user_id=after.user_id,
+        actor=actor,
+        at=at,
+        status_before=before.status.value if before else None,
+        status_after=after.status.value,
+        payload={"number": after.number, "total": str(after.total), "lines": len(after.line_items)},
+    )
+
+
+def invoice_sent(invoice: Invoice, *, at: datetime) -> Notification:
+    """The notification that an invoice was sent to its user."""
+    return notification(
+        user_id=invoice.user_id,
+        subject_id=invoice.id,
+        version=invoice.version,
+        kind=NotificationKind.INVOICE_SENT,
+        payload={"invoice_id": invoice.id, "number": invoice.number, "total": str(invoice.total)},
+        at=at,
+    )
+
+
+def method_audit(method: PaymentMethod, action: AuditAction, *, actor: str) -> AuditEntry:
+    """The audit entry for a saved payment method's write: brand and last 4 digits, never more."""
+    return AuditEntry(
+        id=effect_id(method.id, method.version, action.value),
+        action=action,
+        subject_type="payment_method",
+        subject_id=method.id,
+        user_id=method.user_id,
+        actor=actor,
+        at=method.updated_at,
+        payload={
+            "provider": method.provider,
+            "brand": method.brand,
+            "last4": method.last4,
+            "is_default": method.is_default,
+        },
+    )
 
 
 def refund_status_after(payment: Payment, refunded_minor: int) -> PaymentStatus:

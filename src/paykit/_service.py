@@ -38,7 +38,6 @@ from ._models import (
     InvoiceStatus,
     LineItem,
     Notification,
-    NotificationKind,
     Payment,
     PaymentMethod,
     Refund,
@@ -1248,7 +1247,7 @@ class PaymentService:
             created_at=now,
             updated_at=now,
         )
-        audit = self._invoice_audit(None, invoice, AuditAction.INVOICE_CREATE, actor=actor)
+        audit = d.invoice_audit(None, invoice, AuditAction.INVOICE_CREATE, actor=actor or self._actor, at=now)
         try:
             self._storage.insert_invoice(invoice, [audit])
         except DuplicateRecordError:
@@ -1259,23 +1258,6 @@ class PaymentService:
             return existing
         self._emit([audit])
         return invoice
-
-    def _invoice_audit(
-        self, before: Invoice | None, after: Invoice, action: AuditAction, *, actor: str | None
-    ) -> AuditEntry:
-        return AuditEntry(
-            id=f"{after.id}:v{after.version}:{action.value}",
-            action=action,
-            subject_type="invoice",
-            subject_id=after.id,
-            payment_id=after.payment_id,
-            user_id=after.user_id,
-            actor=actor or self._actor,
-            at=after.updated_at,
-            status_before=before.status.value if before else None,
-            status_after=after.status.value,
-            payload={"number": after.number, "total": str(after.total), "lines": len(after.line_items)},
-        )
 
     def get_invoice(self, invoice_id: str) -> Invoice:
         """The invoice with this id.
@@ -1296,7 +1278,7 @@ class PaymentService:
         build: Callable[[Invoice], dict[str, Any] | None],
         *,
         actor: str | None,
-        notify: NotificationKind | None = None,
+        notify_sent: bool = False,
     ) -> Invoice:
         for _ in self._attempts(f"invoice {invoice_id}"):
             current = self.get_invoice(invoice_id)
@@ -1305,19 +1287,9 @@ class PaymentService:
                 return current
             now = self._now()
             after = current.model_copy(update={**changes, "version": current.version + 1, "updated_at": now})
-            effects: list[Effect] = [self._invoice_audit(current, after, action, actor=actor)]
-            if notify is not None:
-                effects.append(
-                    Notification(
-                        id=f"{after.id}:v{after.version}:{notify.value}",
-                        user_id=after.user_id,
-                        kind=notify,
-                        subject_id=after.id,
-                        payload={"invoice_id": after.id, "number": after.number, "total": str(after.total)},
-                        created_at=now,
-                        next_attempt_at=now,
-                    )
-                )
+            effects: list[Effect] = [d.invoice_audit(current, after, action, actor=actor or self._actor, at=now)]
+            if notify_sent:
+                effects.append(d.invoice_sent(after, at=now))
             if self._storage.update_invoice(after, expected_version=current.version, effects=effects):
                 self._emit(effects)
                 return after
@@ -1337,9 +1309,7 @@ class PaymentService:
                 raise InvalidStateError(f"cannot send an invoice that is {current.status.value}")
             return {"status": InvoiceStatus.OPEN, "sent_at": self._now()}
 
-        return self._change_invoice(
-            invoice_id, AuditAction.INVOICE_SEND, build, actor=actor, notify=NotificationKind.INVOICE_SENT
-        )
+        return self._change_invoice(invoice_id, AuditAction.INVOICE_SEND, build, actor=actor, notify_sent=True)
 
     def void_invoice(self, invoice_id: str, *, actor: str | None = None) -> Invoice:
         """Void a draft or open invoice that has no successful payment.
@@ -1483,7 +1453,7 @@ class PaymentService:
             created_at=now,
             updated_at=now,
         )
-        audit = self._method_audit(method, AuditAction.PAYMENT_METHOD_SAVE, actor=actor)
+        audit = d.method_audit(method, AuditAction.PAYMENT_METHOD_SAVE, actor=actor or self._actor)
         try:
             self._storage.insert_payment_method(method, [audit])
         except DuplicateRecordError:
@@ -1506,23 +1476,6 @@ class PaymentService:
         for extra in sorted(defaults, key=lambda m: (m.created_at, m.id))[1:]:
             self._set_method(extra, None, actor, is_default=False)
 
-    def _method_audit(self, method: PaymentMethod, action: AuditAction, *, actor: str | None) -> AuditEntry:
-        return AuditEntry(
-            id=f"{method.id}:v{method.version}:{action.value}",
-            action=action,
-            subject_type="payment_method",
-            subject_id=method.id,
-            user_id=method.user_id,
-            actor=actor or self._actor,
-            at=method.updated_at,
-            payload={
-                "provider": method.provider,
-                "brand": method.brand,
-                "last4": method.last4,
-                "is_default": method.is_default,
-            },
-        )
-
     def _own_method(self, user_id: str, method_id: str) -> PaymentMethod:
         d.check_id(user_id, "user_id")
         d.check_id(method_id, "method_id")
@@ -1539,7 +1492,7 @@ class PaymentService:
             if current is None:
                 raise NotFoundError(f"no payment method {method.id!r}")
             after = current.model_copy(update={**changes, "version": current.version + 1, "updated_at": self._now()})
-            effects: list[Effect] = [self._method_audit(after, action, actor=actor)] if action else []
+            effects: list[Effect] = [d.method_audit(after, action, actor=actor or self._actor)] if action else []
             if self._storage.update_payment_method(after, expected_version=current.version, effects=effects):
                 self._emit(effects)
                 return after
