@@ -14,7 +14,8 @@ from typing import Any
 
 from .._errors import InvalidRequestError, NotFoundError, StorageError
 from .._service import PaymentService
-from ..webhooks import DEFAULT_MAX_BODY_BYTES, handle_webhook
+from ..webhooks import DEFAULT_MAX_BODY_BYTES, WebhookResponse, handle_webhook
+from ..webhooks import _json as _webhook_json
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -82,7 +83,10 @@ def webhook(
     Returns:
         The status, body and headers ``handle_webhook`` chose.
     """
-    response = handle_webhook(service, provider, body, headers, max_body_bytes=max_body_bytes)
+    return _verbatim(handle_webhook(service, provider, body, headers, max_body_bytes=max_body_bytes))
+
+
+def _verbatim(response: WebhookResponse) -> RouteResponse:
     return RouteResponse(response.status_code, response.body, dict(response.headers))
 
 
@@ -106,8 +110,8 @@ def declared_too_large(content_length: str | int | None, max_body_bytes: int) ->
 
 
 def too_large() -> RouteResponse:
-    """The 413 answer, the same :func:`~paykit.webhooks.handle_webhook` gives an oversized body."""
-    return _json(413, {"outcome": "too_large"})
+    """The 413 answer, the one :func:`~paykit.webhooks.handle_webhook` gives an oversized body."""
+    return _verbatim(_webhook_json(413, "too_large"))
 
 
 def unauthorized() -> RouteResponse:
