@@ -327,6 +327,8 @@ class WebhookEvent(_Frozen):
     amount_captured: Money | None = None
     amount_refunded: Money | None = None
     refund_ref: str | None = None
+    refund_id: str | None = None
+    """paykit's refund id, where the provider echoes it back (Stripe refund metadata)."""
     refund_status: RefundStatus | None = None
     failure_code: str | None = None
     failure_message: str | None = None

@@ -42,6 +42,10 @@ class ProviderCapabilities:
     saved_payment_methods: bool = False
     server_side_confirm: bool = True
     currencies: frozenset[str] | None = None
+    refund_lookup: bool = False
+    """The provider can find a refund by paykit's refund id and retrieve it by its own
+    (``find_refund``, ``retrieve_refund``), so a refund whose outcome is unknown is looked
+    up before it is ever sent again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +149,34 @@ class Provider(Protocol):
         ...
 
     def refund_payment(self, payment: Payment, refund: Refund, *, idempotency_key: str) -> ProviderRefund:
-        """Refund ``refund.amount`` of a captured payment."""
+        """Refund ``refund.amount`` of a captured payment.
+
+        The adapter passes ``refund.id`` to the provider where it keeps metadata
+        (Stripe: ``metadata.paykit_refund_id``), so :meth:`find_refund` can find it.
+        """
+        ...
+
+    def check_amount(self, amount: Money) -> None:
+        """Raise ``InvalidRequestError`` when the provider cannot take ``amount``.
+
+        Pure: no I/O. The service calls it before anything is stored or reserved,
+        so a refused amount leaves no record behind.
+        """
+        ...
+
+    def retrieve_refund(self, payment: Payment, refund: Refund) -> ProviderRefund:
+        """Fetch a refund the provider knows (``refund.provider_ref`` is set).
+
+        Needed only when ``capabilities.refund_lookup`` is true.
+        """
+        ...
+
+    def find_refund(self, payment: Payment, refund: Refund) -> ProviderRefund | None:
+        """Look a refund up by paykit's ``refund.id``; ``None`` when the provider has none.
+
+        Needed only when ``capabilities.refund_lookup`` is true. The service asks
+        this before it sends a refund whose earlier attempt had no clear answer.
+        """
         ...
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
@@ -201,6 +232,15 @@ class BaseProvider:
 
     def refund_payment(self, payment: Payment, refund: Refund, *, idempotency_key: str) -> ProviderRefund:
         raise self._unsupported("refunds")
+
+    def check_amount(self, amount: Money) -> None:
+        """Any amount the provider's currencies allow; adapters with amount rules override this."""
+
+    def retrieve_refund(self, payment: Payment, refund: Refund) -> ProviderRefund:
+        raise self._unsupported("refund lookups")
+
+    def find_refund(self, payment: Payment, refund: Refund) -> ProviderRefund | None:
+        raise self._unsupported("refund lookups")
 
     def save_payment_method(
         self, user_id: str, token: str, *, customer_ref: str | None, idempotency_key: str
