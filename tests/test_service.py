@@ -682,9 +682,9 @@ def test_endless_contention_is_a_storage_error(
     fake: FakeProvider, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """When every write loses, the caller gets a StorageError to retry, not a hang."""
-    import paykit._service
+    import paykit._sync.engine
 
-    monkeypatch.setattr(paykit._service, "_CAS_ATTEMPTS", 3)
+    monkeypatch.setattr(paykit._sync.engine, "_CAS_ATTEMPTS", 3)
     service = PaymentService(storage=_AlwaysStale(), providers=[fake], clock=clock)
 
     with pytest.raises(StorageError, match="kept changing"):

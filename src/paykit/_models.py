@@ -82,6 +82,8 @@ class NotificationKind(StrEnum):
     PAYMENT_FAILED = "payment_failed"
     INVOICE_SENT = "invoice_sent"
     STATUS_CHANGED = "status_changed"
+    REFUND_FAILED = "refund_failed"
+    """A refund failed at the provider after it had been reported as succeeded."""
 
 
 class EventKind(StrEnum):
@@ -124,11 +126,19 @@ class Payment(_Frozen):
     captured_minor: int = 0
     refunded_minor: int = 0
     pending_refunds: dict[str, int] = Field(default_factory=dict)
+    settled_refunds: dict[str, int] = Field(default_factory=dict)
+    """Refunds counted in ``refunded_minor``, by refund id: a refund event or answer is
+    applied to the money once, whichever arrives first."""
     failure_code: str | None = None
     failure_message: str | None = None
     idempotency_key: str | None = None
     request_fingerprint: str = ""
     operation_keys: dict[str, str] = Field(default_factory=dict)
+    seen_events: tuple[str, ...] = ()
+    """Ids of the latest provider events applied or recorded on this payment (at most 100):
+    a redelivery is found here by the same compare-and-set that would apply it."""
+    call_lease_until: datetime | None = None
+    """While set and in the future, one caller is registering the payment with its provider."""
     version: int = 0
     created_at: datetime
     updated_at: datetime
@@ -167,6 +177,9 @@ class Refund(_Frozen):
     provider_ref: str | None = None
     reason: str | None = None
     failure_message: str | None = None
+    attempts: int = 0
+    """How many times paykit sent the refund to the provider. A PENDING refund with attempts
+    but no ``provider_ref`` had no clear answer: it is looked up before it is sent again."""
     idempotency_key: str | None = None
     request_fingerprint: str = ""
     version: int = 0

@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 from .._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund
 from .._status import PaymentStatus
 
-__all__ = ["Effect", "PageCursor", "PaymentStats", "Storage", "WebhookEventRecord"]
+__all__ = ["Effect", "KeyClaim", "PageCursor", "PaymentStats", "Reaction", "Storage", "WebhookEventRecord"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,40 @@ class WebhookEventRecord:
     payment_id: str | None = None
 
 
-Effect = AuditEntry | Notification | WebhookEventRecord | Refund
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """A change one record's write asks of another record ("invoice paid").
+
+    It rides in the first record's atomic write, like an audit entry, so a crash
+    between the two writes loses nothing: the service applies it right after the
+    write and again from ``reconcile()`` until it is marked done. Applying one
+    twice changes nothing the second time.
+    """
+
+    id: str
+    kind: str
+    target_id: str
+    payment_id: str
+    created_at: datetime
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class KeyClaim:
+    """An idempotency key bound to the record it was first used for.
+
+    Unique by ``(scope, key)``: the first claim wins, and a later use of the key
+    for another record or other parameters is a conflict.
+    """
+
+    scope: str
+    key: str
+    owner_id: str
+    fingerprint: str
+    claimed_at: datetime
+
+
+Effect = AuditEntry | Notification | WebhookEventRecord | Refund | Reaction
 """A side effect written together with a state change.
 
 A :class:`Refund` effect is an upsert: it replaces the stored refund only if its
@@ -225,6 +258,19 @@ class Storage(Protocol):
 
     def flush_pending_effects(self, *, limit: int = 1000) -> int:
         """Materialize effects still held in outboxes; return how many records were flushed."""
+        ...
+
+    # -- reactions and idempotency keys --------------------------------------
+    def list_pending_reactions(self, *, limit: int) -> list[Reaction]:
+        """Reactions not yet marked done, oldest first (outboxes materialized first)."""
+        ...
+
+    def complete_reaction(self, reaction_id: str) -> None:
+        """Mark a reaction done; a reaction materialized later stays done."""
+        ...
+
+    def claim_key(self, claim: KeyClaim) -> KeyClaim:
+        """Store ``claim`` unless ``(scope, key)`` is claimed; return the stored claim."""
         ...
 
     # -- aggregates ---------------------------------------------------------

@@ -6,13 +6,14 @@ import bisect
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from .._errors import DuplicateRecordError
 from .._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund
 from .._status import SETTLED_STATUSES, PaymentStatus
-from ._base import Effect, PageCursor, PaymentStats, WebhookEventRecord
+from ._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
 
 __all__ = ["MemoryStorage"]
 
@@ -46,6 +47,8 @@ class MemoryStorage:
         self._audit: defaultdict[str, list[AuditEntry]] = defaultdict(list)
         self._events: dict[tuple[str, str], WebhookEventRecord] = {}
         self._notifications: dict[str, Notification] = {}
+        self._reactions: dict[str, Reaction] = {}
+        self._key_claims: dict[tuple[str, str], KeyClaim] = {}
 
     def ping(self) -> None:
         """Memory is always reachable."""
@@ -57,6 +60,8 @@ class MemoryStorage:
         for effect in effects:
             if isinstance(effect, WebhookEventRecord):
                 self.record_webhook_event(effect)
+            elif isinstance(effect, Reaction):
+                self._reactions.setdefault(effect.id, effect)
             elif isinstance(effect, Refund):
                 stored = self._refunds.get(effect.id)
                 if stored is None:
@@ -67,6 +72,24 @@ class MemoryStorage:
     def flush_pending_effects(self, *, limit: int = 1000) -> int:
         """Effects are written with their change here, so nothing is ever pending."""
         return 0
+
+    def list_pending_reactions(self, *, limit: int) -> list[Reaction]:
+        """Reactions not yet done, oldest first."""
+        with self._lock:
+            pending = sorted((r for r in self._reactions.values() if not r.done), key=lambda r: (r.created_at, r.id))
+            return pending[:limit]
+
+    def complete_reaction(self, reaction_id: str) -> None:
+        """Mark a reaction done."""
+        with self._lock:
+            stored = self._reactions.get(reaction_id)
+            if stored is not None and not stored.done:
+                self._reactions[reaction_id] = replace(stored, done=True)
+
+    def claim_key(self, claim: KeyClaim) -> KeyClaim:
+        """Store the claim unless its key is claimed; return the stored one."""
+        with self._lock:
+            return self._key_claims.setdefault((claim.scope, claim.key), claim)
 
     @staticmethod
     def _cas(table: dict[str, _Versioned], new: _Versioned, expected_version: int) -> bool:

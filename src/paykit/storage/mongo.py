@@ -36,7 +36,7 @@ from pydantic import BaseModel, SecretStr
 from .._errors import ConfigurationError, DuplicateRecordError, StorageError
 from .._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund
 from .._status import SETTLED_STATUSES, PaymentStatus
-from ._base import Effect, PageCursor, PaymentStats, WebhookEventRecord
+from ._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
 
 try:
     import pymongo
@@ -115,6 +115,9 @@ _INDEXES: Final[dict[str, list[IndexModel]]] = {
     ],
     "webhook_events": [
         IndexModel([("provider", ASCENDING), ("event_id", ASCENDING)], name="provider_event_unique", unique=True),
+    ],
+    "reactions": [
+        IndexModel([("done", ASCENDING), ("created_at", ASCENDING)], name="pending"),
     ],
     "notifications": [
         IndexModel([("delivery", ASCENDING), ("next_attempt_at", ASCENDING)], name="delivery_due"),
@@ -230,7 +233,20 @@ def _event_doc(record: WebhookEventRecord) -> _Doc:
     }
 
 
+def _reaction_doc(reaction: Reaction) -> _Doc:
+    return {
+        "_id": reaction.id,
+        "kind": reaction.kind,
+        "target_id": reaction.target_id,
+        "payment_id": reaction.payment_id,
+        "created_at": _to_ms(reaction.created_at),
+        "done": reaction.done,
+    }
+
+
 def _effect_doc(effect: Effect) -> _Doc:
+    if isinstance(effect, Reaction):
+        return {**_reaction_doc(effect), "_kind": "reaction"}
     if isinstance(effect, Refund):
         return {"_id": f"refund:{effect.id}:v{effect.version}", "_kind": "refund", "record": _model_doc(effect)}
     if isinstance(effect, WebhookEventRecord):
@@ -377,6 +393,7 @@ class MongoStorage:
         self._insert_ignoring_duplicates("audit_log", kind("audit", ("_kind",)))
         self._insert_ignoring_duplicates("notifications", kind("notification", ("_kind", _SEQ)))
         self._insert_ignoring_duplicates("webhook_events", kind("webhook_event", ("_kind",)))
+        self._insert_ignoring_duplicates("reactions", kind("reaction", ("_kind",)))
         for effect in outbox:
             if effect["_kind"] == "refund":
                 self._upsert_refund(effect["record"])
@@ -429,6 +446,55 @@ class MongoStorage:
                 remaining -= 1
                 flushed += self._materialize(collection, doc["_id"], doc.get(_OUTBOX, []), doc.get("version"))
         return flushed
+
+    # -- reactions and idempotency keys ---------------------------------------
+    @_storage_op
+    def list_pending_reactions(self, *, limit: int) -> list[Reaction]:
+        """Reactions not yet done, oldest first (outboxes are materialized first)."""
+        if limit <= 0:
+            return []
+        self.flush_pending_effects()
+        cursor = self._col("reactions").find({"done": False}).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        return [
+            Reaction(
+                id=doc["_id"],
+                kind=doc["kind"],
+                target_id=doc["target_id"],
+                payment_id=doc["payment_id"],
+                created_at=_from_bson(doc["created_at"]),
+            )
+            for doc in cursor.limit(limit)
+        ]
+
+    @_storage_op
+    def complete_reaction(self, reaction_id: str) -> None:
+        """Mark a reaction done, even before its outbox copy is materialized."""
+        self._col("reactions").update_one({"_id": reaction_id}, {"$set": {"done": True}}, upsert=True)
+
+    @_storage_op
+    def claim_key(self, claim: KeyClaim) -> KeyClaim:
+        """Insert the claim under a unique ``(scope, key)`` id; return the stored one."""
+        doc_id = _provider_key(claim.scope, claim.key)
+        doc = {
+            "_id": doc_id,
+            "owner_id": claim.owner_id,
+            "fingerprint": claim.fingerprint,
+            "claimed_at": _to_ms(claim.claimed_at),
+        }
+        try:
+            self._col("idempotency_keys").insert_one(doc)
+        except DuplicateKeyError:
+            stored = self._col("idempotency_keys").find_one({"_id": doc_id})
+            if stored is None:  # pragma: no cover - claims are never deleted
+                raise StorageError("an idempotency key claim vanished") from None
+            return KeyClaim(
+                scope=claim.scope,
+                key=claim.key,
+                owner_id=stored["owner_id"],
+                fingerprint=stored["fingerprint"],
+                claimed_at=_from_bson(stored["claimed_at"]),
+            )
+        return claim
 
     # -- generic record helpers --------------------------------------------
     def _insert(self, collection: str, doc: _Doc, effects: Sequence[Effect]) -> None:

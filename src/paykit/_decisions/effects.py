@@ -1,0 +1,189 @@
+"""Effects of a write, built without I/O: audit entries and notifications.
+
+Their ids are fixed by the record version that produced them, so writing the
+same version's effects twice stores them once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from .._models import (
+    AuditAction,
+    AuditEntry,
+    Invoice,
+    Notification,
+    NotificationKind,
+    Payment,
+    PaymentMethod,
+    Refund,
+)
+from .._status import PaymentStatus
+from ..audit import redact
+from ..storage._base import Reaction
+
+
+def effect_id(subject_id: str, version: int, name: str) -> str:
+    """The id of an audit entry or notification: fixed by the record version that produced it.
+
+    Writing the same version's effects again therefore finds them already stored.
+    """
+    return f"{subject_id}:v{version}:{name}"
+
+
+def notification(
+    *, user_id: str, subject_id: str, version: int, kind: NotificationKind, payload: Mapping[str, Any], at: datetime
+) -> Notification:
+    """A notification produced by writing ``version`` of ``subject_id``; its payload is redacted."""
+    return Notification(
+        id=effect_id(subject_id, version, kind.value),
+        user_id=user_id,
+        kind=kind,
+        subject_id=subject_id,
+        payload=redact(payload),
+        created_at=at,
+        next_attempt_at=at,
+    )
+
+
+def payment_audit(
+    before: Payment | None,
+    after: Payment,
+    action: AuditAction,
+    *,
+    actor: str,
+    at: datetime,
+    payload: Mapping[str, Any] | None = None,
+) -> AuditEntry:
+    """The audit entry for a payment write; its id is fixed by the version written."""
+    body: dict[str, Any] = {
+        "amount": str(after.amount),
+        "provider": after.provider,
+        "provider_ref": after.provider_ref,
+    }
+    body.update(payload or {})
+    return AuditEntry(
+        id=effect_id(after.id, after.version, action.value),
+        action=action,
+        subject_type="payment",
+        subject_id=after.id,
+        payment_id=after.id,
+        user_id=after.user_id,
+        actor=actor,
+        at=at,
+        status_before=before.status.value if before else None,
+        status_after=after.status.value,
+        payload=redact(body),
+    )
+
+
+def payment_notifications(before: Payment, after: Payment, *, at: datetime) -> list[Notification]:
+    """Notifications a payment's status change produces (none when it did not change)."""
+    if before.status == after.status:
+        return []
+    payload: dict[str, Any] = {
+        "payment_id": after.id,
+        "status_before": before.status.value,
+        "status": after.status.value,
+        "amount": str(after.amount),
+        "provider": after.provider,
+    }
+    kinds = [NotificationKind.STATUS_CHANGED]
+    if after.status == PaymentStatus.SUCCEEDED:
+        kinds.append(NotificationKind.PAYMENT_SUCCEEDED)
+    elif after.status == PaymentStatus.FAILED:
+        kinds.append(NotificationKind.PAYMENT_FAILED)
+        payload["failure_code"] = after.failure_code
+    safe = redact(payload)
+    return [
+        notification(user_id=after.user_id, subject_id=after.id, version=after.version, kind=kind, payload=safe, at=at)
+        for kind in kinds
+    ]
+
+
+def invoice_audit(
+    before: Invoice | None, after: Invoice, action: AuditAction, *, actor: str, at: datetime
+) -> AuditEntry:
+    """The audit entry for an invoice write."""
+    return AuditEntry(
+        id=effect_id(after.id, after.version, action.value),
+        action=action,
+        subject_type="invoice",
+        subject_id=after.id,
+        payment_id=after.payment_id,
+        user_id=after.user_id,
+        actor=actor,
+        at=at,
+        status_before=before.status.value if before else None,
+        status_after=after.status.value,
+        payload={"number": after.number, "total": str(after.total), "lines": len(after.line_items)},
+    )
+
+
+def invoice_sent(invoice: Invoice, *, at: datetime) -> Notification:
+    """The notification that an invoice was sent to its user."""
+    return notification(
+        user_id=invoice.user_id,
+        subject_id=invoice.id,
+        version=invoice.version,
+        kind=NotificationKind.INVOICE_SENT,
+        payload={"invoice_id": invoice.id, "number": invoice.number, "total": str(invoice.total)},
+        at=at,
+    )
+
+
+def method_audit(method: PaymentMethod, action: AuditAction, *, actor: str) -> AuditEntry:
+    """The audit entry for a saved payment method's write: brand and last 4 digits, never more."""
+    return AuditEntry(
+        id=effect_id(method.id, method.version, action.value),
+        action=action,
+        subject_type="payment_method",
+        subject_id=method.id,
+        user_id=method.user_id,
+        actor=actor,
+        at=method.updated_at,
+        payload={
+            "provider": method.provider,
+            "brand": method.brand,
+            "last4": method.last4,
+            "is_default": method.is_default,
+        },
+    )
+
+
+def refund_failed_notification(payment: Payment, refund: Refund, *, at: datetime) -> Notification:
+    """The notification that a refund reported as succeeded failed at the provider after all."""
+    return notification(
+        user_id=payment.user_id,
+        subject_id=refund.id,
+        version=refund.version,
+        kind=NotificationKind.REFUND_FAILED,
+        payload={
+            "payment_id": payment.id,
+            "refund_id": refund.id,
+            "amount": str(refund.amount),
+            "provider": payment.provider,
+        },
+        at=at,
+    )
+
+
+def payment_reactions(before: Payment, after: Payment, *, at: datetime) -> list[Reaction]:
+    """What a payment write asks of other records: its invoice is paid when it succeeds."""
+    if after.invoice_id is None or after.status != PaymentStatus.SUCCEEDED or before.status == after.status:
+        return []
+    return [
+        Reaction(
+            id=f"{after.id}:invoice_paid",
+            kind=INVOICE_PAID,
+            target_id=after.invoice_id,
+            payment_id=after.id,
+            created_at=at,
+        )
+    ]
+
+
+INVOICE_PAID = "invoice_paid"
+"""The reaction that marks an invoice paid by its payment."""

@@ -1,0 +1,1 @@
+"""The service's I/O paths: the engine and the parts ``PaymentService`` is composed of."""

@@ -1,0 +1,91 @@
+"""Provider events: each applied once, forward only, found by every id the provider gives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+
+from .._decisions import payments as dp
+from .._decisions import refunds as dr
+from .._decisions.change import Change
+from .._errors import WebhookVerificationError
+from .._models import EventKind, Payment, Refund, WebhookEvent
+from .._results import WebhookOutcome
+from ._part import _Part
+from .refunds import _Refunds
+
+log = structlog.get_logger("paykit.events")
+
+
+class _Events(_Refunds, _Part):
+    def apply_webhook_event(self, event: WebhookEvent) -> WebhookOutcome:
+        """Apply a verified, normalized provider event exactly once.
+
+        A redelivered event is a no-op; one that would move a payment backwards
+        is recorded in the audit trail once and not applied. An event about a
+        payment is remembered by the same compare-and-set that applies it, so
+        concurrent deliveries apply it once on every storage. A status change
+        costs one read and one write.
+
+        Raises:
+            WebhookVerificationError: The event contradicts the stored payment (amount, currency).
+            StorageError: Storage failed; nothing was recorded, so the provider's retry is safe.
+        """
+        if event.kind == EventKind.IGNORED:
+            return self._record_event(event, WebhookOutcome.IGNORED, None)
+        payment = self._find_event_payment(event)
+        if payment is None:
+            log.warning("webhook for unknown payment", provider=event.provider, event_type=event.type)
+            return self._record_event(event, WebhookOutcome.UNKNOWN_PAYMENT, None)
+        if event.amount is not None and event.amount != payment.amount:
+            log.warning("webhook amount mismatch", payment_id=payment.id, provider=event.provider)
+            raise WebhookVerificationError(f"event amount does not match payment {payment.id}")
+        now = self._engine.now()
+        build: Callable[[Payment], Change]
+        if event.kind == EventKind.PAYMENT and event.status is not None:
+            build = lambda c: dp.status_change(c, event, now=now, record=True)  # noqa: E731
+        elif event.kind == EventKind.REFUND:
+            known = self._find_event_refund(payment, event)
+            build = lambda c: dr.refund_event(c, event, known, now=now)  # noqa: E731
+        elif event.kind == EventKind.DISPUTE:
+            build = lambda c: dp.dispute(c, event, now=now)  # noqa: E731
+        else:
+            return self._record_event(event, WebhookOutcome.IGNORED, payment.id)
+        _, change = self._engine.transact(payment, build, actor=f"webhook:{event.provider}")
+        outcome = WebhookOutcome(change.outcome)
+        if outcome == WebhookOutcome.STALE and change.write:
+            log.info("stale provider event ignored", payment_id=payment.id, event_type=event.type)
+        return outcome
+
+    def _record_event(self, event: WebhookEvent, outcome: WebhookOutcome, payment_id: str | None) -> WebhookOutcome:
+        """Record an event that concerns no payment; a second delivery is a duplicate."""
+        record = dp.event_record(event, outcome.value, payment_id, at=self._engine.now())
+        if not self._engine.storage.record_webhook_event(record):
+            return WebhookOutcome.DUPLICATE
+        return outcome
+
+    def _find_event_payment(self, event: WebhookEvent) -> Payment | None:
+        storage = self._engine.storage
+        if event.payment_id:
+            payment = storage.get_payment(event.payment_id)
+            if payment is not None and payment.provider == event.provider:
+                return payment
+        if event.provider_ref:
+            return storage.find_payment_by_provider_ref(event.provider, event.provider_ref)
+        return None
+
+    def _find_event_refund(self, payment: Payment, event: WebhookEvent) -> Refund | None:
+        """Paykit's refund an event is about: by the id the provider echoes, else by the provider's id."""
+        storage = self._engine.storage
+        if event.refund_id:
+            refund = storage.get_refund(event.refund_id)
+            if refund is not None and refund.payment_id == payment.id:
+                return refund
+        if event.refund_ref:
+            outside = dr.external_refund_id(payment.provider, event.refund_ref)
+            matches = [r for r in storage.list_refunds(payment.id) if r.provider_ref == event.refund_ref]
+            # paykit's own refund first; the record of one made outside paykit otherwise.
+            matches.sort(key=lambda r: r.id == outside)
+            return matches[0] if matches else None
+        return None

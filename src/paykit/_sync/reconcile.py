@@ -1,0 +1,119 @@
+"""reconcile(): the answer to lost webhooks, crashes between writes, and unclear provider answers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import structlog
+
+from .._decisions import payments as dp
+from .._errors import InvalidStateError, PaykitError
+from .._models import EventKind, Payment, Refund, RefundStatus, WebhookEvent
+from .._results import ReconcileReport, WebhookOutcome
+from ._part import _Part
+from .events import _Events
+
+log = structlog.get_logger("paykit.reconcile")
+
+
+class _Reconcile(_Events, _Part):
+    def reconcile(self, *, limit: int = 100, older_than: timedelta = timedelta(minutes=1)) -> ReconcileReport:
+        """Finish whatever a crash, an outage or a lost webhook left unsettled.
+
+        In order: effects left in outboxes are flushed; reactions not yet done
+        (an invoice whose payment succeeded) are applied; reserved refunds are
+        finished (one never sent, or sent without a clear answer, is looked up at
+        the provider before it is sent again; one pending at the provider is
+        retrieved); unsettled payments are registered with their provider (with
+        the same provider idempotency key, so never charged twice) or retrieved
+        and moved forward. Only records untouched for ``older_than`` are visited,
+        so calls still in flight are left alone. Safe to run from several
+        processes at once.
+        """
+        storage = self._engine.storage
+        report = ReconcileReport(effects_flushed=storage.flush_pending_effects())
+        report.reactions_applied = self._engine.react(storage.list_pending_reactions(limit=limit))
+        cutoff = self._engine.now() - older_than
+        self._reconcile_refunds(report, cutoff=cutoff, limit=limit)
+        for payment in storage.list_payments_in_status(dp.UNSETTLED, updated_before=cutoff, limit=limit):
+            report.checked += 1
+            try:
+                if payment.provider not in self._engine.providers:
+                    raise InvalidStateError(f"provider {payment.provider!r} is not configured")
+                if payment.provider_ref is None:
+                    after = self._ensure_registered(payment, actor="reconcile")
+                    changed = after.version != payment.version
+                else:
+                    changed = self._refresh(payment)
+                report.updated += int(changed)
+            except PaykitError as exc:
+                report.errors[payment.id] = f"{type(exc).__name__}: {exc.message}"
+                log.warning("reconcile failed for payment", payment_id=payment.id, error=type(exc).__name__)
+        return report
+
+    def _refresh(self, payment: Payment) -> bool:
+        """Ask the provider where a payment stands and move it forward if it moved there."""
+        adapter = self.provider(payment.provider)
+        result = self._engine.call_provider(
+            adapter,
+            "retrieve_payment",
+            lambda: adapter.retrieve_payment(payment),
+            payment_id=payment.id,
+            read_only=True,
+        )
+        event = WebhookEvent(
+            provider=payment.provider,
+            event_id=f"reconcile:{payment.id}:{payment.version}",
+            type="reconcile",
+            kind=EventKind.PAYMENT,
+            status=result.status,
+            amount_captured=result.amount_captured,
+            failure_code=result.failure_code,
+            failure_message=result.failure_message,
+            provider_data=dict(result.provider_data),
+        )
+        now = self._engine.now()
+        _, change = self._engine.transact(
+            payment, lambda c: dp.status_change(c, event, now=now, record=False), actor="reconcile"
+        )
+        return change.outcome == WebhookOutcome.APPLIED
+
+    def _retrieve_refund(self, refund: Refund, payment: Payment) -> Refund:
+        """Ask the provider where a refund pending there stands, and settle it if it moved."""
+        adapter = self.provider(payment.provider)
+        found = self._engine.call_provider(
+            adapter,
+            "retrieve_refund",
+            lambda: adapter.retrieve_refund(payment, refund),
+            payment_id=payment.id,
+            read_only=True,
+        )
+        return self._settle(
+            refund,
+            payment,
+            found.status,
+            actor="reconcile",
+            provider_ref=found.provider_ref,
+            failure_message=found.failure_message,
+            origin="reconcile",
+        )
+
+    def _reconcile_refunds(self, report: ReconcileReport, *, cutoff: datetime, limit: int) -> None:
+        """Finish reserved refunds: resend after a lookup, or retrieve ones pending at the provider."""
+        for payment in self._engine.storage.list_payments_refunding(updated_before=cutoff, limit=limit):
+            for refund_id in list(payment.pending_refunds):
+                report.checked += 1
+                try:
+                    refund = self.get_refund(refund_id)
+                    if refund.provider_ref is None:
+                        done = self._resend_refund(refund, self._load(payment.id), actor="reconcile")
+                    elif self.provider(payment.provider).capabilities.refund_lookup:
+                        done = self._retrieve_refund(refund, self._load(payment.id))
+                    else:
+                        continue
+                    report.updated += int(
+                        done.status != RefundStatus.PENDING or done.provider_ref != refund.provider_ref
+                    )
+                except PaykitError as exc:
+                    report.errors[refund_id] = f"{type(exc).__name__}: {exc.message}"
+                    log.warning("reconcile failed for refund", refund_id=refund_id, error=type(exc).__name__)
