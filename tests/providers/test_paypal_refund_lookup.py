@@ -24,6 +24,7 @@ from paykit import (
     Money,
     Payment,
     PaymentStatus,
+    ProviderError,
     ProviderRequestError,
     ProviderUnavailableError,
     Refund,
@@ -212,4 +213,12 @@ class TestRetrieveRefund:
         api.get(f"/v2/payments/refunds/{REFUND_ID}").mock(side_effect=httpx.ReadTimeout("timed out"))
 
         with pytest.raises(ProviderUnavailableError):
+            provider.retrieve_refund(make_payment(), make_refund())
+
+    def test_refund_of_another_capture_is_an_error(self, api: respx.MockRouter, provider: PayPalProvider) -> None:
+        refund = paypal_refund()
+        refund["links"][1]["href"] = f"{API}/v2/payments/captures/9OTHER9CAPTURE9"
+        api.get(f"/v2/payments/refunds/{REFUND_ID}").respond(200, json=refund)
+
+        with pytest.raises(ProviderError, match="9OTHER9CAPTURE9"):
             provider.retrieve_refund(make_payment(), make_refund())

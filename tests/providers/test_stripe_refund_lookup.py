@@ -201,6 +201,14 @@ class TestRetrieveRefund:
         with pytest.raises(ProviderError, match="pi_other"):
             provider.retrieve_refund(make_payment(), make_refund(provider_ref="re_1"))
 
+    def test_refund_made_for_another_paykit_refund_is_an_error(
+        self, api: respx.MockRouter, provider: StripeProvider
+    ) -> None:
+        api.get("/v1/refunds/re_1").respond(200, json=stripe_refund("re_1", refund_id="ref_other"))
+
+        with pytest.raises(ProviderError, match="ref_other"):
+            provider.retrieve_refund(make_payment(), make_refund(provider_ref="re_1"))
+
     def test_missing_refund_is_a_request_error(self, api: respx.MockRouter, provider: StripeProvider) -> None:
         api.get("/v1/refunds/re_gone").mock(
             return_value=stripe_error(

@@ -44,6 +44,7 @@ __all__ = [
     "payment_from_order",
     "paypal_money",
     "paypal_request_id",
+    "refund_capture_id",
     "refund_from_response",
     "refund_request",
     "should_retry",
@@ -387,6 +388,11 @@ def refund_from_response(refund: Mapping[str, Any]) -> ProviderRefund:
         status=status,
         failure_message=reason if status in {RefundStatus.FAILED, RefundStatus.CANCELED} else None,
     )
+
+
+def refund_capture_id(refund: Mapping[str, Any]) -> str | None:
+    """The id of the capture a refund belongs to, from its ``up`` link; ``None`` without one."""
+    return _link_id(refund.get("links"), "up")
 
 
 # -- errors -------------------------------------------------------------------

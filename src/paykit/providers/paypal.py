@@ -423,10 +423,18 @@ class PayPalProvider(BaseProvider):
 
         Raises:
             InvalidRequestError: The refund has no PayPal id, or one that is not a PayPal id.
-            ProviderError: PayPal failed (``ProviderRequestError`` for an unknown refund).
+            ProviderError: PayPal failed (``ProviderRequestError`` for an unknown refund),
+                or the refund belongs to another capture than the payment's.
         """
         refund_id = wire.check_resource_id(refund.provider_ref, "PayPal refund")
         answer = self._call("GET", f"/v2/payments/refunds/{refund_id}", operation="get_refund")
+        capture_id = payment.provider_data.get("capture_id")
+        refunded_capture = wire.refund_capture_id(answer)
+        if capture_id and refunded_capture and refunded_capture != capture_id:
+            raise ProviderError(
+                f"PayPal refund {refund_id} belongs to capture {refunded_capture}, not {capture_id}",
+                provider=self.name,
+            )
         return wire.refund_from_response(answer)
 
     def _order_id(self, payment: Payment) -> str:

@@ -427,7 +427,7 @@ class StripeProvider(BaseProvider):
         Raises:
             InvalidRequestError: The refund has no Stripe id, or one that is not a Stripe id.
             ProviderError: Stripe refused (see the subclasses), or the Refund
-                belongs to another PaymentIntent.
+                belongs to another PaymentIntent or another paykit refund.
         """
         refund_ref = check_object_id(refund.provider_ref, "Refund")
         with _stripe_errors("retrieve Refund"):
@@ -438,6 +438,12 @@ class StripeProvider(BaseProvider):
         if payment.provider_ref and isinstance(intent, str) and intent != payment.provider_ref:
             raise ProviderError(
                 f"Stripe Refund {refund_ref} belongs to {intent}, not to {payment.provider_ref}",
+                provider=PROVIDER_NAME,
+            )
+        echoed = refund_id_of(found)
+        if echoed is not None and echoed != refund.id:
+            raise ProviderError(
+                f"Stripe Refund {refund_ref} was made for paykit refund {echoed}, not {refund.id}",
                 provider=PROVIDER_NAME,
             )
         return result
