@@ -398,6 +398,19 @@ class TestRefundErrors:
 
         assert (info.value.should_retry, info.value.http_status) == (True, status)
 
+    def test_server_error_stripe_says_not_to_retry_is_still_unavailable(
+        self, api: respx.MockRouter, provider: StripeProvider
+    ) -> None:
+        """Stripe-Should-Retry: false on a 500 keeps the outcome unknown; only the retry hint changes."""
+        response = stripe_error(500, type="api_error", message="Server error")
+        response.headers["Stripe-Should-Retry"] = "false"
+        api.post("/v1/refunds").mock(return_value=response)
+
+        with pytest.raises(ProviderUnavailableError) as info:
+            self.call(provider)
+
+        assert (info.value.should_retry, info.value.http_status) == (False, 500)
+
     @pytest.mark.parametrize(
         "failure",
         [

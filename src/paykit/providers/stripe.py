@@ -197,7 +197,8 @@ def _raise_translated(exc: stripe.StripeError, operation: str) -> NoReturn:
         translated = ProviderUnavailableError(
             f"Stripe {operation} failed: Stripe could not be reached", should_retry=retry, **details
         )
-    elif isinstance(exc, stripe.RateLimitError) or retry:
+    elif isinstance(exc, stripe.RateLimitError) or retry or (exc.http_status or 0) >= 500:
+        # A 5xx leaves the outcome unknown even when Stripe says a retry will not help.
         translated = ProviderUnavailableError(message, should_retry=retry, **details)
     elif isinstance(exc, stripe.InvalidRequestError):
         translated = ProviderRequestError(message, **details)
