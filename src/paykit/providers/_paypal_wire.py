@@ -32,6 +32,8 @@ __all__ = [
     "PAYPAL_CURRENCIES",
     "PROVIDER_NAME",
     "authorization_capture_request",
+    "check_paypal_amount",
+    "check_resource_id",
     "error_from_response",
     "find_authorization_id",
     "find_capture_id",
@@ -42,6 +44,7 @@ __all__ = [
     "payment_from_order",
     "paypal_money",
     "paypal_request_id",
+    "refund_capture_id",
     "refund_from_response",
     "refund_request",
     "should_retry",
@@ -114,6 +117,9 @@ _REFUND_STATUS: Final = {
     "CANCELLED": RefundStatus.CANCELED,
 }
 _APPROVAL_RELS: Final = ("payer-action", "approve")
+# PayPal's order, capture and refund ids are short upper-case alphanumerics; anything
+# else never goes into a URL path.
+_RESOURCE_ID: Final = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
 
 # -- amounts ------------------------------------------------------------------
@@ -140,6 +146,29 @@ def _positive_paypal_money(money: Money) -> dict[str, str]:
     if money.minor_units <= 0:
         raise InvalidRequestError(f"PayPal amounts must be positive, not {money}")
     return paypal_money(money)
+
+
+def check_paypal_amount(money: Money) -> None:
+    """Raise unless PayPal can take ``money`` as an order, capture or refund amount. Pure.
+
+    The rule every request applies: a currency PayPal supports, positive, and
+    whole units for JPY, HUF and TWD (1.50 HUF is refused, never rounded).
+
+    Raises:
+        InvalidRequestError: PayPal cannot take the amount.
+    """
+    _positive_paypal_money(money)
+
+
+def check_resource_id(value: str | None, what: str) -> str:
+    """``value`` if it can be a PayPal resource id, so it is safe to put in a URL path.
+
+    Raises:
+        InvalidRequestError: ``value`` is missing or not letters and digits.
+    """
+    if not isinstance(value, str) or not _RESOURCE_ID.match(value):
+        raise InvalidRequestError(f"{what} {value!r} is not a PayPal id")
+    return value
 
 
 def money_from_paypal(value: object) -> Money | None:
@@ -359,6 +388,11 @@ def refund_from_response(refund: Mapping[str, Any]) -> ProviderRefund:
         status=status,
         failure_message=reason if status in {RefundStatus.FAILED, RefundStatus.CANCELED} else None,
     )
+
+
+def refund_capture_id(refund: Mapping[str, Any]) -> str | None:
+    """The id of the capture a refund belongs to, from its ``up`` link; ``None`` without one."""
+    return _link_id(refund.get("links"), "up")
 
 
 # -- errors -------------------------------------------------------------------

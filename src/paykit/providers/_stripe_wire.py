@@ -10,6 +10,7 @@ import functools
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -27,6 +28,8 @@ __all__ = [
     "PROVIDER_NAME",
     "STRIPE_ZERO_DECIMAL_CURRENCIES",
     "capture_params",
+    "check_object_id",
+    "check_stripe_amount",
     "create_payment_params",
     "from_stripe_amount",
     "map_payment_intent_status",
@@ -37,6 +40,8 @@ __all__ = [
     "read_payment_method",
     "read_refund",
     "redact_secrets",
+    "refund_id_of",
+    "refund_list_params",
     "refund_params",
     "stripe_exponent",
     "to_stripe_amount",
@@ -103,6 +108,10 @@ _PAYMENT_INTENT_EVENTS: Final = frozenset(
         "payment_intent.amount_capturable_updated",
     }
 )
+_OBJECT_ID: Final = re.compile(r"^[A-Za-z0-9_]{1,255}$")
+_REFUND_LIST_LIMIT: Final = 100
+# The event type itself says how the refund ended, whatever status its object shows.
+_REFUND_EVENT_STATUS: Final[Mapping[str, RefundStatus]] = {"refund.failed": RefundStatus.FAILED}
 _REFUND_EVENTS: Final = frozenset({"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"})
 _DISPUTE_EVENTS: Final = frozenset({"charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed"})
 
@@ -148,6 +157,25 @@ def to_stripe_amount(money: Money) -> tuple[int, str]:
             f"{Money(amount - amount % 10 + 10, money.currency)}); paykit never rounds"
         )
     return amount, money.currency.lower()
+
+
+def check_stripe_amount(money: Money) -> None:
+    """Raise unless Stripe can take ``money`` as a charge or refund amount. Pure.
+
+    The same rules :func:`to_stripe_amount` applies to every request, plus one:
+    the amount must be positive.
+
+    Raises:
+        InvalidRequestError: Not positive, or not sendable exactly (see :func:`to_stripe_amount`).
+    """
+    _sendable_amount(money)
+
+
+def _sendable_amount(money: Money) -> tuple[int, str]:
+    """The one amount rule of every Stripe request: positive, and exact in Stripe's units."""
+    if money.minor_units <= 0:
+        raise InvalidRequestError(f"Stripe amounts must be positive, not {money}")
+    return to_stripe_amount(money)
 
 
 def from_stripe_amount(amount: int, currency: str) -> Money:
@@ -226,7 +254,7 @@ def create_payment_params(
     Raises:
         InvalidRequestError: The amount breaks Stripe's amount rules.
     """
-    amount, currency = to_stripe_amount(request.amount)
+    amount, currency = _sendable_amount(request.amount)
     metadata = dict(request.metadata)
     metadata[METADATA_PAYMENT_ID] = request.payment_id
     metadata[METADATA_USER_ID] = request.user_id
@@ -273,10 +301,36 @@ def refund_params(
     }
 
 
+def check_object_id(value: str | None, what: str) -> str:
+    """``value`` if it can be a Stripe object id, so it is safe to put in a URL path or query.
+
+    Raises:
+        InvalidRequestError: ``value`` is missing or holds anything but letters, digits and ``_``.
+    """
+    if not isinstance(value, str) or not _OBJECT_ID.match(value):
+        raise InvalidRequestError(f"{what} {value!r} is not a Stripe id")
+    return value
+
+
+def refund_list_params(payment_intent: str, *, starting_after: str | None = None) -> dict[str, Any]:
+    """The ``GET /v1/refunds`` parameters listing a PaymentIntent's refunds, one page of 100.
+
+    Raises:
+        InvalidRequestError: An id is not a Stripe id.
+    """
+    params: dict[str, Any] = {
+        "payment_intent": check_object_id(payment_intent, "PaymentIntent"),
+        "limit": _REFUND_LIST_LIMIT,
+    }
+    if starting_after is not None:
+        params["starting_after"] = check_object_id(starting_after, "Refund")
+    return params
+
+
 def _amount_in(amount: Money, currency: str) -> int:
     if amount.currency != currency:
         raise InvalidRequestError(f"amount is in {amount.currency}, the payment in {currency}")
-    return to_stripe_amount(amount)[0]
+    return _sendable_amount(amount)[0]
 
 
 # -- responses -----------------------------------------------------------------
@@ -380,6 +434,15 @@ def read_refund(refund: Mapping[str, Any]) -> ProviderRefund:
         status=status,
         failure_message=reason if isinstance(reason, str) else None,
     )
+
+
+def refund_id_of(refund: Mapping[str, Any]) -> str | None:
+    """The paykit refund id echoed in a Refund's ``metadata.paykit_refund_id``; ``None`` without one."""
+    metadata = refund.get("metadata")
+    if isinstance(metadata, Mapping):
+        value = metadata.get(METADATA_REFUND_ID)
+        return value if isinstance(value, str) and value else None
+    return None
 
 
 def read_payment_method(pm: Mapping[str, Any]) -> ProviderPaymentMethod:
@@ -519,7 +582,8 @@ def normalize_event(event: object) -> WebhookEvent:
     ``payment_intent.*`` events carry the PaymentIntent's status and amounts;
     ``refund.*`` and ``charge.refunded`` the refund's id, status and amount (in
     ``amount_refunded``; for ``charge.refunded`` only when the charge embeds its
-    refunds); ``charge.dispute.*`` the dispute's id, status and reason in
+    refunds) and paykit's refund id from the refund's metadata (``refund_id``);
+    ``refund.failed`` is always a FAILED refund; ``charge.dispute.*`` the dispute's id, status and reason in
     ``provider_data``. Other types are ``EventKind.IGNORED``.
 
     Raises:
@@ -601,6 +665,7 @@ def _charge_refunded_event(
         amount_captured=from_stripe_amount(captured, currency) if captured is not None else None,
         amount_refunded=from_stripe_amount(refund["amount"], currency) if refund else None,
         refund_ref=str(refund["id"]) if refund else None,
+        refund_id=refund_id_of(refund) if refund else None,
         refund_status=map_refund_status(refund["status"]) if refund else None,
         occurred_at=occurred_at,
         provider_data={"stripe_charge_id": str(charge["id"])},
@@ -620,7 +685,8 @@ def _refund_event(
         payment_id=_metadata_id(refund),
         amount_refunded=from_stripe_amount(refund["amount"], refund["currency"]),
         refund_ref=normalized.provider_ref,
-        refund_status=normalized.status,
+        refund_id=refund_id_of(refund),
+        refund_status=_REFUND_EVENT_STATUS.get(event_type, normalized.status),
         failure_message=normalized.failure_message,
         occurred_at=occurred_at,
     )

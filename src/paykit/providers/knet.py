@@ -230,8 +230,7 @@ class KnetProvider(BaseProvider):
             InvalidRequestError: Not KWD, not positive, manual capture asked, or
                 an invalid UDF.
         """
-        if request.amount.currency != CURRENCY:
-            raise InvalidRequestError(f"KNET accepts only KWD, not {request.amount.currency}")
+        self.check_amount(request.amount)
         if request.capture_method != "automatic":
             raise InvalidRequestError("KNET captures at once; manual capture is not supported")
         trackid = derive_trackid(request.payment_id)
@@ -295,6 +294,16 @@ class KnetProvider(BaseProvider):
             failure_code=reply.result if status is PaymentStatus.FAILED else None,
             provider_data=reply.provider_data(),
         )
+
+    def check_amount(self, amount: Money) -> None:
+        """Raise unless KNET can take ``amount``: KWD only, positive. No I/O.
+
+        The rule every purchase and refund request applies (``format_amount``).
+
+        Raises:
+            InvalidRequestError: Not KWD, or not positive.
+        """
+        format_amount(amount)
 
     def refund_payment(self, payment: Payment, refund: Refund, *, idempotency_key: str) -> ProviderRefund:
         """Refund ``refund.amount`` (all or part) of a captured payment (action 2).

@@ -406,6 +406,37 @@ class PayPalProvider(BaseProvider):
         )
         return wire.refund_from_response(answer)
 
+    def check_amount(self, amount: Money) -> None:
+        """Raise unless PayPal can take ``amount``; the rule every request applies. No I/O.
+
+        Raises:
+            InvalidRequestError: A currency PayPal does not support, not positive,
+                or a fraction of JPY, HUF or TWD (PayPal takes them in whole units).
+        """
+        wire.check_paypal_amount(amount)
+
+    def retrieve_refund(self, payment: Payment, refund: Refund) -> ProviderRefund:
+        """Fetch the refund ``refund.provider_ref`` (``GET /v2/payments/refunds/{id}``).
+
+        PayPal cannot list a capture's refunds by paykit's refund id, so
+        ``capabilities.refund_lookup`` stays false and :meth:`find_refund` is unsupported.
+
+        Raises:
+            InvalidRequestError: The refund has no PayPal id, or one that is not a PayPal id.
+            ProviderError: PayPal failed (``ProviderRequestError`` for an unknown refund),
+                or the refund belongs to another capture than the payment's.
+        """
+        refund_id = wire.check_resource_id(refund.provider_ref, "PayPal refund")
+        answer = self._call("GET", f"/v2/payments/refunds/{refund_id}", operation="get_refund")
+        capture_id = payment.provider_data.get("capture_id")
+        refunded_capture = wire.refund_capture_id(answer)
+        if capture_id and refunded_capture and refunded_capture != capture_id:
+            raise ProviderError(
+                f"PayPal refund {refund_id} belongs to capture {refunded_capture}, not {capture_id}",
+                provider=self.name,
+            )
+        return wire.refund_from_response(answer)
+
     def _order_id(self, payment: Payment) -> str:
         if not payment.provider_ref:
             raise InvalidStateError(f"payment {payment.id} has no PayPal order yet")

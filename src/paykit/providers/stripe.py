@@ -40,11 +40,15 @@ from ._stripe_wire import (
     METADATA_USER_ID,
     PROVIDER_NAME,
     capture_params,
+    check_object_id,
+    check_stripe_amount,
     create_payment_params,
     read_payment_intent,
     read_payment_method,
     read_refund,
     redact_secrets,
+    refund_id_of,
+    refund_list_params,
     refund_params,
     verify_and_parse_webhook,
 )
@@ -61,6 +65,7 @@ if TYPE_CHECKING:
         PaymentIntentConfirmParams,
         PaymentIntentCreateParams,
         RefundCreateParams,
+        RefundListParams,
     )
 
 __all__ = ["StripeProvider"]
@@ -68,6 +73,8 @@ __all__ = ["StripeProvider"]
 logger = structlog.get_logger(__name__)
 
 _DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+# A PaymentIntent with more refunds than this many pages of 100 is not one paykit made.
+_MAX_REFUND_PAGES = 50
 
 
 def _utcnow() -> datetime:
@@ -190,7 +197,8 @@ def _raise_translated(exc: stripe.StripeError, operation: str) -> NoReturn:
         translated = ProviderUnavailableError(
             f"Stripe {operation} failed: Stripe could not be reached", should_retry=retry, **details
         )
-    elif isinstance(exc, stripe.RateLimitError) or retry:
+    elif isinstance(exc, stripe.RateLimitError) or retry or (exc.http_status or 0) >= 500:
+        # A 5xx leaves the outcome unknown even when Stripe says a retry will not help.
         translated = ProviderUnavailableError(message, should_retry=retry, **details)
     elif isinstance(exc, stripe.InvalidRequestError):
         translated = ProviderRequestError(message, **details)
@@ -243,6 +251,7 @@ class StripeProvider(BaseProvider):
         partial_refunds=True,
         saved_payment_methods=True,
         server_side_confirm=True,
+        refund_lookup=True,
     )
 
     def __init__(
@@ -400,6 +409,72 @@ class StripeProvider(BaseProvider):
                 options={"idempotency_key": idempotency_key},
             )
             return read_refund(_as_dict(created))
+
+    def check_amount(self, amount: Money) -> None:
+        """Raise unless Stripe can take ``amount``; the rule every request applies. No I/O.
+
+        Three-decimal currencies (KWD, BHD...) need a minor amount ending in 0,
+        zero-decimal currencies (JPY...) whole units, ISK whole krónur; amounts
+        must be positive. Nothing is ever rounded.
+
+        Raises:
+            InvalidRequestError: Stripe cannot take the amount.
+        """
+        check_stripe_amount(amount)
+
+    def retrieve_refund(self, payment: Payment, refund: Refund) -> ProviderRefund:
+        """Fetch the Refund ``refund.provider_ref`` (``GET /v1/refunds/{id}``).
+
+        Raises:
+            InvalidRequestError: The refund has no Stripe id, or one that is not a Stripe id.
+            ProviderError: Stripe refused (see the subclasses), or the Refund
+                belongs to another PaymentIntent or another paykit refund.
+        """
+        refund_ref = check_object_id(refund.provider_ref, "Refund")
+        with _stripe_errors("retrieve Refund"):
+            found = _as_dict(self._stripe.v1.refunds.retrieve(refund_ref))
+            result = read_refund(found)
+        intent = found.get("payment_intent")
+        intent = intent.get("id") if isinstance(intent, dict) else intent
+        if payment.provider_ref and isinstance(intent, str) and intent != payment.provider_ref:
+            raise ProviderError(
+                f"Stripe Refund {refund_ref} belongs to {intent}, not to {payment.provider_ref}",
+                provider=PROVIDER_NAME,
+            )
+        echoed = refund_id_of(found)
+        if echoed is not None and echoed != refund.id:
+            raise ProviderError(
+                f"Stripe Refund {refund_ref} was made for paykit refund {echoed}, not {refund.id}",
+                provider=PROVIDER_NAME,
+            )
+        return result
+
+    def find_refund(self, payment: Payment, refund: Refund) -> ProviderRefund | None:
+        """The PaymentIntent's Refund whose ``metadata.paykit_refund_id`` is ``refund.id``, or ``None``.
+
+        Lists ``GET /v1/refunds?payment_intent=...&limit=100`` page by page
+        (``has_more``/``starting_after``) until it finds the refund.
+
+        Raises:
+            InvalidRequestError: The payment has no PaymentIntent, or its id is not a Stripe id.
+            ProviderError: Stripe refused (see the subclasses).
+        """
+        intent = check_object_id(self._ref(payment), "PaymentIntent")
+        starting_after: str | None = None
+        with _stripe_errors("list Refunds"):
+            for _ in range(_MAX_REFUND_PAGES):
+                params = refund_list_params(intent, starting_after=starting_after)
+                page = self._stripe.v1.refunds.list(params=cast("RefundListParams", params))
+                items = [_as_dict(item) for item in page.data]
+                for item in items:
+                    if refund_id_of(item) == refund.id:
+                        return read_refund(item)
+                if not page.has_more or not items:
+                    return None
+                starting_after = str(items[-1].get("id"))
+        raise ProviderError(
+            f"Stripe lists more than {_MAX_REFUND_PAGES * 100} refunds for {intent}", provider=PROVIDER_NAME
+        )
 
     # -- saved payment methods -------------------------------------------------
 

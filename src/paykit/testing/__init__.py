@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._clock import ManualClock
-from ._fake import FakeBehavior, FakeCall, FakeProvider, FakeWebhook
+from ._fake import FakeBehavior, FakeCall, FakeProvider, FakeWebhook, LookupFault
 
 __all__ = [
     "FakeBehavior",
@@ -20,6 +20,7 @@ __all__ = [
     "FakeProvider",
     "FakeWebhook",
     "KnetTransaction",
+    "LookupFault",
     "ManualClock",
     "PayPalWebhookSigner",
     "knet_error_body",

@@ -16,6 +16,8 @@ from .._errors import (
     InvalidRequestError,
     NotFoundError,
     PaymentDeclinedError,
+    ProviderError,
+    ProviderRequestError,
     ProviderUnavailableError,
     WebhookVerificationError,
 )
@@ -31,10 +33,20 @@ from ..providers._base import (
     ProviderRefund,
 )
 
-__all__ = ["FakeBehavior", "FakeCall", "FakeProvider", "FakeWebhook"]
+__all__ = ["FakeBehavior", "FakeCall", "FakeProvider", "FakeWebhook", "LookupFault"]
 
 FakeBehavior = Literal[
-    "succeed", "decline", "require_action", "processing", "accept_then_fail", "timeout", "server_error"
+    "succeed",
+    "decline",
+    "require_action",
+    "processing",
+    "accept_then_fail",
+    "timeout",
+    "server_error",
+    "refund_timeout_after_success",
+    "refund_replayed_server_error",
+    "refund_pending",
+    "refund_fails_later",
 ]
 """How the fake answers the next call that moves money.
 
@@ -44,8 +56,29 @@ FakeBehavior = Literal[
 - ``processing``: confirm is accepted asynchronously (PROCESSING); settle it with :meth:`FakeProvider.webhook`.
 - ``accept_then_fail``: like ``processing``, and the payment fails at the provider a moment later
   (its :meth:`FakeProvider.retrieve_payment` says FAILED; :meth:`FakeProvider.webhook` can tell it too).
-- ``timeout`` / ``server_error``: the call raises :class:`~paykit.ProviderUnavailableError`.
+- ``timeout`` / ``server_error``: the call raises :class:`~paykit.ProviderUnavailableError` and nothing
+  happens at the provider.
+
+Refund faults (queue them with :meth:`FakeProvider.fail_next` right before the refund: a queued
+behavior is taken by the next money-moving call, whichever it is; they act on ``refund_payment``):
+
+- ``refund_timeout_after_success``: the refund is made at the provider (SUCCEEDED, its idempotency key
+  remembered) but the answer is lost: the call raises ``ProviderUnavailableError`` (code ``timeout``).
+  A resend with the same key answers the refund; :meth:`FakeProvider.find_refund` finds it.
+- ``refund_replayed_server_error``: the provider answers 500 (``ProviderUnavailableError``, http_status
+  500, code ``api_error``) and, like Stripe, replays that same error for every resend with the same
+  idempotency key until the key is forgotten (:meth:`FakeProvider.forget_idempotency_keys`). Nothing is
+  refunded.
+- ``refund_pending``: the refund is accepted as PENDING; settle it later with
+  :meth:`FakeProvider.settle_refund` (silently, as when its webhook is lost) or
+  :meth:`FakeProvider.refund_webhook`.
+- ``refund_fails_later``: the refund is answered SUCCEEDED, then fails at the provider at once:
+  :meth:`FakeProvider.retrieve_refund` and :meth:`FakeProvider.find_refund` say FAILED, and
+  :meth:`FakeProvider.refund_webhook` tells it.
 """
+
+LookupFault = Literal["timeout", "server_error"]
+"""How the fake fails the next refund lookup (:meth:`FakeProvider.fail_next_lookup`)."""
 
 SIGNATURE_HEADER = "paykit-fake-signature"
 _CARDS = {
@@ -64,6 +97,8 @@ class FakeCall:
     idempotency_key: str | None = None
     provider_ref: str | None = None
     amount: Money | None = None
+    refund_id: str | None = None
+    """paykit's refund id, for refund calls (``refund_payment``, ``retrieve_refund``, ``find_refund``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +120,20 @@ class _FakePayment:
     by_key: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class _FakeRefund:
+    ref: str
+    refund_id: str
+    payment_ref: str
+    payment_id: str
+    amount: Money
+    status: RefundStatus
+    failure_message: str | None = None
+
+    def view(self) -> ProviderRefund:
+        return ProviderRefund(provider_ref=self.ref, status=self.status, failure_message=self.failure_message)
+
+
 class FakeProvider(BaseProvider):
     """A provider that lives in memory, records every call and signs its own webhooks.
 
@@ -95,7 +144,15 @@ class FakeProvider(BaseProvider):
         clock: Unix time, for webhook timestamps and their 300 s tolerance.
 
     Idempotency keys behave as at a real provider: a repeated key returns the
-    first answer and creates nothing new (the call is still recorded).
+    first answer and creates nothing new (the call is still recorded), until
+    :meth:`forget_idempotency_keys`. Refunds are kept by paykit refund id, so
+    ``capabilities.refund_lookup`` is true and :meth:`refunds_for` counts the
+    refunds made at the provider for one paykit refund.
+
+    Attributes:
+        amount_rule: Called by :meth:`check_amount`; ``None`` (the default) takes
+            every amount. Set it to a provider's rule, e.g. ``StripeProvider``'s
+            ``check_amount``, to test amount refusals.
     """
 
     def __init__(
@@ -114,16 +171,21 @@ class FakeProvider(BaseProvider):
             partial_refunds=True,
             saved_payment_methods=True,
             server_side_confirm=True,
+            refund_lookup=True,
         )
         self.behavior: FakeBehavior = behavior
+        self.amount_rule: Callable[[Money], None] | None = None
         self.calls: list[FakeCall] = []
         self._secret = webhook_secret.encode()
         self._clock = clock
         self._lock = threading.Lock()
+        self._refund_lock = threading.Lock()
         self._queued: deque[FakeBehavior] = deque()
         self._payments: dict[str, _FakePayment] = {}
         self._by_create_key: dict[str, str] = {}
-        self._refunds: dict[str, ProviderRefund] = {}
+        self._refund_answers: dict[str, ProviderRefund | ProviderError] = {}
+        self._refund_records: dict[str, _FakeRefund] = {}
+        self._queued_lookups: deque[LookupFault] = deque()
         self._counter = 0
 
     # -- steering -----------------------------------------------------------
@@ -131,6 +193,77 @@ class FakeProvider(BaseProvider):
         """Answer the next ``times`` money-moving calls (create included) with ``behavior``."""
         with self._lock:
             self._queued.extend([behavior] * times)
+
+    def fail_next_lookup(self, fault: LookupFault, times: int = 1) -> None:
+        """Fail the next ``times`` refund lookups (``retrieve_refund``, ``find_refund``) with ``fault``."""
+        with self._lock:
+            self._queued_lookups.extend([fault] * times)
+
+    def forget_idempotency_keys(self) -> None:
+        """Forget every idempotency key, as Stripe does after 24 hours.
+
+        A resend with a forgotten key is a new request: a refund sent again
+        creates a second refund at the provider, and a replayed 500 is no
+        longer replayed. What was created stays.
+        """
+        with self._lock:
+            self._refund_answers.clear()
+            self._by_create_key.clear()
+            for state in self._payments.values():
+                state.by_key.clear()
+
+    def refunds_for(self, refund_id: str) -> list[ProviderRefund]:
+        """The refunds made at the provider for paykit refund ``refund_id``, oldest first, as they stand now.
+
+        More than one means the same paykit refund was paid out twice.
+        """
+        with self._lock:
+            return [r.view() for r in self._refund_records.values() if r.refund_id == refund_id]
+
+    def refunded_amount(self, provider_ref: str) -> Money:
+        """What the provider has refunded, or is refunding, of payment ``provider_ref``.
+
+        Pending and succeeded refunds count; failed and canceled ones do not.
+
+        Raises:
+            NotFoundError: The fake knows no such payment.
+        """
+        with self._lock:
+            state = self._payments.get(provider_ref)
+            if state is None:
+                raise NotFoundError(f"the fake provider has no payment {provider_ref!r}")
+            total = sum(
+                r.amount.minor_units
+                for r in self._refund_records.values()
+                if r.payment_ref == provider_ref and r.status in (RefundStatus.PENDING, RefundStatus.SUCCEEDED)
+            )
+            return Money(total, state.amount.currency)
+
+    def settle_refund(self, refund: str, status: RefundStatus, *, failure_message: str | None = None) -> None:
+        """Change a refund's state at the fake without telling anyone (a lost webhook).
+
+        Args:
+            refund: The refund's provider reference, or its paykit refund id (its latest refund).
+            status: The refund's new state; FAILED after SUCCEEDED is a refund that fails later.
+            failure_message: Why it failed, for FAILED and CANCELED.
+
+        Raises:
+            NotFoundError: The fake knows no such refund.
+        """
+        with self._lock:
+            record = self._refund_record(refund)
+            record.status = status
+            record.failure_message = failure_message if status in (RefundStatus.FAILED, RefundStatus.CANCELED) else None
+
+    def _refund_record(self, refund: str) -> _FakeRefund:
+        """The refund by provider reference or paykit refund id; the caller holds the lock."""
+        record = self._refund_records.get(refund)
+        if record is None:
+            matches = [r for r in self._refund_records.values() if r.refund_id == refund]
+            if not matches:
+                raise NotFoundError(f"the fake provider has no refund {refund!r}")
+            record = matches[-1]
+        return record
 
     def calls_to(self, method: str) -> list[FakeCall]:
         """The recorded calls of one method (``"create_payment"``, ``"refund_payment"``...)."""
@@ -256,10 +389,24 @@ class FakeProvider(BaseProvider):
         return self._answer(self._get(payment))
 
     def refund_payment(self, payment: Payment, refund: Refund, *, idempotency_key: str) -> ProviderRefund:
-        """Refund according to the queued behavior (default: succeed at once)."""
-        self._record(FakeCall("refund_payment", idempotency_key, payment.provider_ref, refund.amount))
+        """Refund according to the queued behavior (default: succeed at once).
+
+        A repeated idempotency key answers what the first request got (a replayed
+        500 included) and creates nothing new. See :data:`FakeBehavior` for the
+        refund faults.
+        """
+        self._record(
+            FakeCall("refund_payment", idempotency_key, payment.provider_ref, refund.amount, refund_id=refund.id)
+        )
+        # One refund request at a time, as a provider serializes requests with one key.
+        with self._refund_lock:
+            return self._refund(payment, refund, idempotency_key)
+
+    def _refund(self, payment: Payment, refund: Refund, idempotency_key: str) -> ProviderRefund:
         with self._lock:
-            done = self._refunds.get(idempotency_key)
+            done = self._refund_answers.get(idempotency_key)
+        if isinstance(done, ProviderError):
+            raise done
         if done is not None:
             return done
         behavior = self._next_behavior(queued_only=True)
@@ -268,10 +415,79 @@ class FakeProvider(BaseProvider):
             raise PaymentDeclinedError(
                 "The refund was declined.", provider=self.name, http_status=402, code="refund_declined"
             )
-        answer = ProviderRefund(provider_ref=self._new_ref("re"), status=RefundStatus.SUCCEEDED)
+        if behavior == "refund_replayed_server_error":
+            error = ProviderUnavailableError(
+                "the fake provider answered 500", provider=self.name, http_status=500, code="api_error"
+            )
+            with self._lock:
+                self._refund_answers[idempotency_key] = error
+            raise error
+        status = RefundStatus.PENDING if behavior == "refund_pending" else RefundStatus.SUCCEEDED
         with self._lock:
-            self._refunds[idempotency_key] = answer
+            self._counter += 1
+            record = _FakeRefund(
+                ref=f"re_fake_{self._counter:06d}",
+                refund_id=refund.id,
+                payment_ref=payment.provider_ref or "",
+                payment_id=payment.id,
+                amount=refund.amount,
+                status=status,
+            )
+            self._refund_records[record.ref] = record
+            answer = record.view()
+            self._refund_answers[idempotency_key] = answer
+            if behavior == "refund_fails_later":
+                record.status = RefundStatus.FAILED
+                record.failure_message = "the refund failed at the provider after succeeding"
+        if behavior == "refund_timeout_after_success":
+            raise ProviderUnavailableError(
+                "the fake provider timed out after refunding", provider=self.name, code="timeout"
+            )
         return answer
+
+    def check_amount(self, amount: Money) -> None:
+        """Take every amount, unless :attr:`amount_rule` is set (then it decides). No I/O."""
+        if self.amount_rule is not None:
+            self.amount_rule(amount)
+
+    def retrieve_refund(self, payment: Payment, refund: Refund) -> ProviderRefund:
+        """The refund ``refund.provider_ref`` as it stands at the fake now.
+
+        Raises:
+            ProviderRequestError: The fake knows no such refund (code ``resource_missing``, like Stripe's 404).
+            ProviderUnavailableError: A lookup fault was queued (:meth:`fail_next_lookup`).
+        """
+        self._record(FakeCall("retrieve_refund", None, refund.provider_ref, refund_id=refund.id))
+        self._raise_lookup_fault()
+        with self._lock:
+            record = self._refund_records.get(refund.provider_ref or "")
+            if record is None:
+                raise ProviderRequestError(
+                    f"the fake provider has no refund {refund.provider_ref!r}",
+                    provider=self.name,
+                    http_status=404,
+                    code="resource_missing",
+                )
+            return record.view()
+
+    def find_refund(self, payment: Payment, refund: Refund) -> ProviderRefund | None:
+        """The payment's first refund made for paykit refund ``refund.id``, or ``None``.
+
+        Raises:
+            ProviderUnavailableError: A lookup fault was queued (:meth:`fail_next_lookup`).
+        """
+        self._record(FakeCall("find_refund", None, payment.provider_ref, refund_id=refund.id))
+        self._raise_lookup_fault()
+        with self._lock:
+            for record in self._refund_records.values():
+                if record.refund_id == refund.id and record.payment_ref == (payment.provider_ref or ""):
+                    return record.view()
+        return None
+
+    def _raise_lookup_fault(self) -> None:
+        with self._lock:
+            fault = self._queued_lookups.popleft() if self._queued_lookups else None
+        self._raise_unavailable(fault)
 
     def save_payment_method(
         self, user_id: str, token: str, *, customer_ref: str | None, idempotency_key: str
@@ -340,6 +556,49 @@ class FakeProvider(BaseProvider):
         ).encode()
         return FakeWebhook(body=body, headers=self.sign(body, timestamp=timestamp))
 
+    def refund_webhook(
+        self,
+        refund: str,
+        status: RefundStatus | None = None,
+        *,
+        event_id: str | None = None,
+        timestamp: int | None = None,
+        failure_message: str | None = None,
+    ) -> FakeWebhook:
+        """A signed event telling a refund's state, with its paykit refund id (as Stripe echoes it).
+
+        Args:
+            refund: The refund's provider reference, or its paykit refund id (its latest refund).
+            status: Move the refund to this state first (FAILED after SUCCEEDED: it failed later);
+                ``None`` tells its current state.
+            event_id: The event id; a new one when ``None``.
+            timestamp: The signature's Unix time; now when ``None``.
+            failure_message: Why it failed, with ``status`` FAILED or CANCELED.
+
+        Raises:
+            NotFoundError: The fake knows no such refund.
+        """
+        if status is not None:
+            self.settle_refund(refund, status, failure_message=failure_message)
+        with self._lock:
+            record = self._refund_record(refund)
+            data: dict[str, Any] = {
+                "provider_ref": record.payment_ref,
+                "payment_id": record.payment_id,
+                "refund_ref": record.ref,
+                "refund_id": record.refund_id,
+                "refund_status": record.status.value,
+                "amount": {"minor_units": record.amount.minor_units, "currency": record.amount.currency},
+            }
+            if record.failure_message is not None:
+                data["failure_message"] = record.failure_message
+            kind = record.status.value
+        body = json.dumps(
+            {"id": event_id or self._new_ref("evt"), "type": f"refund.{kind}", "data": data},
+            separators=(",", ":"),
+        ).encode()
+        return FakeWebhook(body=body, headers=self.sign(body, timestamp=timestamp))
+
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         """Verify the fake's signature (300 s tolerance) and normalize the event."""
         header = headers.get(SIGNATURE_HEADER)
@@ -360,6 +619,8 @@ class FakeProvider(BaseProvider):
             event = json.loads(body)
             data = event["data"]
             amount = data.get("amount")
+            if "refund_ref" in data:
+                return self._refund_event(event, data)
             return WebhookEvent(
                 provider=self.name,
                 event_id=str(event["id"]),
@@ -372,3 +633,19 @@ class FakeProvider(BaseProvider):
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise WebhookVerificationError("malformed event body") from exc
+
+    def _refund_event(self, event: Mapping[str, Any], data: Mapping[str, Any]) -> WebhookEvent:
+        amount = data["amount"]
+        return WebhookEvent(
+            provider=self.name,
+            event_id=str(event["id"]),
+            type=str(event["type"]),
+            kind=EventKind.REFUND,
+            provider_ref=str(data["provider_ref"]),
+            payment_id=data.get("payment_id"),
+            amount_refunded=Money(amount["minor_units"], amount["currency"]),
+            refund_ref=str(data["refund_ref"]),
+            refund_id=data.get("refund_id"),
+            refund_status=RefundStatus(data["refund_status"]),
+            failure_message=data.get("failure_message"),
+        )
