@@ -176,9 +176,12 @@ class _Refunds(_Payments, _Part):
     def _resend_refund(self, refund: Refund, payment: Payment, *, actor: str) -> Refund:
         """Send a reserved refund again, only after the provider says it has none under this id.
 
-        Providers that can look refunds up get a fresh provider key for the new
-        attempt (so a replayed error or a forgotten key cannot matter); the others
-        are sent the same key again, their own idempotency being the guard.
+        The second attempt reuses the first one's provider key, which also covers a
+        first request still in flight at the provider. From the third on, providers
+        that can look refunds up get a fresh key per attempt, so an error the
+        provider replays for a key, or a key it has forgotten, cannot block or
+        double the refund; the others are sent the same key again, their own
+        idempotency being the only guard.
         """
         adapter = self.provider(refund.provider)
         if refund.attempts > 0 and adapter.capabilities.refund_lookup:
@@ -202,7 +205,7 @@ class _Refunds(_Payments, _Part):
             if refund.attempts >= dr.MAX_REFUND_ATTEMPTS:
                 message = f"not made after {refund.attempts} attempts without a clear answer"
                 return self._settle(refund, payment, RefundStatus.FAILED, actor=actor, failure_message=message)
-            provider_key = f"paykit-{refund.id}-refund-{refund.attempts + 1}"
+            provider_key = _lookup_resend_key(refund)
         elif refund.attempts >= dr.MAX_REFUND_ATTEMPTS:
             error = InvalidStateError(
                 f"refund {refund.id}: {_UNKNOWN_OUTCOME} after {refund.attempts} attempts, and "
@@ -232,6 +235,11 @@ class _Refunds(_Payments, _Part):
     def list_refunds(self, payment_id: str) -> list[Refund]:
         """A payment's refunds, oldest first."""
         return self._engine.storage.list_refunds(self._load(payment_id).id)
+
+
+def _lookup_resend_key(refund: Refund) -> str:
+    attempt = refund.attempts + 1
+    return f"paykit-{refund.id}-refund" if attempt <= 2 else f"paykit-{refund.id}-refund-{attempt}"
 
 
 def _refund_in(effects: tuple[object, ...], refund_id: str) -> Refund:
