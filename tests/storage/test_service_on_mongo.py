@@ -28,6 +28,8 @@ WRITES = {
     "save_notification_delivery",
     "mark_notification_read",
     "next_invoice_sequence",
+    "claim_key",
+    "complete_reaction",
 }
 
 

@@ -556,6 +556,19 @@ class FakeProvider(BaseProvider):
         ).encode()
         return FakeWebhook(body=body, headers=self.sign(body, timestamp=timestamp))
 
+    def dispute_webhook(
+        self, payment: Payment, *, event_id: str | None = None, timestamp: int | None = None
+    ) -> FakeWebhook:
+        """A signed event saying the payer disputed ``payment`` (a chargeback was opened)."""
+        if payment.provider_ref is None:
+            raise InvalidRequestError("the payment has no provider reference yet")
+        data = {"provider_ref": payment.provider_ref, "payment_id": payment.id, "dispute": "needs_response"}
+        body = json.dumps(
+            {"id": event_id or self._new_ref("evt"), "type": "dispute.created", "data": data},
+            separators=(",", ":"),
+        ).encode()
+        return FakeWebhook(body=body, headers=self.sign(body, timestamp=timestamp))
+
     def refund_webhook(
         self,
         refund: str,
@@ -621,6 +634,15 @@ class FakeProvider(BaseProvider):
             amount = data.get("amount")
             if "refund_ref" in data:
                 return self._refund_event(event, data)
+            if "dispute" in data:
+                return WebhookEvent(
+                    provider=self.name,
+                    event_id=str(event["id"]),
+                    type=str(event["type"]),
+                    kind=EventKind.DISPUTE,
+                    provider_ref=str(data["provider_ref"]),
+                    payment_id=data.get("payment_id"),
+                )
             return WebhookEvent(
                 provider=self.name,
                 event_id=str(event["id"]),

@@ -1,0 +1,409 @@
+"""What the engine guarantees with money, on MemoryStorage and on the MongoDB-wire server.
+
+Each class states one guarantee of the issue "One engine for every write" and
+shows it under the fault that broke it: a refund webhook before the refund's
+answer, a key reused on another payment, unclear provider answers, amounts a
+provider cannot take, concurrent deliveries and concurrent initializations.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from paykit import (
+    AuditAction,
+    IdempotencyConflictError,
+    InvalidRequestError,
+    InvalidStateError,
+    Money,
+    NotificationKind,
+    PaymentService,
+    PaymentStatus,
+    ProviderUnavailableError,
+    RefundStatus,
+)
+from paykit.providers._base import ProviderCapabilities
+from paykit.storage import MemoryStorage, Storage
+from paykit.testing import FakeProvider, ManualClock
+from paykit.webhooks import handle_webhook
+
+
+@pytest.fixture(params=["memory", pytest.param("mongo_server", marks=pytest.mark.mongo_server)])
+def store(request: pytest.FixtureRequest) -> Storage:
+    if request.param == "memory":
+        return MemoryStorage()
+    return request.getfixturevalue("real_mongo_storage")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def fake(clock: ManualClock) -> FakeProvider:
+    return FakeProvider(clock=clock.unix)
+
+
+@pytest.fixture
+def service(store: Storage, fake: FakeProvider, clock: ManualClock) -> Iterator[PaymentService]:
+    with PaymentService(storage=store, providers=[fake], clock=clock) as svc:
+        yield svc
+
+
+KWD = "KWD"
+
+
+def kwd(value: str) -> Money:
+    return Money.of(value, KWD)
+
+
+def paid(service: PaymentService, amount: str = "10.000", key: str | None = None) -> str:
+    payment = service.initialize_payment(user_id="u1", amount=kwd(amount), provider="fake", idempotency_key=key)
+    service.confirm_payment(payment.id, payment_method="pm_card_visa")
+    return payment.id
+
+
+def settle_later(service: PaymentService, clock: ManualClock) -> None:
+    clock.advance(minutes=5)
+    service.reconcile(older_than=timedelta(minutes=1))
+
+
+def refund_actions(service: PaymentService, payment_id: str) -> list[str]:
+    return [
+        str(e.payload.get("outcome")) for e in service.audit_trail(payment_id) if e.action == AuditAction.PAYMENT_REFUND
+    ]
+
+
+class EchoesBeforeAnswering(FakeProvider):
+    """A provider whose refund webhook reaches paykit before the refund call returns."""
+
+    service: PaymentService
+
+    def refund_payment(self, payment: Any, refund: Any, *, idempotency_key: str) -> Any:
+        answer = super().refund_payment(payment, refund, idempotency_key=idempotency_key)
+        hook = self.refund_webhook(answer.provider_ref)
+        assert 200 == handle_webhook(self.service, self.name, hook.body, hook.headers).status_code
+        return answer
+
+
+class TestRefundCountedOnce:
+    """A refund's webhook and its answer, in any order, count its amount once."""
+
+    def test_webhook_before_the_answer(self, store: Storage, clock: ManualClock) -> None:
+        fake = EchoesBeforeAnswering(clock=clock.unix)
+        with PaymentService(storage=store, providers=[fake], clock=clock) as service:
+            fake.service = service
+            payment_id = paid(service)
+            refund = service.refund_payment(payment_id, amount=kwd("2.000"))
+
+            payment = service.get_payment(payment_id)
+            assert (RefundStatus.SUCCEEDED, 2000, {}) == (
+                refund.status,
+                payment.refunded_minor,
+                payment.pending_refunds,
+            )
+            assert fake.refunded_amount(payment.provider_ref or "") == payment.amount_refunded
+            assert ["succeeded"] == refund_actions(service, payment_id)
+
+    def test_webhook_before_the_answer_from_eight_threads(self, store: Storage, clock: ManualClock) -> None:
+        fake = EchoesBeforeAnswering(clock=clock.unix)
+        with PaymentService(storage=store, providers=[fake], clock=clock) as service:
+            fake.service = service
+            ids = [paid(service) for _ in range(8)]
+            start = threading.Barrier(8)
+
+            def refund(payment_id: str) -> None:
+                start.wait()
+                service.refund_payment(payment_id, amount=kwd("2.000"))
+
+            threads = [threading.Thread(target=refund, args=(i,)) for i in ids]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+
+            payments = [service.get_payment(i) for i in ids]
+            assert [2000] * 8 == [p.refunded_minor for p in payments]
+            assert [kwd("2.000")] * 8 == [fake.refunded_amount(p.provider_ref or "") for p in payments]
+
+    def test_webhook_after_the_answer_is_a_duplicate(self, service: PaymentService, fake: FakeProvider) -> None:
+        payment_id = paid(service)
+        refund = service.refund_payment(payment_id, amount=kwd("2.000"))
+        hook = fake.refund_webhook(refund.id)
+
+        first = handle_webhook(service, "fake", hook.body, hook.headers)
+        again = handle_webhook(service, "fake", hook.body, hook.headers)
+
+        assert ("duplicate", "duplicate") == (first.outcome, again.outcome)
+        assert 2000 == service.get_payment(payment_id).refunded_minor
+
+
+class TestKeysBoundToTheirPayment:
+    """A refund key reused on another payment is a conflict, and changes nothing anywhere."""
+
+    def test_refund_key_on_another_payment(self, service: PaymentService, fake: FakeProvider) -> None:
+        a, b = paid(service), paid(service)
+        first = service.refund_payment(a, amount=kwd("1.000"), idempotency_key="refund-7")
+
+        with pytest.raises(IdempotencyConflictError) as raised:
+            service.refund_payment(b, amount=kwd("1.000"), idempotency_key="refund-7")
+
+        assert b == raised.value.payment_id
+        payment_b = service.get_payment(b)
+        assert (0, {}, []) == (payment_b.refunded_minor, payment_b.pending_refunds, service.list_refunds(b))
+        assert [first] == service.list_refunds(a)
+        assert 1000 == service.get_payment(a).refunded_minor
+        assert 1 == len(fake.refunds_for(first.id))
+
+    def test_confirm_key_on_another_payment(self, service: PaymentService) -> None:
+        a = service.initialize_payment(user_id="u1", amount=kwd("1.000"), provider="fake")
+        b = service.initialize_payment(user_id="u1", amount=kwd("1.000"), provider="fake")
+        service.confirm_payment(a.id, payment_method="pm_card_visa", idempotency_key="c-1")
+
+        with pytest.raises(IdempotencyConflictError):
+            service.confirm_payment(b.id, payment_method="pm_card_visa", idempotency_key="c-1")
+
+        assert PaymentStatus.PENDING == service.get_payment(b.id).status
+
+
+class TestUnclearRefundAnswers:
+    """An unclear answer keeps the reservation; a lookup comes before any resend; totals end equal."""
+
+    def test_timeout_after_success_then_a_keyed_retry(self, service: PaymentService, fake: FakeProvider) -> None:
+        payment_id = paid(service)
+        fake.fail_next("refund_timeout_after_success")
+        with pytest.raises(ProviderUnavailableError):
+            service.refund_payment(payment_id, amount=kwd("2.000"), idempotency_key="r1")
+        assert kwd("8.000") == service.get_payment(payment_id).amount_refundable
+
+        refund = service.refund_payment(payment_id, amount=kwd("2.000"), idempotency_key="r1")
+
+        assert (RefundStatus.SUCCEEDED, 1) == (refund.status, len(fake.refunds_for(refund.id)))
+        assert 1 == len(fake.calls_to("refund_payment"))
+        assert 2000 == service.get_payment(payment_id).refunded_minor
+
+    def test_timeout_after_success_then_reconcile(
+        self, service: PaymentService, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        payment_id = paid(service)
+        fake.fail_next("refund_timeout_after_success")
+        with pytest.raises(ProviderUnavailableError):
+            service.refund_payment(payment_id, amount=kwd("2.000"))
+        fake.forget_idempotency_keys()  # a day later: the provider's key is gone, the refund is not
+
+        settle_later(service, clock)
+
+        payment = service.get_payment(payment_id)
+        [refund] = service.list_refunds(payment_id)
+        assert (RefundStatus.SUCCEEDED, 2000, {}) == (refund.status, payment.refunded_minor, payment.pending_refunds)
+        assert 1 == len(fake.refunds_for(refund.id))
+
+    def test_replayed_server_error(self, service: PaymentService, fake: FakeProvider, clock: ManualClock) -> None:
+        payment_id = paid(service)
+        fake.fail_next("refund_replayed_server_error")
+        for _ in range(2):  # the caller's own retry gets the provider's saved 500 again
+            with pytest.raises(ProviderUnavailableError):
+                service.refund_payment(payment_id, amount=kwd("2.000"), idempotency_key="r1")
+
+        settle_later(service, clock)
+
+        [refund] = service.list_refunds(payment_id)
+        payment = service.get_payment(payment_id)
+        assert (RefundStatus.SUCCEEDED, 2000) == (refund.status, payment.refunded_minor)
+        assert 1 == len(fake.refunds_for(refund.id))
+        assert fake.refunded_amount(payment.provider_ref or "") == payment.amount_refunded
+
+    def test_pending_refund_whose_webhook_is_lost(
+        self, service: PaymentService, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        payment_id = paid(service)
+        fake.fail_next("refund_pending")
+        refund = service.refund_payment(payment_id, amount=kwd("2.000"))
+        assert (RefundStatus.PENDING, kwd("8.000")) == (
+            refund.status,
+            service.get_payment(payment_id).amount_refundable,
+        )
+        fake.settle_refund(refund.id, RefundStatus.SUCCEEDED)  # its webhook never comes
+
+        settle_later(service, clock)
+
+        assert RefundStatus.SUCCEEDED == service.get_refund(refund.id).status
+        assert (2000, {}) == (
+            service.get_payment(payment_id).refunded_minor,
+            service.get_payment(payment_id).pending_refunds,
+        )
+
+    def test_refund_failing_after_it_succeeded(self, service: PaymentService, fake: FakeProvider) -> None:
+        payment_id = paid(service)
+        fake.fail_next("refund_fails_later")
+        refund = service.refund_payment(payment_id, amount=kwd("10.000"))
+        assert PaymentStatus.REFUNDED == service.get_payment(payment_id).status
+        hook = fake.refund_webhook(refund.id)
+
+        answers = [handle_webhook(service, "fake", hook.body, hook.headers).outcome for _ in range(2)]
+
+        payment = service.get_payment(payment_id)
+        assert ["applied", "duplicate"] == answers
+        assert (0, PaymentStatus.SUCCEEDED, kwd("10.000")) == (
+            payment.refunded_minor,
+            payment.status,
+            payment.amount_refundable,
+        )
+        assert RefundStatus.FAILED == service.get_refund(refund.id).status
+        assert ["succeeded", "reversed"] == refund_actions(service, payment_id)
+        kinds = [n.kind for n in service.list_notifications("u1", limit=50)]
+        assert 1 == kinds.count(NotificationKind.REFUND_FAILED)
+
+    def test_given_up_after_bounded_attempts(
+        self, service: PaymentService, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        payment_id = paid(service)
+        fake.fail_next("timeout", times=20)  # nothing ever reaches the provider
+        with pytest.raises(ProviderUnavailableError):
+            service.refund_payment(payment_id, amount=kwd("2.000"))
+        for _ in range(8):
+            settle_later(service, clock)
+
+        [refund] = service.list_refunds(payment_id)
+        payment = service.get_payment(payment_id)
+        assert (RefundStatus.FAILED, 5) == (refund.status, refund.attempts)
+        assert ({}, kwd("10.000")) == (payment.pending_refunds, payment.amount_refundable)
+        assert 5 == len(fake.calls_to("refund_payment"))
+
+
+class TestProviderRulesFirst:
+    """What the provider cannot take is refused before anything is stored or reserved."""
+
+    def test_initialize_with_an_amount_the_provider_refuses(self, service: PaymentService, fake: FakeProvider) -> None:
+        fake.amount_rule = stripe_rule
+        with pytest.raises(InvalidRequestError):
+            service.initialize_payment(user_id="u1", amount=kwd("1.001"), provider="fake", idempotency_key="k")
+        assert [] == service.list_payments().items
+        assert [] == fake.calls_to("create_payment")
+
+    def test_refund_with_an_amount_the_provider_refuses(self, service: PaymentService, fake: FakeProvider) -> None:
+        payment_id = paid(service)
+        fake.amount_rule = stripe_rule
+        with pytest.raises(InvalidRequestError) as raised:
+            service.refund_payment(payment_id, amount=kwd("0.005"))
+        payment = service.get_payment(payment_id)
+        assert payment_id == raised.value.payment_id
+        assert ({}, [], kwd("10.000")) == (
+            payment.pending_refunds,
+            service.list_refunds(payment_id),
+            payment.amount_refundable,
+        )
+
+    def test_provider_without_refunds(self, service: PaymentService, fake: FakeProvider) -> None:
+        payment_id = paid(service)
+        fake.capabilities = ProviderCapabilities(refunds=False, saved_payment_methods=True)
+        with pytest.raises(InvalidStateError):
+            service.refund_payment(payment_id)
+        assert ({}, []) == (service.get_payment(payment_id).pending_refunds, service.list_refunds(payment_id))
+
+
+def stripe_rule(amount: Money) -> None:
+    """Stripe's rule for three-decimal currencies: the minor amount must end in 0."""
+    if amount.currency == KWD and amount.minor_units % 10:
+        raise InvalidRequestError(f"Stripe cannot take {amount}")
+
+
+class TestEventsOnce:
+    """A stale or dispute event delivered many times, concurrently, is recorded once."""
+
+    @pytest.mark.parametrize("kind", ["stale", "dispute"])
+    def test_concurrent_redeliveries(self, service: PaymentService, fake: FakeProvider, kind: str) -> None:
+        payment_id = paid(service)
+        payment = service.get_payment(payment_id)
+        if kind == "stale":
+            hook = fake.webhook(payment, PaymentStatus.PROCESSING, event_id="evt_late")
+            action = AuditAction.PAYMENT_EVENT_IGNORED
+        else:
+            hook = fake.dispute_webhook(payment, event_id="evt_dispute")
+            action = AuditAction.PAYMENT_DISPUTE
+        version = payment.version
+        start = threading.Barrier(8)
+        codes: list[int] = []
+
+        def deliver() -> None:
+            start.wait()
+            for _ in range(5):
+                codes.append(handle_webhook(service, "fake", hook.body, hook.headers).status_code)
+
+        threads = [threading.Thread(target=deliver) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        entries = [e for e in service.audit_trail(payment_id) if e.action == action]
+        assert ({200}, 1) == (set(codes), len(entries))
+        assert version + 1 == service.get_payment(payment_id).version
+
+    def test_an_event_answered_503_records_nothing(
+        self, store: Storage, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        class FailingWrites:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(store, name)
+
+            def update_payment(self, *args: Any, **kwargs: Any) -> bool:
+                from paykit import StorageError
+
+                raise StorageError("the database is down")
+
+        with PaymentService(storage=store, providers=[fake], clock=clock) as healthy:
+            payment_id = paid(healthy)
+            before = healthy.audit_trail(payment_id)
+            hook = fake.dispute_webhook(healthy.get_payment(payment_id), event_id="evt_d1")
+            failing = PaymentService(storage=FailingWrites(), providers=[fake], clock=clock)  # type: ignore[arg-type]
+
+            assert 503 == handle_webhook(failing, "fake", hook.body, hook.headers).status_code
+            assert before == healthy.audit_trail(payment_id)
+            assert "applied" == handle_webhook(healthy, "fake", hook.body, hook.headers).outcome
+
+
+class SlowCreate(FakeProvider):
+    """A provider that takes a moment to create a payment, so concurrent callers overlap."""
+
+    def create_payment(self, request: Any) -> Any:
+        time.sleep(0.05)
+        return super().create_payment(request)
+
+
+class TestConcurrentInitialize:
+    """Concurrent initializations with one key make one provider call and return one payment."""
+
+    def test_eight_callers_one_key(self, store: Storage, clock: ManualClock) -> None:
+        fake = SlowCreate(clock=clock.unix)
+        with PaymentService(storage=store, providers=[fake], clock=clock) as service:
+            start = threading.Barrier(8)
+            results: list[Any] = []
+
+            def initialize() -> None:
+                start.wait()
+                try:
+                    results.append(
+                        service.initialize_payment(
+                            user_id="u1", amount=kwd("5.000"), provider="fake", idempotency_key="o-1"
+                        )
+                    )
+                except Exception as exc:  # any error is a failure of this guarantee
+                    results.append(exc)
+
+            threads = [threading.Thread(target=initialize) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+
+            assert 1 == len(fake.calls_to("create_payment"))
+            assert 1 == len({p.id for p in results})
+            assert all(p.provider_ref is not None for p in results)
