@@ -20,8 +20,8 @@ from .._models import (
     PaymentMethod,
     Refund,
 )
+from .._redact import redact
 from .._status import PaymentStatus
-from ..audit import redact
 from ..storage._base import Reaction
 
 

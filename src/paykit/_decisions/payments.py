@@ -10,8 +10,8 @@ from pydantic import SecretStr
 from .._errors import InvalidRequestError, InvalidStateError
 from .._models import AuditAction, Payment, WebhookEvent
 from .._money import Money
+from .._redact import redact
 from .._status import PaymentStatus, can_transition
-from ..audit import redact
 from ..providers._base import ProviderPayment
 from ..storage._base import WebhookEventRecord
 from .change import Change, skip
