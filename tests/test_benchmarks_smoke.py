@@ -19,6 +19,7 @@ EXPECTED_ROWS = [
     "MongoDB round trips: webhook status change (handle_webhook)",
     "MongoDB round trips: initialize",
     "MongoDB round trips: refund (partial)",
+    "MongoDB round trips: refund (partial, with an idempotency key)",
     "MongoDB round trips: confirm",
     "MongoDB round trips: get_payment",
     "MongoDB round trips: list_payments(user_id, limit=50)",

@@ -14,6 +14,7 @@ from typing import Final
 
 import structlog
 
+from . import _telemetry as telemetry
 from ._errors import (
     InvalidRequestError,
     PaykitError,
@@ -93,7 +94,20 @@ def handle_webhook(
     """
     if not isinstance(body, bytes | bytearray | memoryview):
         raise InvalidRequestError("handle_webhook needs the raw request body as bytes, not parsed or decoded data")
-    raw = bytes(body)
+    with telemetry.span("paykit.handle_webhook", {"paykit.provider": provider}):
+        response = _handle(service, provider, bytes(body), headers, max_body_bytes)
+        telemetry.mark(outcome=response.outcome, http_status=response.status_code)
+    telemetry.record("paykit.webhook.events", provider=provider, outcome=response.outcome)
+    return response
+
+
+def _handle(
+    service: PaymentService,
+    provider: str,
+    raw: bytes,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    max_body_bytes: int,
+) -> WebhookResponse:
     if len(raw) > max_body_bytes:
         return _json(413, "too_large")
     try:
@@ -116,6 +130,9 @@ def handle_webhook(
         log.exception("webhook handling failed", provider=provider)
         return _json(500, "error")
     log.info("webhook handled", provider=provider, event_type=event.type, outcome=outcome.value)
+    if event.occurred_at is not None:
+        lag = (service.now() - event.occurred_at).total_seconds()
+        telemetry.record("paykit.webhook.lag", max(lag, 0.0), provider=provider)
     if event.reply_body is not None:
         content_type = event.reply_content_type or "text/plain; charset=utf-8"
         return WebhookResponse(200, event.reply_body.encode(), {"content-type": content_type}, outcome.value)

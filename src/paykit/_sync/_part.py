@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from .._decisions import common as d
 from .._errors import IdempotencyConflictError
 from .._models import Payment
@@ -30,6 +32,10 @@ class _Part:
             InvalidRequestError: No provider has that name.
         """
         return self._engine.provider(name)
+
+    def now(self) -> datetime:
+        """The service clock's current time (timezone-aware)."""
+        return self._engine.now()
 
     def _actor(self, actor: str | None) -> str:
         return actor or self._engine.actor

@@ -16,6 +16,7 @@ from typing import Final, TypeVar
 
 import structlog
 
+from .. import _telemetry as telemetry
 from .._decisions import effects as fx
 from .._decisions.change import Change
 from .._errors import (
@@ -141,6 +142,7 @@ class Engine:
     def _written(self, before: _R, after: _R, effects: Sequence[Effect]) -> None:
         self.emit(effects)
         if isinstance(before, Payment) and isinstance(after, Payment) and before.status != after.status:
+            telemetry.record("paykit.payment.transitions", provider=after.provider, status=after.status.value)
             log.info(
                 "payment status changed",
                 payment_id=after.id,
@@ -176,6 +178,28 @@ class Engine:
         return applied
 
     # -- providers --------------------------------------------------------------
+    @staticmethod
+    def _provider_failed(adapter: Provider, operation: str, exc: PaykitError, attempt: int, started: float) -> None:
+        decline = getattr(exc, "decline_code", None) or getattr(exc, "code", None)
+        telemetry.mark(outcome="error", decline_code=decline, error=type(exc).__name__)
+        telemetry.record(
+            "paykit.provider.duration",
+            time.perf_counter() - started,
+            provider=adapter.name,
+            operation=operation,
+            outcome="error",
+        )
+        telemetry.record("paykit.provider.errors", provider=adapter.name, operation=operation, error=type(exc).__name__)
+        log.info(
+            "provider call failed",
+            provider=adapter.name,
+            operation=operation,
+            error=type(exc).__name__,
+            code=getattr(exc, "code", None),
+            should_retry=getattr(exc, "should_retry", False),
+            attempt=attempt,
+        )
+
     def call_provider(
         self,
         adapter: Provider,
@@ -195,40 +219,37 @@ class Engine:
         tries = _READ_RETRIES if read_only else 1
         for attempt in range(1, tries + 1):
             started = time.perf_counter()
-            try:
-                result = call()
-            except ProviderError as exc:
-                exc.payment_id = exc.payment_id or payment_id
-                log.info(
-                    "provider call failed",
-                    provider=adapter.name,
-                    operation=operation,
-                    error=type(exc).__name__,
-                    code=exc.code,
-                    should_retry=exc.should_retry,
-                    attempt=attempt,
+            with telemetry.provider_span(adapter.name, operation, attempt):
+                try:
+                    result = call()
+                except ProviderError as exc:
+                    exc.payment_id = exc.payment_id or payment_id
+                    self._provider_failed(adapter, operation, exc, attempt, started)
+                    if attempt < tries and exc.should_retry:
+                        time.sleep(0.05 * attempt)
+                        continue
+                    raise
+                except PaykitError as exc:
+                    exc.payment_id = exc.payment_id or payment_id
+                    self._provider_failed(adapter, operation, exc, attempt, started)
+                    raise
+                except Exception as exc:
+                    log.exception(
+                        "provider adapter raised an untranslated error", provider=adapter.name, operation=operation
+                    )
+                    error = ProviderError(
+                        f"{adapter.name} {operation} failed: {type(exc).__name__}", provider=adapter.name
+                    )
+                    error.payment_id = payment_id
+                    self._provider_failed(adapter, operation, error, attempt, started)
+                    raise error from exc
+                seconds = time.perf_counter() - started
+                telemetry.mark(outcome="ok")
+                telemetry.record(
+                    "paykit.provider.duration", seconds, provider=adapter.name, operation=operation, outcome="ok"
                 )
-                if attempt < tries and exc.should_retry:
-                    time.sleep(0.05 * attempt)
-                    continue
-                raise
-            except PaykitError as exc:
-                exc.payment_id = exc.payment_id or payment_id
-                raise
-            except Exception as exc:
-                log.exception(
-                    "provider adapter raised an untranslated error", provider=adapter.name, operation=operation
-                )
-                error = ProviderError(f"{adapter.name} {operation} failed: {type(exc).__name__}", provider=adapter.name)
-                error.payment_id = payment_id
-                raise error from exc
-            log.debug(
-                "provider call",
-                provider=adapter.name,
-                operation=operation,
-                ms=round((time.perf_counter() - started) * 1000, 3),
-            )
-            return result
+                log.debug("provider call", provider=adapter.name, operation=operation, ms=round(seconds * 1000, 3))
+                return result
         raise AssertionError("unreachable")  # pragma: no cover
 
 

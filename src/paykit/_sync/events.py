@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import structlog
 
+from .. import _telemetry as telemetry
 from .._decisions import payments as dp
 from .._decisions import refunds as dr
 from .._decisions.change import Change
@@ -19,6 +20,7 @@ log = structlog.get_logger("paykit.events")
 
 
 class _Events(_Refunds, _Part):
+    @telemetry.operation("apply_webhook_event")
     def apply_webhook_event(self, event: WebhookEvent) -> WebhookOutcome:
         """Apply a verified, normalized provider event exactly once.
 
@@ -54,6 +56,7 @@ class _Events(_Refunds, _Part):
             return self._record_event(event, WebhookOutcome.IGNORED, payment.id)
         _, change = self._engine.transact(payment, build, actor=f"webhook:{event.provider}")
         outcome = WebhookOutcome(change.outcome)
+        telemetry.mark(outcome=outcome.value, payment_id=payment.id)
         if outcome == WebhookOutcome.STALE and change.write:
             log.info("stale provider event ignored", payment_id=payment.id, event_type=event.type)
         return outcome
@@ -62,7 +65,8 @@ class _Events(_Refunds, _Part):
         """Record an event that concerns no payment; a second delivery is a duplicate."""
         record = dp.event_record(event, outcome.value, payment_id, at=self._engine.now())
         if not self._engine.storage.record_webhook_event(record):
-            return WebhookOutcome.DUPLICATE
+            outcome = WebhookOutcome.DUPLICATE
+        telemetry.mark(outcome=outcome.value)
         return outcome
 
     def _find_event_payment(self, event: WebhookEvent) -> Payment | None:

@@ -8,6 +8,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from .. import _telemetry as telemetry
 from .._decisions import common as d
 from .._decisions import effects as fx
 from .._decisions import invoices as di
@@ -24,6 +25,7 @@ log = structlog.get_logger("paykit.invoices")
 
 
 class _Invoices(_Payments, _Part):
+    @telemetry.operation("create_invoice")
     def create_invoice(
         self,
         *,
@@ -118,6 +120,7 @@ class _Invoices(_Payments, _Part):
         invoice = self.get_invoice(invoice_id)
         return self._engine.transact(invoice, build, actor=self._actor(actor))[0]
 
+    @telemetry.operation("send_invoice")
     def send_invoice(self, invoice_id: str, *, actor: str | None = None) -> Invoice:
         """Send a draft invoice: it becomes OPEN and the user is notified. Sending again is a no-op.
 
@@ -135,6 +138,7 @@ class _Invoices(_Payments, _Part):
 
         return self._change_invoice(invoice_id, build, actor=actor)
 
+    @telemetry.operation("void_invoice")
     def void_invoice(self, invoice_id: str, *, actor: str | None = None) -> Invoice:
         """Void a draft or open invoice that has no successful payment.
 
@@ -143,6 +147,7 @@ class _Invoices(_Payments, _Part):
         """
         return self._change_invoice(invoice_id, di.void, actor=actor)
 
+    @telemetry.operation("pay_invoice")
     def pay_invoice(
         self,
         invoice_id: str,

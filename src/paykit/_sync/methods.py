@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import _telemetry as telemetry
 from .._decisions import common as d
 from .._decisions import effects as fx
 from .._decisions.change import Change
@@ -13,6 +14,7 @@ from ._part import _Part
 
 
 class _Methods(_Part):
+    @telemetry.operation("save_payment_method")
     def save_payment_method(
         self,
         *,
@@ -115,6 +117,7 @@ class _Methods(_Part):
         d.check_id(user_id, "user_id")
         return self._engine.storage.list_payment_methods(user_id)
 
+    @telemetry.operation("set_default_payment_method")
     def set_default_payment_method(self, user_id: str, method_id: str, *, actor: str | None = None) -> PaymentMethod:
         """Make ``method_id`` the user's default (and no other), at its provider too.
 
@@ -140,6 +143,7 @@ class _Methods(_Part):
             return method
         return self._set_method(method, AuditAction.PAYMENT_METHOD_DEFAULT, actor, is_default=True)
 
+    @telemetry.operation("delete_payment_method")
     def delete_payment_method(self, user_id: str, method_id: str, *, actor: str | None = None) -> PaymentMethod:
         """Delete a saved method here and at its provider.
 

@@ -8,6 +8,7 @@ from typing import Any, Final
 
 import structlog
 
+from .. import _telemetry as telemetry
 from .._decisions import common as d
 from .._decisions import payments as dp
 from .._decisions.change import Change, skip
@@ -35,6 +36,7 @@ _REGISTRATION_WAIT: Final = dp.CALL_LEASE.total_seconds() + 1
 
 
 class _Payments(_Part):
+    @telemetry.operation("initialize_payment")
     def initialize_payment(
         self,
         *,
@@ -134,7 +136,9 @@ class _Payments(_Part):
         except DuplicateRecordError:
             payment = self._load(payment_id)
             _check_replay(payment, fp, "payment")
+            telemetry.mark(idempotent_replay=True, payment_id=payment.id)
             return self._ensure_registered(payment, actor=actor, return_url=return_url, cancel_url=cancel_url)
+        telemetry.mark(payment_id=payment_id, provider=provider)
         log.info("payment initializing", payment_id=payment_id, provider=provider, amount=str(amount))
         return self._register(fresh, actor=actor, return_url=return_url, cancel_url=cancel_url)
 
@@ -261,6 +265,7 @@ class _Payments(_Part):
             stored = dp.operation_replay(payment, op, key)
             if stored is not None:
                 _check_replay_fp(payment, stored, fp, op)
+                telemetry.mark(idempotent_replay=True)
                 return payment, None
         if payment.status not in allowed:
             error = InvalidStateError(f"cannot {op} a payment that is {payment.status.value}")
@@ -292,6 +297,7 @@ class _Payments(_Part):
         adapter = self.provider(payment.provider)
         return self._engine.call_provider(adapter, operation, lambda: call(adapter), payment_id=payment.id)
 
+    @telemetry.operation("confirm_payment")
     def confirm_payment(
         self,
         payment_id: str,
@@ -341,6 +347,7 @@ class _Payments(_Part):
             payment, result, AuditAction.PAYMENT_CONFIRM, op="confirm", key=key, fp=fp, actor=actor
         )
 
+    @telemetry.operation("capture_payment")
     def capture_payment(
         self,
         payment_id: str,
@@ -387,6 +394,7 @@ class _Payments(_Part):
             extra={"captured_minor": dp.same_currency(payment, captured)},
         )
 
+    @telemetry.operation("cancel_payment")
     def cancel_payment(
         self, payment_id: str, *, idempotency_key: str | None = None, actor: str | None = None
     ) -> Payment:
@@ -452,6 +460,7 @@ class _Payments(_Part):
         items = items[:limit]
         return Page(items=items, next_cursor=d.encode_cursor(items[-1]) if more else None)
 
+    @telemetry.operation("update_payment_status")
     def update_payment_status(
         self,
         provider: str,

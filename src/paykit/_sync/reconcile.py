@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from .. import _telemetry as telemetry
 from .._decisions import payments as dp
 from .._errors import InvalidStateError, PaykitError
 from .._models import EventKind, Payment, Refund, RefundStatus, WebhookEvent
@@ -17,6 +18,7 @@ log = structlog.get_logger("paykit.reconcile")
 
 
 class _Reconcile(_Events, _Part):
+    @telemetry.operation("reconcile")
     def reconcile(self, *, limit: int = 100, older_than: timedelta = timedelta(minutes=1)) -> ReconcileReport:
         """Finish whatever a crash, an outage or a lost webhook left unsettled.
 

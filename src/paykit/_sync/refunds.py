@@ -6,6 +6,7 @@ from typing import Final
 
 import structlog
 
+from .. import _telemetry as telemetry
 from .._decisions import common as d
 from .._decisions import payments as dp
 from .._decisions import refunds as dr
@@ -21,6 +22,7 @@ _UNKNOWN_OUTCOME: Final = "the provider gave no clear answer"
 
 
 class _Refunds(_Payments, _Part):
+    @telemetry.operation("refund_payment")
     def refund_payment(
         self,
         payment_id: str,
@@ -67,6 +69,7 @@ class _Refunds(_Payments, _Part):
             if key is not None:
                 self._claim_key("refund", key, owner_id=payment.id, fingerprint=fp)
                 if operation in payment.operation_keys:
+                    telemetry.mark(idempotent_replay=True)
                     return self._resume_refund(self.get_refund(refund_id), payment, actor=actor)
             now = self._engine.now()
             draft = Refund(
@@ -98,6 +101,7 @@ class _Refunds(_Payments, _Part):
             exc.payment_id = exc.payment_id or payment.id
             raise
         if not change.write:
+            telemetry.mark(idempotent_replay=True)
             return self._resume_refund(self.get_refund(refund_id), reserved, actor=actor)
         refund = _refund_in(change.effects, refund_id)
         return self._send_refund(refund, reserved, actor=actor, provider_key=f"paykit-{refund.id}-refund")
