@@ -6,7 +6,6 @@ import json
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -49,6 +48,8 @@ from paykit.storage import MemoryStorage
 from paykit.testing._paypal import PayPalWebhookSigner
 from paykit.webhooks import handle_webhook
 
+from .._shared import shared_path
+
 API = "https://api-m.sandbox.paypal.com"
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 CLIENT_ID = "AeA1QIZXiflr1_-r0U2UbWTziOWX1GRQer5jkUq4ZfWT5qwb6qQRPq7jDtv57TL4POEEezGLdutcxnkJ"
@@ -58,7 +59,7 @@ TOKEN = "A21AAFEpH4PsADK7qSS7pSRsgzfENtu-Q1ysgEDVDESseMHBYXVJYE8ovjj68elIDy8nF26
 
 # -- PayPal's OpenAPI specs ----------------------------------------------------
 
-_SPECS = Path(__file__).parent.parent / "data" / "paypal"
+_SPECS = shared_path("specs", "paypal")
 _SPEC_FILES = {
     "orders": "checkout_orders_v2.json",
     "payments": "payments_payment_v2.json",

@@ -6,7 +6,6 @@ import copy
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -43,7 +42,9 @@ from paykit.providers._stripe_wire import (
 from paykit.providers.stripe import StripeProvider
 from paykit.testing._stripe import sign_stripe_webhook, stripe_event
 
-FIXTURES = json.loads((Path(__file__).parent.parent / "data" / "stripe" / "fixtures.json").read_text())
+from .._shared import shared_path
+
+FIXTURES = json.loads(shared_path("specs", "stripe", "fixtures3.json").read_text())["resources"]
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 NOW_TS = int(NOW.timestamp())
 SECRET = "whsec_test_secret_one"
