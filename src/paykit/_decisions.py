@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from ._cards import contains_card_number
 from ._errors import IdempotencyConflictError, InvalidRequestError
 from ._models import (
     AuditAction,
@@ -82,7 +83,7 @@ def check_id(value: object, what: str) -> str:
 
 
 def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, str]:
-    """Metadata is a flat str -> str mapping of at most 50 keys."""
+    """Metadata is a flat str -> str mapping of at most 50 keys, without card numbers in its values."""
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
@@ -92,6 +93,7 @@ def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, str]:
     for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str) or len(key) > 40 or len(value) > 500:
             raise InvalidRequestError("metadata keys (<= 40 chars) and values (<= 500 chars) must be str")
+        check_free_text(value, f"metadata[{key!r}]")
     return dict(metadata)
 
 
@@ -260,3 +262,18 @@ def refund_status_after(payment: Payment, refunded_minor: int) -> PaymentStatus:
     if refunded_minor >= payment.captured_minor:
         return PaymentStatus.REFUNDED
     return PaymentStatus.PARTIALLY_REFUNDED
+
+
+def check_free_text(text: str | None, what: str) -> str | None:
+    """Refuse free text (description, refund reason, metadata value) that holds a card number.
+
+    Card numbers are redacted from logs and audit entries but would be stored
+    verbatim in records: an application that puts one there by mistake gets an
+    error instead. See :func:`paykit._cards.contains_card_number` for the rule.
+
+    Raises:
+        InvalidRequestError: ``text`` looks like it contains a card number.
+    """
+    if text is not None and contains_card_number(text):
+        raise InvalidRequestError(f"{what} looks like a card number; paykit never stores card numbers")
+    return text
