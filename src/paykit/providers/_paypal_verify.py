@@ -187,6 +187,9 @@ def verify_signature(key: rsa.RSAPublicKey, message: bytes, signature: str, *, a
         raw = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError):
         raise WebhookVerificationError("PayPal webhook signature is not base64") from None
+    if base64.b64encode(raw).decode("ascii") != signature:
+        # Unused low bits before the padding would let two header values carry one signature.
+        raise WebhookVerificationError("PayPal webhook signature is not canonical base64")
     try:
         key.verify(raw, message, padding.PKCS1v15(), hashes.SHA256())
     except InvalidSignature:
