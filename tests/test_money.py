@@ -181,6 +181,44 @@ class TestConstruction:
         assert Decimal(amount) == money.amount
         assert int(Decimal(amount) * 100) == money.minor_units
 
+    @pytest.mark.parametrize(
+        "amount",
+        [
+            "1" * 5000,
+            "0." + "0" * 4999 + "1",
+            "1." + "0" * 5000,
+            "0" * 5000 + "1",
+            " " * 5000 + "1",
+            "1" * 65,
+            Decimal("1" * 5000),
+            Decimal("1" + "0" * 4999 + ".5"),
+            10**5000,
+            -(10**5000),
+            2**63,
+            "\u0661\u0662",
+            "\u00b9",
+            "12.5\x00",
+            "",
+        ],
+        ids=lambda amount: f"{type(amount).__name__}-{len(str(amount)) if not isinstance(amount, int) else 'big'}",
+    )
+    def test_unparseable_or_over_long_amounts_are_invalid_requests(self, amount: str | int | Decimal) -> None:
+        """Over-long, huge or non-ASCII amounts raise InvalidRequestError, never a bare ValueError."""
+        with pytest.raises(InvalidRequestError) as info:
+            Money.of(amount, "USD")
+
+        assert len(str(info.value)) < 200
+
+    def test_64_characters_are_still_read(self) -> None:
+        """The length limit is far above any real amount."""
+        assert 1250 == Money.of("0" * 59 + "12.50", "USD").minor_units
+
+    @pytest.mark.parametrize("minor", [10**5000, -(10**5000), 2**63], ids=["huge", "negative-huge", "2**63"])
+    def test_direct_construction_refuses_huge_ints_without_echoing_them(self, minor: int) -> None:
+        """Money(...) past 64 bits is an InvalidRequestError, even past int()'s string limit."""
+        with pytest.raises(InvalidRequestError, match="64-bit range"):
+            Money(minor, "USD")
+
     def test_direct_construction_needs_int_minor_units(self) -> None:
         """The dataclass constructor refuses float, bool and Decimal minor units."""
         for bad in (1.0, True, Decimal(1), "100"):

@@ -522,14 +522,16 @@ class TestAuditAndSecrets:
     def test_no_secret_in_logs_or_audit(self, service: PaymentService, fake: FakeProvider) -> None:
         """Client secrets, card numbers and signatures appear in neither logs nor audit payloads."""
         with capture_logs() as logs:
-            payment = _init(service, metadata={"note": "card 4242 4242 4242 4242"})
+            with pytest.raises(InvalidRequestError, match="looks like a card number") as refused:
+                _init(service, metadata={"note": "card 4242 4242 4242 4242"})
+            payment = _init(service, metadata={"note": "order 42"})
             hook = fake.webhook(payment, PaymentStatus.SUCCEEDED)
             handle_webhook(service, "fake", hook.body, hook.headers)
             handle_webhook(service, "fake", hook.body + b" ", hook.headers)
             service.refund_payment(payment.id, amount=Money.of("1.00", "USD"))
         secret = payment.client_secret.get_secret_value()
         signature = hook.headers["paykit-fake-signature"]
-        dumped = repr(logs) + "".join(e.model_dump_json() for e in service.audit_trail(payment.id))
+        dumped = repr(logs) + str(refused.value) + "".join(e.model_dump_json() for e in service.audit_trail(payment.id))
 
         events = {entry["event"] for entry in logs}
         assert {"payment initializing", "webhook handled", "webhook rejected"} <= events

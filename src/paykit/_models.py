@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from ._cards import contains_card_number
+from ._errors import InvalidRequestError
 from ._money import Money
 from ._status import PaymentStatus
 
@@ -199,6 +201,13 @@ class LineItem(_Frozen):
     unit_amount: Money
     tax_rate: Decimal | None = None
 
+    @field_validator("description")
+    @classmethod
+    def _no_card_number(cls, value: str) -> str:
+        if contains_card_number(value):
+            raise InvalidRequestError("description looks like a card number; paykit never stores card numbers")
+        return value
+
     @field_validator("tax_rate", mode="before")
     @classmethod
     def _no_float_rate(cls, value: object) -> object:
@@ -349,3 +358,11 @@ class WebhookEvent(_Frozen):
     provider_data: dict[str, str] = Field(default_factory=dict)
     reply_body: str | None = None
     reply_content_type: str | None = None
+    delivery_id: str | None = None
+    """The provider's id of this delivery (PayPal's transmission id), when it signs one.
+
+    ``handle_webhook`` remembers it with :attr:`delivery_digest` and refuses the same
+    delivery id with another body. .. versionadded:: 0.1.0
+    """
+    delivery_digest: str | None = None
+    """SHA-256 (hex) of the delivery's raw body, recorded with :attr:`delivery_id`."""

@@ -17,6 +17,7 @@ __all__ = ["CURRENCY_EXPONENTS", "MAX_MINOR_UNITS", "Money", "currency_exponent"
 MAX_MINOR_UNITS: Final = 2**63 - 1
 """The largest amount in minor units: what a 64-bit integer (and so MongoDB) holds exactly."""
 
+_MAX_AMOUNT_CHARS: Final = 64
 _PLAIN_DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 
 # ISO 4217 list one (active codes, "minor unit" column), including fund codes
@@ -86,7 +87,8 @@ class Money:
         if type(self.minor_units) is not int:
             raise InvalidRequestError(f"minor_units must be an int, not {type(self.minor_units).__name__}")
         if abs(self.minor_units) > MAX_MINOR_UNITS:
-            raise InvalidRequestError(f"{self.minor_units} minor units is beyond the 64-bit range")
+            # Not echoed: str() of an int past 4,300 digits raises ValueError itself.
+            raise InvalidRequestError("minor_units is beyond the 64-bit range")
         object.__setattr__(self, "currency", _normalize_currency(self.currency))
 
     @classmethod
@@ -95,7 +97,8 @@ class Money:
 
         Raises:
             InvalidRequestError: ``amount`` is a float or not a number, ``currency``
-                is unknown, or ``amount`` has more decimals than the currency allows.
+                is unknown, ``amount`` has more decimals than the currency allows,
+                is beyond the 64-bit range, or is longer than 64 characters or digits.
         """
         code = _normalize_currency(currency)
         exponent = CURRENCY_EXPONENTS[code]
@@ -104,15 +107,23 @@ class Money:
                 f"amount must be a str, int or Decimal, not {type(amount).__name__}; "
                 "floats cannot represent money exactly"
             )
-        if isinstance(amount, str) and not _PLAIN_DECIMAL.fullmatch(amount.strip()):
-            raise InvalidRequestError(f"amount {amount!r} is not a plain decimal number such as '12.50'")
+        if isinstance(amount, str):
+            if len(amount) > _MAX_AMOUNT_CHARS:
+                # Checked before anything else reads it: the error must not echo it either.
+                raise InvalidRequestError(f"amount is longer than {_MAX_AMOUNT_CHARS} characters")
+            if not _PLAIN_DECIMAL.fullmatch(amount.strip()):
+                raise InvalidRequestError(f"amount {amount!r} is not a plain decimal number such as '12.50'")
+        elif isinstance(amount, int) and abs(amount) > MAX_MINOR_UNITS:
+            raise InvalidRequestError("amount is beyond the 64-bit range")
         try:
             value = Decimal(amount.strip()) if isinstance(amount, str) else Decimal(amount)
-        except InvalidOperation:
-            raise InvalidRequestError(f"amount {amount!r} is not a number") from None
+        except (InvalidOperation, ValueError):
+            raise InvalidRequestError("amount is not a number") from None
         sign, digits, power = value.as_tuple()
         if not isinstance(power, int):
-            raise InvalidRequestError(f"amount {amount!r} is not a finite number")
+            raise InvalidRequestError("amount is not a finite number")
+        if len(digits) > _MAX_AMOUNT_CHARS:
+            raise InvalidRequestError(f"amount has more than {_MAX_AMOUNT_CHARS} digits")
         # Exact integer arithmetic: a Decimal context would silently round past 28 digits.
         coefficient = int("".join(map(str, digits)))
         shift = power + exponent

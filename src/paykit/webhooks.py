@@ -22,7 +22,9 @@ from ._errors import (
     StorageError,
     WebhookVerificationError,
 )
+from ._models import WebhookEvent
 from ._service import PaymentService, WebhookOutcome
+from .storage._base import WebhookEventRecord
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "WebhookOutcome", "WebhookResponse", "handle_webhook"]
 
@@ -69,6 +71,31 @@ def _lower(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, 
     return {str(k).lower(): str(v) for k, v in items}
 
 
+def _check_delivery(service: PaymentService, event: WebhookEvent) -> None:
+    """Remember a signed delivery id with its body's digest; refuse it with another body.
+
+    PayPal signs only the CRC32 of a body, which a forger can match with another
+    body: a captured delivery's headers then vouch for a body PayPal never sent.
+    The first body seen under a transmission id wins; the same body again goes on
+    (the event itself is deduplicated as usual).
+
+    Raises:
+        WebhookVerificationError: The delivery id came before with another body.
+    """
+    record = WebhookEventRecord(
+        provider=event.provider,
+        event_id=f"delivery:{event.delivery_id}",
+        type=event.delivery_digest or "",
+        outcome="delivery",
+        received_at=service.now(),
+    )
+    if service.storage.record_webhook_event(record):
+        return
+    first = service.storage.get_webhook_event(record.provider, record.event_id)
+    if first is None or first.type != record.type:
+        raise WebhookVerificationError("the delivery id was used before with another body")
+
+
 def handle_webhook(
     service: PaymentService,
     provider: str,
@@ -87,7 +114,9 @@ def handle_webhook(
         max_body_bytes: Larger bodies are refused with 413 before any parsing.
 
     Returns:
-        The response to send. Forgeries get a bare 400 that tells the sender nothing.
+        The response to send. Forgeries get a bare 400 that tells the sender nothing;
+        so does a signed delivery id (PayPal's transmission id) seen before with
+        another body, remembered in storage as ``delivery:<id>`` with the body's SHA-256.
 
     Raises:
         InvalidRequestError: ``body`` is not bytes (a programming error: pass the raw body).
@@ -116,6 +145,8 @@ def _handle(
         return _json(404, "unknown_provider")
     try:
         event = adapter.parse_webhook(raw, _lower(headers))
+        if event.delivery_id is not None:
+            _check_delivery(service, event)
         outcome = service.apply_webhook_event(event)
     except WebhookVerificationError as exc:
         log.warning("webhook rejected", provider=provider, reason=exc.message)

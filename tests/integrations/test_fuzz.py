@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,9 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from paykit import Money, Payment, PaymentService, PaymentStatus, StorageError
+from paykit.providers._knet_crypto import encrypt_trandata
 from paykit.storage import MemoryStorage
 from paykit.testing import FakeProvider, ManualClock
 from paykit.testing._fake import SIGNATURE_HEADER
+from paykit.testing._stripe import sign_stripe_webhook
 from paykit.webhooks import WebhookResponse, handle_webhook
 
 from . import Shop
@@ -269,3 +273,407 @@ class TestRealProviders:
         storage = real_providers.storage
         assert isinstance(storage, SpyStorage)
         assert [] == storage.writes
+
+
+# -- volume: 100,000 hostile requests over Stripe, PayPal and KNET --------------
+#
+# Seeded random.Random, not hypothesis: volume, not shrinking. Every request goes
+# to a service holding the three real adapters, directly through handle_webhook
+# and through the Flask, Starlette and Django integrations, each driven at its
+# WSGI or ASGI entry point so that headers with CR/LF or non-ASCII bytes arrive as
+# a server would pass them. Each answer must be < 500, a refusal must write
+# nothing, and no request may take a second.
+
+VOLUME = {"direct": 55_000, "flask": 15_000, "django": 15_000, "starlette": 15_000}
+"""Requests per channel; 100,000 in all."""
+VOLUME_LIMIT = 2048
+STRIPE_SECRET = "whsec_fuzz_volume"
+KNET_KEY = "FUZZKEY123456789"
+KNET_TRANPIPE = "https://www.kpaytest.com.kw/kpg/tranPipe.htm?param=tranInit"
+_UNICODE = "é\u00b9\u00b2\u0661\u0662\uff11\u200b\u202e\ufeff\U0001f4b8\x00\x7f\t"
+
+
+@dataclass
+class Figures:
+    """What the volume run measured, per channel."""
+
+    requests: int = 0
+    refused: int = 0
+    max_seconds: float = 0.0
+    statuses: dict[int, int] = field(default_factory=dict)
+
+
+class Hostile:
+    """Hostile webhook requests for stripe, paypal and knet, from a seeded generator."""
+
+    def __init__(self, rng: Any, signer: Any) -> None:
+        self.rng = rng
+        self.signer = signer
+
+    # -- bodies ----------------------------------------------------------------
+
+    def _event_json(self) -> bytes:
+        rng = self.rng
+        event = {
+            "id": rng.choice(["evt_1", "WH-1", "", 5, None, "x" * rng.randint(0, 300)]),
+            "type": rng.choice(["payment_intent.succeeded", "charge.refunded", "x", 0]),
+            "event_type": rng.choice(
+                ["PAYMENT.CAPTURE.COMPLETED", "PAYMENT.CAPTURE.REFUNDED", "CHECKOUT.ORDER.COMPLETED"]
+            ),
+            "created": rng.choice([1, -1, 2**70, 10**18, "1", 1.5]),
+            "resource": {"id": rng.choice(["3C679366HH908993F", "../v1/oauth2/token?x=", "é", ""]), "links": []},
+            "data": {"object": {"id": "pi_1", "status": rng.choice(["succeeded", "??", None]), "amount": 1250}},
+        }
+        return json.dumps(event).encode()
+
+    def body(self) -> bytes:
+        rng = self.rng
+        kind = rng.randrange(10)
+        if kind == 0:
+            return rng.randbytes(rng.randint(0, 400))
+        if kind == 1:
+            size = VOLUME_LIMIT + rng.randint(-3, 3)
+            return (self._event_json() + b" " * size)[:size] if rng.random() < 0.5 else rng.randbytes(size)
+        if kind == 2:
+            body = bytearray(self._event_json())
+            at = rng.randrange(len(body))
+            body[at:at] = rng.choice([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc0\xaf", b"\x80"])
+            return bytes(body)
+        if kind == 3:
+            depth = rng.randint(20, 1000)
+            return rng.choice([b"[" * depth + b"]" * depth, b'{"a":' * (depth // 5) + b"1" + b"}" * (depth // 5)])
+        if kind == 4:
+            number = rng.choice(
+                [b"1e999999", b"-1e400", b"9" * rng.randint(300, 1900), b"NaN", b"Infinity", b"1e-99999"]
+            )
+            return b'{"id": "evt_1", "type": "payment_intent.succeeded", "amount": ' + number + b"}"
+        if kind == 5:
+            return rng.choice([b'{"id": "\\ud800"}', b'{"\\udfff": 1}', b'{"id": "a", "id": "b"}', b'"\\ud83d"'])
+        if kind == 6:
+            body = bytearray(self._event_json())
+            for _ in range(rng.randint(1, 4)):
+                body[rng.randrange(len(body))] = rng.randrange(256)
+            return bytes(body)
+        if kind == 7:
+            return "".join(rng.choice(_UNICODE + '{}[]":,0a') for _ in range(rng.randint(0, 200))).encode(
+                "utf-8", "surrogatepass"
+            )
+        if kind == 8:
+            return self._event_json()
+        return b""
+
+    # -- headers ---------------------------------------------------------------
+
+    def _text(self, limit: int = 60) -> str:
+        rng = self.rng
+        return "".join(rng.choice(_UNICODE + "\r\n ,=;:/@abcXYZ019") for _ in range(rng.randint(0, limit)))
+
+    def _noise(self, headers: dict[str, str]) -> dict[str, str]:
+        rng = self.rng
+        for _ in range(rng.randint(0, 2)):
+            name = rng.choice(["x-fuzz", "content-type", "X-\u00e9", "x-a\r\nx-b", "x" * 200])
+            headers[name] = self._text(rng.choice([10, 300]))
+        return headers
+
+    def stripe(self, body: bytes) -> dict[str, str]:
+        rng = self.rng
+        now = int(time.time())
+        header = rng.choice(
+            [
+                f"t={now},v1={'0' * 64}",
+                f"t={now},v1=\u00e9{'0' * 63}",
+                "t=\u00b9\u00b2\u00b3,v1=" + "0" * 64,
+                "t=" + "9" * rng.choice([19, 4300, 5000]) + ",v1=" + "0" * 64,
+                f"t={now}\r\nv1=" + "0" * 64,
+                f"t={now},v1=\ud800",
+                self._text(),
+                "",
+            ]
+        )
+        if rng.random() < 0.3:
+            header = sign_stripe_webhook(body, STRIPE_SECRET)["stripe-signature"]
+        return self._noise({rng.choice(["stripe-signature", "Stripe-Signature", "STRIPE-SIGNATURE"]): header})
+
+    def paypal(self, body: bytes) -> dict[str, str]:
+        rng = self.rng
+        if rng.random() < 0.3:
+            headers = dict(self.signer.sign(body))
+        else:
+            headers = {
+                "PAYPAL-AUTH-ALGO": rng.choice(["SHA256withRSA", "SHA1withRSA", self._text(10)]),
+                "PAYPAL-CERT-URL": rng.choice(
+                    [
+                        "https://api.pay\tpal.com/v1/notifications/certs/CERT-1",
+                        "https://user@api.paypal.com/certs/CERT-1",
+                        "https://api.paypal.com:8443/certs/CERT-1",
+                        "https://api.paypal.com\x00/certs/CERT-1",
+                        "https://api.p\u0430ypal.com/certs/CERT-1",
+                        "https://api.paypal.com/v1/notifications/certs/CERT-unknown",
+                        self._text(),
+                    ]
+                ),
+                "PAYPAL-TRANSMISSION-ID": rng.choice([str(rng.getrandbits(64)), self._text(40)]),
+                "PAYPAL-TRANSMISSION-TIME": rng.choice(
+                    [
+                        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        "\u0662\u0660\u0662\u0665-01-01T00:00:00Z",
+                        "99999-01-01T00:00:00Z",
+                        self._text(30),
+                    ]
+                ),
+                "PAYPAL-TRANSMISSION-SIG": rng.choice(["c2ln", "not base64!", self._text(400)]),
+            }
+        if rng.random() < 0.2:
+            name = rng.choice(list(headers))
+            headers[name] = headers[name] + rng.choice(["\r\n", "\u00e9", " ", "\t", "\x00"])
+        return self._noise(headers)
+
+    def knet(self, body: bytes) -> tuple[bytes, dict[str, str]]:
+        rng = self.rng
+        kind = rng.randrange(6)
+        if kind == 0:
+            trandata = rng.randbytes(rng.randint(0, 300)).hex() + rng.choice(["", "0", "g", "\u00e9"])
+            body = ("trandata=" + trandata).encode()
+        elif kind == 1:
+            plain = rng.choice(
+                [
+                    body.decode("latin-1"),
+                    "paymentid=1<2&result=CAPTURED&trackid=T1&amt=12.500",
+                    f"paymentid=100&result={rng.choice(['CAPTURED', 'WHAT', 'HOST TIMEOUT'])}&trackid=T1&amt="
+                    + rng.choice(["1<2", "9" * 900, "\u0661.000", "12.500"]),
+                    "paymentid=100&paymentid=101&result=CAPTURED&trackid=T1",
+                ]
+            )
+            body = b"trandata=" + encrypt_trandata(plain, KNET_KEY).encode()
+        elif kind == 2:
+            body = b"trandata=" + encrypt_trandata("x", "ANOTHERKEY123456").encode() + b"&paymentid=1&trackid=T1"
+        elif kind == 3:
+            body = rng.choice([b"=&=&&", b"%" * 300, b"trandata", b"trandata=a&trandata=b", b"Error=&ErrorText="])
+        return body, self._noise({"content-type": "application/x-www-form-urlencoded"})
+
+    def request(self) -> tuple[str, bytes, dict[str, str]]:
+        provider = self.rng.choice(["stripe", "paypal", "knet"])
+        body = self.body()
+        if provider == "stripe":
+            return provider, body, self.stripe(body)
+        if provider == "paypal":
+            return provider, body, self.paypal(body)
+        body, headers = self.knet(body)
+        return provider, body, headers
+
+
+def _wire_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """Header names and values as bytes on the wire (UTF-8, as a client would send non-ASCII)."""
+    return [(name.encode("utf-8", "surrogatepass").lower(), value.encode("utf-8", "surrogatepass"))
+            for name, value in headers.items()]  # fmt: skip
+
+
+def _wsgi_environ(path: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "POST",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/octet-stream",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    for name, value in _wire_headers(headers):
+        key = name.decode("latin-1").upper().replace("-", "_")
+        if key == "CONTENT_TYPE":
+            environ["CONTENT_TYPE"] = value.decode("latin-1")
+        else:
+            environ["HTTP_" + key] = value.decode("latin-1")
+    return environ
+
+
+def _call_wsgi(app: Any, environ: dict[str, Any]) -> int:
+    status: list[str] = []
+
+    def start_response(line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        status.append(line)
+        return lambda data: None
+
+    result = app(environ, start_response)
+    try:
+        b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return int(status[0].split()[0])
+
+
+async def _call_asgi(app: Any, path: str, body: bytes, headers: dict[str, str]) -> int:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-length", str(len(body)).encode()), *_wire_headers(headers)],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+    sent = False
+    status: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    await app(scope, receive, send)
+    return status[0]
+
+
+@pytest.fixture(scope="module")
+def volume_setup() -> Iterator[tuple[PaymentService, SpyStorage, Any]]:
+    """One service with the real Stripe, PayPal and KNET adapters on a write-spying storage."""
+    from paykit.providers import KnetProvider, PayPalProvider, StripeProvider
+    from paykit.testing import PayPalWebhookSigner
+
+    signer = PayPalWebhookSigner("WH-FUZZ")
+
+    def network(request: httpx.Request) -> httpx.Response:
+        if str(request.url) == KNET_TRANPIPE:
+            return httpx.Response(200, text="!ERROR!-IPAY0100263-Transaction not found")
+        if request.url.host in {"api.paypal.com", "api-m.sandbox.paypal.com"}:
+            return signer.handler(request)
+        raise AssertionError(f"unexpected request {request.method} {request.url}")
+
+    http = httpx.Client(transport=httpx.MockTransport(network))
+    storage = SpyStorage()
+    providers = [
+        StripeProvider("sk_test_fuzz", webhook_secrets=[STRIPE_SECRET], http_client=http),
+        PayPalProvider("client", "secret", "WH-FUZZ", http_client=http),
+        KnetProvider(
+            "123456", "pw123456", KNET_KEY,
+            response_url="https://shop.example/knet/response", error_url="https://shop.example/knet/error",
+            receipt_url="https://shop.example/knet/receipt", http_client=http,
+        ),
+    ]  # fmt: skip
+    with PaymentService(storage=storage, providers=providers) as service:
+        yield service, storage, signer
+    http.close()
+
+
+def _quiet_logs() -> None:
+    """Drop log output for the volume run (the suite's autouse fixture restores the configuration)."""
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
+
+
+def _run_volume(
+    channel: str,
+    setup: tuple[PaymentService, SpyStorage, Any],
+    send: Callable[[str, bytes, dict[str, str]], int],
+) -> Figures:
+    import random
+
+    _, storage, signer = setup
+    hostile = Hostile(random.Random(f"paykit-fuzz-{channel}"), signer)
+    figures = Figures()
+    for _ in range(VOLUME[channel]):
+        provider, body, headers = hostile.request()
+        writes = len(storage.writes)
+        started = time.perf_counter()
+        status = send(provider, body, headers)
+        elapsed = time.perf_counter() - started
+        figures.requests += 1
+        figures.max_seconds = max(figures.max_seconds, elapsed)
+        figures.statuses[status] = figures.statuses.get(status, 0) + 1
+        assert status < 500, (channel, provider, body[:200], headers)
+        if status != 200:
+            figures.refused += 1
+            assert writes == len(storage.writes), (channel, provider, storage.writes[writes:], body[:200], headers)
+    print(f"\nfuzz {channel}: {figures}")  # the run's figures, shown with -s
+    assert VOLUME[channel] == figures.requests
+    assert figures.max_seconds < 1.0, figures
+    assert set(figures.statuses) <= {200, 400, 404, 413}, figures
+    return figures
+
+
+class TestHundredThousandHostileRequests:
+    """100,000 hostile requests over all three providers, directly and through every integration."""
+
+    def test_directly_through_handle_webhook(self, volume_setup: tuple[PaymentService, SpyStorage, Any]) -> None:
+        _quiet_logs()
+        service = volume_setup[0]
+
+        def send(provider: str, body: bytes, headers: dict[str, str]) -> int:
+            return handle_webhook(service, provider, body, headers, max_body_bytes=VOLUME_LIMIT).status_code
+
+        _run_volume("direct", volume_setup, send)
+
+    def test_through_flask(self, volume_setup: tuple[PaymentService, SpyStorage, Any]) -> None:
+        import flask
+
+        from paykit.integrations.flask import paykit_blueprint
+
+        _quiet_logs()
+        app = flask.Flask("paykit_fuzz")
+        app.register_blueprint(
+            paykit_blueprint(volume_setup[0], authorize=lambda request: False, max_body_bytes=VOLUME_LIMIT),
+            url_prefix="/paykit",
+        )
+
+        def send(provider: str, body: bytes, headers: dict[str, str]) -> int:
+            return _call_wsgi(app.wsgi_app, _wsgi_environ(f"/paykit/webhook/{provider}", body, headers))
+
+        _run_volume("flask", volume_setup, send)
+
+    def test_through_django(self, volume_setup: tuple[PaymentService, SpyStorage, Any]) -> None:
+        from django.core.handlers.wsgi import WSGIHandler
+
+        from .test_django import project
+
+        _quiet_logs()
+        with project(volume_setup[0]):
+            app = WSGIHandler()
+
+            def send(provider: str, body: bytes, headers: dict[str, str]) -> int:
+                return _call_wsgi(app, _wsgi_environ(f"/paykit/webhook/{provider}", body, headers))
+
+            _run_volume("django", volume_setup, send)
+
+    def test_through_starlette(self, volume_setup: tuple[PaymentService, SpyStorage, Any]) -> None:
+        from anyio.from_thread import start_blocking_portal
+        from starlette.applications import Starlette
+        from starlette.routing import Mount
+
+        from paykit.integrations.starlette import paykit_routes
+
+        _quiet_logs()
+        routes = paykit_routes(volume_setup[0], authorize=lambda request: False, max_body_bytes=VOLUME_LIMIT)
+        app = Starlette(routes=[Mount("/paykit", routes=routes)])
+
+        # One event loop for the whole run; each request enters the ASGI app as a server sends it.
+        with start_blocking_portal() as portal:
+
+            def send(provider: str, body: bytes, headers: dict[str, str]) -> int:
+                return portal.call(_call_asgi, app, f"/paykit/webhook/{provider}", body, headers)
+
+            _run_volume("starlette", volume_setup, send)

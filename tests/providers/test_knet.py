@@ -602,15 +602,14 @@ class TestRefund:
         expected = (
             f"<id>{TRANPORTAL_ID}</id><password>{PASSWORD}</password><action>2</action>"
             f"<currencycode>414</currencycode><amt>{amount}</amt><transid>200000000000002</transid>"
-            "<trackid>ref1"
+            "<trackid>TRACK1</trackid><udf5>TransID</udf5>"
         )
         sent = route.calls.last.request.content.decode()
-        assert sent.startswith(expected)
-        assert sent.endswith("</trackid><udf5>TransID</udf5>")
+        assert expected == sent
         assert ("300000000000009", RefundStatus.SUCCEEDED) == (result.provider_ref, result.status)
 
     def test_falls_back_to_payment_id(self, mocked: respx.MockRouter) -> None:
-        route = mocked.post(TRANPIPE).mock(return_value=xml_reply(result="SUCCESS"))
+        route = mocked.post(TRANPIPE).mock(return_value=xml_reply(result="CAPTURED"))
         payment = stored_payment(provider_data={"paymentid": "100000000000001"})
         result = make_provider().refund_payment(payment, refund_of("1.000"), idempotency_key="r1")
         sent = parse_xml_fields(route.calls.last.request.content.decode())
@@ -634,6 +633,11 @@ class TestRefund:
             ("!ERROR!-IPAY0100160-Original transaction not captured", "IPAY0100160"),
             ("<result>FAILURE(REFUND AMOUNT EXCEEDS)</result>", "FAILURE(REFUND AMOUNT EXCEEDS)"),
             ("<result>NOT CAPTURED</result>", "NOT CAPTURED"),
+            # K-064 v1.4 §3.7.3: a refund succeeded only if its result is CAPTURED.
+            ("<result>SUCCESS</result>", "SUCCESS"),
+            ("<result>APPROVED</result>", "APPROVED"),
+            ("<result>FAILURE</result>", "FAILURE"),
+            ("<result>SUSPECTED</result>", "SUSPECTED"),
             ("<html>oops</html>", None),
         ],
     )
@@ -830,3 +834,133 @@ class TestThroughTheService:
         report = service.reconcile()
         assert (1, 1, {}) == (report.checked, report.updated, report.errors)
         assert PaymentStatus.SUCCEEDED == service.get_payment(payment.id).status
+
+
+class TestManualK064:
+    """Inquiry and refund results as KNET's Tranportal manual K-064 v1.4 defines them."""
+
+    @pytest.mark.parametrize("knet_says", ["SUCCESS", "CAPTURED", "success"])
+    def test_an_inquiry_success_is_a_capture_in_the_response_leg(
+        self, mocked: respx.MockRouter, knet_says: str
+    ) -> None:
+        """§3.5.5: "SUCCESS or CAPTURED: payment was captured"; the receipt line is answered."""
+        mocked.post(TRANPIPE).mock(return_value=inquiry_reply(knet_says))
+
+        event = make_provider().parse_webhook(knet_response_body(KEY, trackid="TRACK1"), {})
+
+        assert (PaymentStatus.SUCCEEDED, Money.of("12.500", "KWD")) == (event.status, event.amount_captured)
+        assert event.reply_body is not None
+        assert event.reply_body.startswith(f"REDIRECT={RECEIPT_URL}?")
+
+    @pytest.mark.parametrize("knet_says", ["SUCCESS", "CAPTURED"])
+    def test_an_inquiry_success_is_a_capture_in_reconcile(self, mocked: respx.MockRouter, knet_says: str) -> None:
+        mocked.post(TRANPIPE).mock(return_value=inquiry_reply(knet_says, payid="100000000000001"))
+
+        result = make_provider().retrieve_payment(stored_payment(status=PaymentStatus.REQUIRES_ACTION))
+
+        assert (PaymentStatus.SUCCEEDED, Money.of("12.500", "KWD")) == (result.status, result.amount_captured)
+
+    @pytest.mark.parametrize("knet_says", ["FAILURE", "SUSPECTED", "NOT CAPTURED", "FAILURE(DENIED)"])
+    def test_an_inquiry_failure_is_a_failed_payment_not_an_error(
+        self, mocked: respx.MockRouter, knet_says: str
+    ) -> None:
+        """§3.5.5: FAILURE or SUSPECTED mean the payment failed."""
+        mocked.post(TRANPIPE).mock(return_value=inquiry_reply(knet_says, payid="100000000000001"))
+
+        result = make_provider().retrieve_payment(stored_payment(status=PaymentStatus.REQUIRES_ACTION))
+
+        assert (PaymentStatus.FAILED, knet_says, None) == (result.status, result.failure_code, result.amount_captured)
+
+    def test_an_inquiry_canceled_is_a_canceled_payment(self, mocked: respx.MockRouter) -> None:
+        mocked.post(TRANPIPE).mock(return_value=inquiry_reply("CANCELED", payid="100000000000001"))
+
+        result = make_provider().retrieve_payment(stored_payment(status=PaymentStatus.REQUIRES_ACTION))
+
+        assert (PaymentStatus.CANCELED, None) == (result.status, result.amount_captured)
+
+    @pytest.mark.parametrize("knet_says", ["FAILURE", "SUSPECTED"])
+    def test_a_host_timeout_settled_by_a_failed_inquiry(self, mocked: respx.MockRouter, knet_says: str) -> None:
+        mocked.post(TRANPIPE).mock(return_value=inquiry_reply(knet_says))
+
+        event = make_provider().parse_webhook(knet_response_body(KEY, trackid="TRACK1", result="HOST TIMEOUT"), {})
+
+        assert (PaymentStatus.FAILED, knet_says) == (event.status, event.failure_code)
+
+    @pytest.mark.parametrize("knet_says", ["FAILURE", "SUSPECTED"])
+    def test_a_captured_claim_a_failed_inquiry_contradicts_is_refused(
+        self, mocked: respx.MockRouter, knet_says: str
+    ) -> None:
+        mocked.post(TRANPIPE).mock(return_value=inquiry_reply(knet_says))
+
+        with pytest.raises(WebhookVerificationError):
+            make_provider().parse_webhook(knet_response_body(KEY, trackid="TRACK1"), {})
+
+    def test_a_refund_carries_the_original_track_id(self, provider: KnetProvider, knet: FakeKnet) -> None:
+        """§3.5.3: the track id of a refund is the original transaction's."""
+        txn = knet.add_transaction(trackid="TRACK1", amt="12.500")
+        payment = stored_payment(provider_data={"paymentid": txn.paymentid, "tranid": txn.tranid})
+
+        provider.refund_payment(payment, refund_of("1.000", "re_0123456789abcdef"), idempotency_key="a")
+        provider.retrieve_payment(payment)
+
+        assert [("2", "TRACK1"), ("8", "TRACK1")] == [(r["action"], r["trackid"]) for r in knet.requests]
+
+    def test_through_the_service_a_success_inquiry_pays(self, service: PaymentService, knet: FakeKnet) -> None:
+        payment = service.initialize_payment(user_id="u1", amount=Money.of("1.000", "KWD"), provider="knet")
+        body = knet.complete_payment(payment.redirect_url or "")
+        txn = next(iter(knet.transactions.values()))
+        txn.result = "SUCCESS"
+
+        response = handle_webhook(service, "knet", body=body, headers={})
+
+        assert (200, "applied") == (response.status_code, response.outcome)
+        assert response.text.startswith("REDIRECT=")
+        assert PaymentStatus.SUCCEEDED == service.get_payment(payment.id).status
+
+
+class TestMalformedPosts:
+    """Any malformed form or trandata is a WebhookVerificationError (a 400), never another exception."""
+
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            "paymentid=1<2&result=CAPTURED&trackid=TRACK1&amt=12.500",
+            "paymentid=100&result=CAPTURED&trackid=TR ACK&amt=12.500",
+            "paymentid=100&result=CAPTURED&trackid=" + "T" * 41 + "&amt=12.500",
+            "paymentid=100&result=CAPTURED&trackid=TRACK1&amt=1<2",
+            "paymentid=100&result=CAPTURED&trackid=TRACK1&amt=" + "9" * 5000,
+            "paymentid=100&result=CAPTURED&trackid=TRACK1&amt=\u0661.000",
+            "paymentid=\u0661\u0662&result=CAPTURED&trackid=TRACK1&amt=12.500",
+            "paymentid=100&result=CAPTURED\x00&trackid=TRACK1&amt=12.500",
+            "paymentid=100&paymentid=101&result=CAPTURED&trackid=TRACK1",
+        ],
+    )
+    def test_malformed_decrypted_fields(self, mocked: respx.MockRouter, fields: str) -> None:
+        mocked.post(TRANPIPE).mock(return_value=inquiry_reply(payid="100", trackid="TRACK1"))
+        body = b"trandata=" + encrypt_trandata(fields, KEY).encode()
+
+        with pytest.raises(WebhookVerificationError):
+            make_provider().parse_webhook(body, {})
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b"\xff\xfe\x00",
+            b"trandata=\xc3\x28",
+            b"trandata=%ff%fe",
+            b"trandata=%F0%9F%92%B8",
+            b"trandata=" + b"0" * 31,
+            b"trandata=" + b"g" * 32,
+            b"trandata=" + "\u0661".encode() * 32,
+            b"trandata=" + b"00" * 100_000,
+            b"trandata=a&trandata=b",
+            b"=&=&&&==",
+            b"%" * 1000,
+            b"trandata",
+        ],
+    )
+    def test_malformed_forms(self, mocked: respx.MockRouter, body: bytes) -> None:
+        with pytest.raises(WebhookVerificationError):
+            make_provider().parse_webhook(body, {})
+
+        assert 0 == len(mocked.calls)

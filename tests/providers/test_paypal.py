@@ -6,7 +6,6 @@ import json
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -49,6 +48,8 @@ from paykit.storage import MemoryStorage
 from paykit.testing._paypal import PayPalWebhookSigner
 from paykit.webhooks import handle_webhook
 
+from .._shared import shared_path
+
 API = "https://api-m.sandbox.paypal.com"
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 CLIENT_ID = "AeA1QIZXiflr1_-r0U2UbWTziOWX1GRQer5jkUq4ZfWT5qwb6qQRPq7jDtv57TL4POEEezGLdutcxnkJ"
@@ -58,7 +59,7 @@ TOKEN = "A21AAFEpH4PsADK7qSS7pSRsgzfENtu-Q1ysgEDVDESseMHBYXVJYE8ovjj68elIDy8nF26
 
 # -- PayPal's OpenAPI specs ----------------------------------------------------
 
-_SPECS = Path(__file__).parent.parent / "data" / "paypal"
+_SPECS = shared_path("specs", "paypal")
 _SPEC_FILES = {
     "orders": "checkout_orders_v2.json",
     "payments": "payments_payment_v2.json",
@@ -918,7 +919,7 @@ class TestOfflineWebhooks:
         provider.parse_webhook(body, signer.sign(body))
         provider.parse_webhook(body, signer.sign(body))
 
-        assert [signer.cert_url] == [str(request.url) for request in signer.requests]
+        assert [signer.cert_url] == [str(r.url) for r in signer.requests if r.url.path.startswith("/v1/notifications")]
 
     def test_uppercase_headers_are_read_too(self, signer: PayPalWebhookSigner, clock: Clock) -> None:
         body = capture_completed(signer)
@@ -1011,7 +1012,9 @@ class TestOfflineWebhooks:
             ("PAYPAL-TRANSMISSION-SIG", None, "lacks the PAYPAL-TRANSMISSION-SIG"),
             ("PAYPAL-CERT-URL", None, "lacks the PAYPAL-CERT-URL"),
             ("PAYPAL-AUTH-ALGO", "SHA1withRSA", "unsupported signature algorithm"),
-            ("PAYPAL-TRANSMISSION-SIG", "not base64!", "not base64"),
+            ("PAYPAL-TRANSMISSION-SIG", "not-base64!", "not base64"),
+            ("PAYPAL-TRANSMISSION-SIG", "c2lnbmF0dXJl\r\nX-Injected: 1", "header is malformed"),
+            ("PAYPAL-TRANSMISSION-ID", "69cd13f0-d67a-11e5-baa3-778b53f4ae55\u00e9", "header is malformed"),
             ("PAYPAL-TRANSMISSION-TIME", "yesterday", "malformed"),
         ],
     )
@@ -1069,6 +1072,7 @@ class TestApiWebhooks:
         route = api.post("/v1/notifications/verify-webhook-signature").respond(
             200, json={"verification_status": "SUCCESS"}
         )
+        api.get("/v2/payments/captures/3C679366HH908993F").respond(200, json=paypal_capture())
         body = capture_completed(signer)
         headers = signer.sign(body, transmission_id="69cd13f0-d67a-11e5-baa3-778b53f4ae55")
 
@@ -1278,6 +1282,10 @@ class PayPalSandbox:
         self.orders: dict[str, dict[str, Any]] = {}
         router.post(f"{API}/v1/oauth2/token").respond(200, json={"access_token": TOKEN, "expires_in": 32400})
         router.get(signer.cert_url).mock(side_effect=signer.handler)
+        # The confirming GETs of webhook resources: what the signer's event bodies hold.
+        router.get(url__regex=rf"{API}/v2/payments/(captures|refunds|authorizations)/[^/]+$").mock(
+            side_effect=signer.handler
+        )
         self.create = router.post(f"{API}/v2/checkout/orders").mock(side_effect=self._create)
         self.capture = router.post(url__regex=rf"{API}/v2/checkout/orders/\w+/capture").mock(side_effect=self._capture)
         self.authorize = router.post(url__regex=rf"{API}/v2/checkout/orders/\w+/authorize").mock(

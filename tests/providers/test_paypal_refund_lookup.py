@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,12 +32,14 @@ from paykit import (
 from paykit.providers._base import CreatePaymentRequest
 from paykit.providers.paypal import PayPalProvider
 
+from .._shared import shared_path
+
 API = "https://api-m.sandbox.paypal.com"
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 CAPTURE_ID = "3C679366HH908993F"
 REFUND_ID = "1JU08902781691411"
 
-_SPEC = json.loads((Path(__file__).parent.parent / "data" / "paypal" / "payments_payment_v2.json").read_text())
+_SPEC = json.loads(shared_path("specs", "paypal", "payments_payment_v2.json").read_text())
 _REGISTRY: Registry[Any] = Registry().with_resources(
     [("urn:paypal:payments", Resource.from_contents(_SPEC, default_specification=DRAFT4))]
 )

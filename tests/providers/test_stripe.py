@@ -6,7 +6,6 @@ import copy
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -19,6 +18,7 @@ import structlog.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
+from paykit import PaymentService
 from paykit._errors import (
     AuthenticationError,
     ConfigurationError,
@@ -41,9 +41,13 @@ from paykit.providers._stripe_wire import (
     to_stripe_amount,
 )
 from paykit.providers.stripe import StripeProvider
+from paykit.storage import MemoryStorage
 from paykit.testing._stripe import sign_stripe_webhook, stripe_event
+from paykit.webhooks import handle_webhook
 
-FIXTURES = json.loads((Path(__file__).parent.parent / "data" / "stripe" / "fixtures.json").read_text())
+from .._shared import shared_path
+
+FIXTURES = json.loads(shared_path("specs", "stripe", "fixtures3.json").read_text())["resources"]
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 NOW_TS = int(NOW.timestamp())
 SECRET = "whsec_test_secret_one"
@@ -782,6 +786,72 @@ class TestWebhookVerification:
     def test_helper_accepts_str_payload(self) -> None:
         """A str payload is signed as its UTF-8 bytes."""
         assert sign_stripe_webhook("{}", SECRET, 1) == sign_stripe_webhook(b"{}", SECRET, 1)
+
+
+class TestHostileSignatureHeaders:
+    """Every malformed Stripe-Signature or signed body is a WebhookVerificationError, never another exception."""
+
+    GOOD_V1 = signed(succeeded_event())["stripe-signature"].split("v1=")[1]
+
+    @pytest.mark.parametrize(
+        "header",
+        [
+            f"t={NOW_TS},v1=\u00e9{'0' * 63}",
+            f"t={NOW_TS},v1=\u0661\u0662",
+            f"t={NOW_TS},v1=\ud800",
+            "t=\u00b9\u00b2\u00b3,v1=" + "0" * 64,
+            "t=\u0661\u0662\u0663,v1=" + "0" * 64,
+            "t=\uff11\uff12,v1=" + "0" * 64,
+            "t=" + "9" * 4300 + ",v1=" + "0" * 64,
+            "t=" + "1" * 5000 + ",v1=" + "0" * 64,
+            f"t=-{NOW_TS},v1=" + "0" * 64,
+            f"t= {NOW_TS},v1=" + "0" * 64,
+            f"t={NOW_TS}\r\nx-injected: 1,v1=" + "0" * 64,
+            f"t={NOW_TS}," + ",".join(["v1=" + "0" * 64] * 200),
+            "t=,v1=",
+            ",,,=,=,",
+            "\x00" * 100,
+        ],
+    )
+    def test_malformed_headers_are_refused(self, provider: StripeProvider, header: str) -> None:
+        with pytest.raises(WebhookVerificationError):
+            provider.parse_webhook(succeeded_event(), {"stripe-signature": header})
+
+    def test_a_non_hex_v1_beside_a_good_one_is_skipped(self, provider: StripeProvider) -> None:
+        header = f"t={NOW_TS},v1=\u00e9\u00e9,v1={self.GOOD_V1}"
+
+        assert "evt_1" == provider.parse_webhook(succeeded_event(), {"stripe-signature": header}).event_id
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b"[" * 100_000 + b"]" * 100_000,
+            b'{"a":' * 5000 + b"1" + b"}" * 5000,
+            b'{"id": "evt_1", "type": "x", "n": 1e999999}',
+            b'{"id": "evt_1", "type": "x", "n": ' + b"7" * 5000 + b"}",
+            b'{"id": "evt_1", "type": "x", "n": NaN}',
+            b'{"id": "\\ud800", "type": "x"}',
+            b'{"id": "evt_1", "id": "evt_2", "type": "x"}',
+            b'{"id": "evt_1", "type": "x", "s": "\xff"}',
+            '{"id": "evt_1", "type": "x"}'.encode("utf-16"),
+            b'{"id": "evt_1", "type": "payment_intent.succeeded", "created": 99999999999999999,'
+            b' "data": {"object": {}}}',
+        ],
+    )
+    def test_hostile_signed_bodies_are_refused(self, provider: StripeProvider, body: bytes) -> None:
+        with pytest.raises(WebhookVerificationError):
+            provider.parse_webhook(body, signed(body))
+
+    def test_through_handle_webhook_they_are_400(self) -> None:
+        p = StripeProvider("sk_test_unit", webhook_secrets=[SECRET], clock=lambda: NOW)
+        storage = MemoryStorage()
+        with PaymentService(storage=storage, providers=[p]) as service:
+            answers = {
+                handle_webhook(service, "stripe", succeeded_event(), {"stripe-signature": header}).status_code
+                for header in ("t=\u00b9,v1=00", "t=" + "9" * 4300 + ",v1=00", f"t={NOW_TS},v1=\u00e9")
+            }
+
+        assert {400} == answers
 
 
 class TestWebhookNormalization:

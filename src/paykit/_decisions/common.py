@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from .._cards import contains_card_number
 from .._errors import IdempotencyConflictError, InvalidRequestError
 from .._models import Payment
 from .._money import Money
@@ -68,7 +69,7 @@ def check_id(value: object, what: str) -> str:
 
 
 def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, str]:
-    """Metadata is a flat str -> str mapping of at most 50 keys."""
+    """Metadata is a flat str -> str mapping of at most 50 keys, without card numbers in its values."""
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
@@ -78,6 +79,8 @@ def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, str]:
     for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str) or len(key) > 40 or len(value) > 500:
             raise InvalidRequestError("metadata keys (<= 40 chars) and values (<= 500 chars) must be str")
+        if contains_card_number(value):
+            raise InvalidRequestError(f"metadata[{key!r}] looks like a card number; paykit never stores card numbers")
     return dict(metadata)
 
 
@@ -111,28 +114,6 @@ def decode_cursor(cursor: str) -> PageCursor:
         raise InvalidRequestError("cursor is not one paykit returned") from exc
 
 
-_DIGIT_RUN_RE = re.compile(r"[0-9](?:[ -]?[0-9])*")
-
-
-def _luhn_valid(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
-
-
-def contains_card_number(text: str) -> bool:
-    """Whether ``text`` holds a run of 13-19 digits (spaces or dashes between) that passes Luhn."""
-    for match in _DIGIT_RUN_RE.finditer(text):
-        digits = match.group().replace(" ", "").replace("-", "")
-        if 13 <= len(digits) <= 19 and _luhn_valid(digits):
-            return True
-    return False
-
-
 def check_text(value: object, what: str, *, max_length: int = 500) -> str | None:
     """A free-form field: a string of at most ``max_length`` characters, never a card number."""
     if value is None:
@@ -140,5 +121,5 @@ def check_text(value: object, what: str, *, max_length: int = 500) -> str | None
     if not isinstance(value, str) or len(value) > max_length:
         raise InvalidRequestError(f"{what} must be a string of at most {max_length} characters")
     if contains_card_number(value):
-        raise InvalidRequestError(f"{what} looks like it holds a card number; never store card data")
+        raise InvalidRequestError(f"{what} looks like a card number; paykit never stores card numbers")
     return value

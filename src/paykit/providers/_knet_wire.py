@@ -37,6 +37,7 @@ __all__ = [
     "ENDPOINTS",
     "LANGUAGE_IDS",
     "PROVIDER",
+    "REFUND_SUCCESS",
     "KnetEndpoints",
     "KnetResponse",
     "TranPipeReply",
@@ -53,6 +54,7 @@ __all__ = [
     "parse_tranpipe_reply",
     "parse_xml_fields",
     "receipt_redirect_line",
+    "status_for_inquiry",
     "status_for_result",
     "udfs_from_metadata",
     "validate_udf",
@@ -104,6 +106,19 @@ _RESULT_STATUS: Final[Mapping[str, PaymentStatus]] = {
     "VOIDED": PaymentStatus.CANCELED,
     "HOST TIMEOUT": PaymentStatus.PROCESSING,
 }
+
+# An inquiry (action 8) answers about a transaction in its own words (K-064 v1.4
+# §3.5.5): SUCCESS or CAPTURED for a captured payment, FAILURE or SUSPECTED for a
+# failed one; the response leg's own results keep their meaning.
+_INQUIRY_STATUS: Final[Mapping[str, PaymentStatus]] = {
+    **_RESULT_STATUS,
+    "SUCCESS": PaymentStatus.SUCCEEDED,
+    "FAILURE": PaymentStatus.FAILED,
+    "SUSPECTED": PaymentStatus.FAILED,
+}
+
+REFUND_SUCCESS: Final = "CAPTURED"
+"""The only refund (action 2) ``result`` that means the refund succeeded (K-064 v1.4 §3.7.3)."""
 
 # KNET's sample code lists these as "junk" for UDFs; @ and / are in its manual.
 # & = + % would also break or re-shape the raw key=value text.
@@ -297,8 +312,22 @@ def normalize_result(result: str) -> str:
 
 
 def status_for_result(result: str) -> PaymentStatus | None:
-    """The paykit status of a KNET ``result``; ``None`` when unknown."""
+    """The paykit status of a KNET response-leg ``result``; ``None`` when unknown."""
     return _RESULT_STATUS.get(normalize_result(result))
+
+
+def status_for_inquiry(result: str) -> PaymentStatus | None:
+    """The paykit status of an inquiry's ``result``; ``None`` when unknown.
+
+    ``SUCCESS`` and ``CAPTURED`` mean captured; ``FAILURE`` and ``SUSPECTED`` a
+    failed payment (K-064 v1.4 §3.5.5); the response leg's results
+    (``NOT CAPTURED``, ``CANCELED``, ``HOST TIMEOUT``...) keep their meaning.
+    A ``FAILURE`` with a reason in brackets (``FAILURE(…)``) is a failure too.
+    """
+    normalized = normalize_result(result)
+    if normalized.startswith("FAILURE("):
+        return PaymentStatus.FAILED
+    return _INQUIRY_STATUS.get(normalized)
 
 
 def _xml_value(name: str, value: str) -> str:
@@ -424,8 +453,9 @@ def parse_tranpipe_reply(text: str, *, http_status: int) -> TranPipeReply:
     """Read a tranPipe answer.
 
     Raises:
-        ProviderError: ``!ERROR!-IPAY0100xxx-...`` (``code`` is the IPAY code), a
-            ``FAILURE`` result, or no ``<result>`` at all.
+        ProviderError: ``!ERROR!-IPAY0100xxx-...`` (``code`` is the IPAY code), or
+            no ``<result>`` at all. A ``FAILURE`` result is returned: what it means
+            depends on the request (see :func:`status_for_inquiry`, :data:`REFUND_SUCCESS`).
     """
     stripped = text.strip()
     if stripped.startswith("!ERROR!") or "!ERROR!" in stripped[:64]:
@@ -442,14 +472,8 @@ def parse_tranpipe_reply(text: str, *, http_status: int) -> TranPipeReply:
     reply = TranPipeReply(parse_xml_fields(stripped))
     if not reply.result:
         raise ProviderError("KNET answered without a result", provider=PROVIDER, http_status=http_status, body=stripped)
-    if reply.result.startswith("FAILURE"):
-        raise ProviderError(
-            f"KNET answered {reply.result}",
-            provider=PROVIDER,
-            http_status=http_status,
-            code=reply.result,
-            body=stripped,
-        )
+    # A FAILURE result is an answer, not an error: an inquiry reports a failed
+    # payment with it, and a refund is refused unless its result is CAPTURED.
     return reply
 
 

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
-from urllib.parse import urlsplit
 
 from .._errors import WebhookVerificationError
 
@@ -44,6 +43,14 @@ __all__ = [
 ]
 
 AUTH_ALGO: Final = "SHA256withRSA"
+_MAX_CERT_URL: Final = 2048
+_CERT_URL: Final = re.compile(
+    r"https://(?P<host>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})(?::443)?"
+    r"(?P<path>/[A-Za-z0-9._~/-]*)?",
+    re.ASCII,
+)
+# Header values paykit reads: printable ASCII, bounded (PayPal's are ids, ISO times, base64, URLs).
+_HEADER_VALUE: Final = re.compile(r"[\x21-\x7e]{1,4096}", re.ASCII)
 _SUBJECT_CN: Final = re.compile(r"^messageverificationcerts(\.[a-z0-9-]+)*\.paypal\.com$")
 
 
@@ -62,7 +69,8 @@ class TransmissionHeaders:
         """Read the headers (any case).
 
         Raises:
-            WebhookVerificationError: A header is missing or empty.
+            WebhookVerificationError: A header is missing, empty, or not 1-4096
+                printable ASCII characters (no spaces, controls or CR/LF).
         """
         lower = {key.lower(): value for key, value in headers.items()}
         values: dict[str, str] = {}
@@ -71,6 +79,8 @@ class TransmissionHeaders:
             value = lower.get(header, "").strip()
             if not value:
                 raise WebhookVerificationError(f"PayPal webhook lacks the {header.upper()} header")
+            if not _HEADER_VALUE.fullmatch(value):
+                raise WebhookVerificationError(f"PayPal webhook's {header.upper()} header is malformed")
             values[field] = value
         return cls(**values)
 
@@ -101,27 +111,22 @@ def check_transmission_time(value: str, *, now: datetime, tolerance: timedelta) 
 
 
 def check_cert_url(url: str) -> str:
-    """Accept only ``https://`` URLs on ``paypal.com`` or its subdomains.
+    """Accept only ``https://<host>.paypal.com/<path>`` URLs, parsed strictly, before any request.
+
+    The whole URL must be printable ASCII without spaces; the authority must be a
+    host name of letters, digits and hyphens ending in ``.paypal.com`` (optionally
+    with ``:443``), with no user info; the path plain, with no query or fragment.
+    A lenient parse let a tab inside the host pass the host check and then crash
+    the HTTP client.
 
     Returns:
         The URL, unchanged, to fetch.
 
     Raises:
-        WebhookVerificationError: Another scheme, host, port, or user info.
+        WebhookVerificationError: Anything else.
     """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise WebhookVerificationError("PayPal certificate URL is malformed") from None
-    host = (parts.hostname or "").lower()
-    if (
-        parts.scheme != "https"
-        or parts.username is not None
-        or parts.password is not None
-        or port not in (None, 443)
-        or not (host == "paypal.com" or host.endswith(".paypal.com"))
-    ):
+    match = _CERT_URL.fullmatch(url) if len(url) <= _MAX_CERT_URL else None
+    if match is None or not match.group("host").lower().endswith(".paypal.com"):
         raise WebhookVerificationError("PayPal certificate URL is not an https URL on a paypal.com host")
     return url
 
@@ -182,6 +187,9 @@ def verify_signature(key: rsa.RSAPublicKey, message: bytes, signature: str, *, a
         raw = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError):
         raise WebhookVerificationError("PayPal webhook signature is not base64") from None
+    if base64.b64encode(raw).decode("ascii") != signature:
+        # Unused low bits before the padding would let two header values carry one signature.
+        raise WebhookVerificationError("PayPal webhook signature is not canonical base64")
     try:
         key.verify(raw, message, padding.PKCS1v15(), hashes.SHA256())
     except InvalidSignature:

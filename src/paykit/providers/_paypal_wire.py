@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
+from urllib.parse import quote, urlsplit
 
 from .._errors import (
     AuthenticationError,
@@ -33,21 +34,26 @@ __all__ = [
     "PROVIDER_NAME",
     "authorization_capture_request",
     "check_paypal_amount",
-    "check_resource_id",
+    "confirmed_authorization_event",
+    "confirmed_capture_event",
+    "confirmed_order_event",
+    "confirmed_refund_event",
+    "confirmed_reversal_event",
     "error_from_response",
     "find_authorization_id",
     "find_capture_id",
     "money_from_paypal",
     "normalize_event",
     "order_request",
+    "path_id",
     "payment_from_capture",
     "payment_from_order",
     "paypal_money",
     "paypal_request_id",
-    "refund_capture_id",
     "refund_from_response",
     "refund_request",
     "should_retry",
+    "up_capture_id",
 ]
 
 PROVIDER_NAME: Final = "paypal"
@@ -64,6 +70,7 @@ PAYPAL_CURRENCIES: Final = frozenset(
 NO_DECIMAL_CURRENCIES: Final = frozenset({"HUF", "JPY", "TWD"})
 """Currencies PayPal takes in whole units only, whatever their ISO exponent."""
 
+_PAYPAL_ID: Final = re.compile(r"[A-Za-z0-9-]{1,64}", re.ASCII)
 _MAX_REQUEST_ID: Final = 108
 _REQUEST_ID_CHARS: Final = re.compile(r"^[\x21-\x7e]+$")
 _PAYPAL_TEXT_MAX: Final = 127
@@ -119,7 +126,6 @@ _REFUND_STATUS: Final = {
 _APPROVAL_RELS: Final = ("payer-action", "approve")
 # PayPal's order, capture and refund ids are short upper-case alphanumerics; anything
 # else never goes into a URL path.
-_RESOURCE_ID: Final = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
 
 # -- amounts ------------------------------------------------------------------
@@ -160,17 +166,6 @@ def check_paypal_amount(money: Money) -> None:
     _positive_paypal_money(money)
 
 
-def check_resource_id(value: str | None, what: str) -> str:
-    """``value`` if it can be a PayPal resource id, so it is safe to put in a URL path.
-
-    Raises:
-        InvalidRequestError: ``value`` is missing or not letters and digits.
-    """
-    if not isinstance(value, str) or not _RESOURCE_ID.match(value):
-        raise InvalidRequestError(f"{what} {value!r} is not a PayPal id")
-    return value
-
-
 def money_from_paypal(value: object) -> Money | None:
     """The :class:`Money` in a PayPal money object, or ``None`` if there is none."""
     if not isinstance(value, Mapping):
@@ -193,6 +188,21 @@ def paypal_request_id(idempotency_key: str) -> str:
     if len(idempotency_key) <= _MAX_REQUEST_ID and _REQUEST_ID_CHARS.match(idempotency_key):
         return idempotency_key
     return "paykit-" + hashlib.sha256(idempotency_key.encode()).hexdigest()
+
+
+def path_id(value: object, what: str) -> str:
+    """A PayPal id made safe to put in a URL path: checked against PayPal's alphabet, then escaped.
+
+    PayPal's order, capture, authorization and refund ids are letters, digits and
+    hyphens. Anything else (``../../v1/oauth2/token?x=``) would move the request
+    elsewhere, so it is refused rather than sent; the escaping is a second lock.
+
+    Raises:
+        InvalidRequestError: ``value`` is not 1-64 ASCII letters, digits or hyphens.
+    """
+    if not isinstance(value, str) or not _PAYPAL_ID.fullmatch(value):
+        raise InvalidRequestError(f"the PayPal {what} id is not one PayPal issues")
+    return quote(value, safe="")
 
 
 def _intent(capture_method: CaptureMethod) -> str:
@@ -390,11 +400,6 @@ def refund_from_response(refund: Mapping[str, Any]) -> ProviderRefund:
     )
 
 
-def refund_capture_id(refund: Mapping[str, Any]) -> str | None:
-    """The id of the capture a refund belongs to, from its ``up`` link; ``None`` without one."""
-    return _link_id(refund.get("links"), "up")
-
-
 # -- errors -------------------------------------------------------------------
 
 
@@ -457,11 +462,27 @@ def _parse_time(value: object) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-def _link_id(links: object, rel: str) -> str | None:
+_CAPTURE_PATH: Final = re.compile(r"/v2/payments/captures/(?P<id>[A-Za-z0-9-]{1,64})", re.ASCII)
+
+
+def up_capture_id(links: object) -> str | None:
+    """The capture id a refund's ``rel="up"`` link names, read strictly.
+
+    The link must be a plain ``https://.../v2/payments/captures/<id>`` URL (no
+    query, no fragment, nothing after the id); otherwise ``None``.
+    """
     for link in map(_dict, _list(links)):
         href = link.get("href")
-        if link.get("rel") == rel and isinstance(href, str):
-            return href.rstrip("/").rsplit("/", 1)[-1] or None
+        if link.get("rel") != "up" or not isinstance(href, str):
+            continue
+        try:
+            parts = urlsplit(href)
+        except ValueError:
+            return None
+        match = _CAPTURE_PATH.fullmatch(parts.path)
+        if parts.scheme != "https" or parts.query or parts.fragment or match is None:
+            return None
+        return match.group("id")
     return None
 
 
@@ -567,7 +588,7 @@ def _capture_event(resource: Mapping[str, Any], common: dict[str, Any], status: 
 
 
 def _refund_event(resource: Mapping[str, Any], common: dict[str, Any]) -> WebhookEvent:
-    capture_id = _link_id(resource.get("links"), "up")
+    capture_id = up_capture_id(resource.get("links"))
     status = _REFUND_STATUS.get(str(resource.get("status")), RefundStatus.PENDING)
     return WebhookEvent(
         kind=EventKind.REFUND,
@@ -605,4 +626,170 @@ def _dispute_event(resource: Mapping[str, Any], common: dict[str, Any]) -> Webho
         payment_id=_str(first.get("custom")),
         provider_data=data,
         **common,
+    )
+
+
+# -- events confirmed with PayPal's own answer ---------------------------------
+#
+# PayPal signs only the CRC32 of a webhook body, which any body can be made to
+# match, so an event that moves money is rebuilt from a GET of its resource: the
+# body names what to ask about, PayPal's answer says what happened.
+
+_CONFIRMED_CAPTURE_STATUS: Final = {
+    "COMPLETED": PaymentStatus.SUCCEEDED,
+    # Refunds arrive as their own events; the capture itself did complete.
+    "PARTIALLY_REFUNDED": PaymentStatus.SUCCEEDED,
+    "REFUNDED": PaymentStatus.SUCCEEDED,
+    "PENDING": PaymentStatus.PROCESSING,
+    "DECLINED": PaymentStatus.FAILED,
+    "FAILED": PaymentStatus.FAILED,
+}
+_CONFIRMED_AUTHORIZATION_STATUS: Final = {
+    "CREATED": PaymentStatus.AUTHORIZED,
+    "PENDING": PaymentStatus.PROCESSING,
+    "DENIED": PaymentStatus.FAILED,
+    "VOIDED": PaymentStatus.CANCELED,
+    "EXPIRED": PaymentStatus.CANCELED,
+    # CAPTURED and PARTIALLY_CAPTURED: the capture's own event settles the payment.
+}
+_REVERSED_CAPTURE_STATUSES: Final = frozenset({"REFUNDED", "PARTIALLY_REFUNDED", "REVERSED"})
+_REVERSAL_REASONS: Final = frozenset({"CHARGEBACK", "BUYER_COMPLAINT", "REFUNDED"})
+
+
+def _common(event: WebhookEvent) -> dict[str, Any]:
+    return {
+        "provider": PROVIDER_NAME,
+        "event_id": event.event_id,
+        "type": event.type,
+        "occurred_at": event.occurred_at,
+    }
+
+
+def _check_answer_id(resource: Mapping[str, Any], expected: str, what: str) -> None:
+    if resource.get("id") != expected:
+        raise WebhookVerificationError(f"PayPal answered about another {what}")
+
+
+def confirmed_capture_event(event: WebhookEvent, capture: Mapping[str, Any], capture_id: str) -> WebhookEvent:
+    """A capture event rebuilt from ``GET /v2/payments/captures/{id}``.
+
+    Status, amounts, ``custom_id`` and the order id come from PayPal's answer;
+    from the delivery only the event id, type and time are kept.
+
+    Raises:
+        WebhookVerificationError: The answer is about another capture.
+    """
+    _check_answer_id(capture, capture_id, "capture")
+    status = _CONFIRMED_CAPTURE_STATUS.get(str(capture.get("status")))
+    if status is None:
+        return WebhookEvent(kind=EventKind.IGNORED, **_common(event))
+    return _capture_event(capture, _common(event), status)
+
+
+def confirmed_order_event(event: WebhookEvent, order: Mapping[str, Any], order_id: str) -> WebhookEvent:
+    """A ``CHECKOUT.ORDER.COMPLETED`` event rebuilt from ``GET /v2/checkout/orders/{id}``.
+
+    Raises:
+        WebhookVerificationError: The answer is about another order.
+    """
+    _check_answer_id(order, order_id, "order")
+    return _order_event(order, _common(event), approved=False)
+
+
+def confirmed_authorization_event(
+    event: WebhookEvent, authorization: Mapping[str, Any], authorization_id: str
+) -> WebhookEvent:
+    """An authorization event rebuilt from ``GET /v2/payments/authorizations/{id}``.
+
+    Raises:
+        WebhookVerificationError: The answer is about another authorization.
+    """
+    _check_answer_id(authorization, authorization_id, "authorization")
+    status = _CONFIRMED_AUTHORIZATION_STATUS.get(str(authorization.get("status")))
+    if status is None:
+        return WebhookEvent(kind=EventKind.IGNORED, **_common(event))
+    failed = status is PaymentStatus.FAILED
+    return WebhookEvent(
+        kind=EventKind.PAYMENT,
+        provider_ref=_str(_related_ids(authorization).get("order_id")),
+        payment_id=_str(authorization.get("custom_id")),
+        status=status,
+        amount=money_from_paypal(authorization.get("amount")) if status is PaymentStatus.AUTHORIZED else None,
+        failure_code="authorization_denied" if failed else None,
+        failure_message="PayPal denied the authorization" if failed else None,
+        provider_data={"authorization_id": authorization_id},
+        **_common(event),
+    )
+
+
+def _capture_owner(capture: Mapping[str, Any]) -> dict[str, Any]:
+    """Where a capture's refunds and reversals find their payment: ``custom_id`` and order id."""
+    return {
+        "payment_id": _str(capture.get("custom_id")),
+        "provider_ref": _str(_related_ids(capture).get("order_id")),
+    }
+
+
+def confirmed_refund_event(
+    event: WebhookEvent, refund: Mapping[str, Any], refund_id: str, capture: Mapping[str, Any], capture_id: str
+) -> WebhookEvent:
+    """A ``PAYMENT.CAPTURE.REFUNDED`` event rebuilt from GETs of the refund and of its capture.
+
+    Real refund resources carry neither ``custom_id`` nor an order id: both come
+    from the capture the refund links to (``rel="up"``), so the service finds
+    the payment. Status and amount are the refund's, as PayPal answers them.
+
+    Raises:
+        WebhookVerificationError: An answer is about another refund or capture.
+    """
+    _check_answer_id(refund, refund_id, "refund")
+    _check_answer_id(capture, capture_id, "capture")
+    status = _REFUND_STATUS.get(str(refund.get("status")), RefundStatus.PENDING)
+    reason = _str(_dict(refund.get("status_details")).get("reason"))
+    return WebhookEvent(
+        kind=EventKind.REFUND,
+        refund_ref=refund_id,
+        refund_status=status,
+        amount_refunded=money_from_paypal(refund.get("amount")),
+        failure_message=reason if status in {RefundStatus.FAILED, RefundStatus.CANCELED} else None,
+        provider_data={"capture_id": capture_id},
+        **_capture_owner(capture),
+        **_common(event),
+    )
+
+
+def confirmed_reversal_event(
+    event: WebhookEvent, reversed_amount: Money | None, capture: Mapping[str, Any], capture_id: str
+) -> WebhookEvent:
+    """A ``PAYMENT.CAPTURE.REVERSED`` event, confirmed by a GET of the capture, as a refund.
+
+    PayPal took the captured money back (a chargeback, a failed funding source):
+    paykit records it as a refund made outside paykit, ``refund_ref`` =
+    ``reversal:<capture id>`` (so once per capture) and ``provider_data["origin"]
+    = "reversal"``. The capture must show it (refunded, or a chargeback or
+    complaint reason); the amount is the delivery's, never more than the capture.
+
+    Raises:
+        WebhookVerificationError: The capture does not show a reversal, or the
+            answer is about another capture.
+    """
+    _check_answer_id(capture, capture_id, "capture")
+    capture_status = str(capture.get("status"))
+    reason = _dict(capture.get("status_details")).get("reason")
+    if capture_status not in _REVERSED_CAPTURE_STATUSES and reason not in _REVERSAL_REASONS:
+        raise WebhookVerificationError("PayPal does not show the capture as reversed")
+    captured = money_from_paypal(capture.get("amount"))
+    amount = reversed_amount
+    if amount is not None and amount.minor_units < 0:
+        amount = -amount
+    if captured is not None and (amount is None or amount.currency != captured.currency or amount > captured):
+        amount = captured
+    return WebhookEvent(
+        kind=EventKind.REFUND,
+        refund_ref=f"reversal:{capture_id}",
+        refund_status=RefundStatus.SUCCEEDED,
+        amount_refunded=amount,
+        provider_data={"origin": "reversal", "capture_id": capture_id},
+        **_capture_owner(capture),
+        **_common(event),
     )

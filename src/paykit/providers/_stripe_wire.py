@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from .._models import EventKind, RefundStatus, WebhookEvent
 from .._money import CURRENCY_EXPONENTS, Money
 from .._status import PaymentStatus
 from ._base import CreatePaymentRequest, ProviderPayment, ProviderPaymentMethod, ProviderRefund
+from ._json import load_object
 
 __all__ = [
     "METADATA_PAYMENT_ID",
@@ -493,23 +493,34 @@ def redact_secrets(value: Any) -> Any:
 # -- webhooks ------------------------------------------------------------------
 
 
+_MAX_SIGNATURE_HEADER: Final = 8192
+_TIMESTAMP: Final = re.compile(r"[0-9]{1,12}", re.ASCII)
+_HEX_SIGNATURE: Final = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
+
+
 def parse_signature_header(header: str) -> tuple[int, list[str]]:
     """Split ``Stripe-Signature`` into its timestamp and its ``v1`` signatures.
 
     Raises:
-        WebhookVerificationError: No timestamp, a non-integer one, or no ``v1``.
+        WebhookVerificationError: No timestamp, one that is not 1-12 ASCII digits,
+            no well-formed ``v1`` (64 hex digits), or a header over 8 KB.
     """
     timestamp: int | None = None
     signatures: list[str] = []
+    if len(header) > _MAX_SIGNATURE_HEADER:
+        raise WebhookVerificationError("Stripe-Signature header is too long")
     for item in header.split(","):
         key, sep, value = item.strip().partition("=")
         if not sep:
             continue
         if key == "t":
-            if not value.isdigit():
+            # ASCII digits only: str.isdigit() also admits superscripts that int() refuses,
+            # and a few thousand digits exceed int()'s string limit.
+            if not _TIMESTAMP.fullmatch(value):
                 raise WebhookVerificationError("Stripe-Signature timestamp is not an integer")
             timestamp = int(value)
-        elif key == "v1":
+        elif key == "v1" and _HEX_SIGNATURE.fullmatch(value):
+            # Anything else cannot match a hex digest; comparing it (non-ASCII str) would raise.
             signatures.append(value)
     if timestamp is None:
         raise WebhookVerificationError("Stripe-Signature has no timestamp")
@@ -569,11 +580,7 @@ def verify_and_parse_webhook(
     if not header:
         raise WebhookVerificationError("missing Stripe-Signature header")
     verify_signature(body, header, secrets, now=now, tolerance=tolerance)
-    try:
-        event = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise WebhookVerificationError("Stripe webhook body is not valid JSON") from None
-    return normalize_event(event)
+    return normalize_event(load_object(body, "Stripe webhook"))
 
 
 def normalize_event(event: object) -> WebhookEvent:
@@ -606,7 +613,7 @@ def normalize_event(event: object) -> WebhookEvent:
             return _refund_event(event_id, event_type, occurred_at, event["data"]["object"])
         if event_type in _DISPUTE_EVENTS:
             return _dispute_event(event_id, event_type, occurred_at, event["data"]["object"])
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, OSError) as exc:
         # InvalidRequestError is a ValueError: unknown statuses and currencies land here too.
         raise WebhookVerificationError(f"Stripe event is malformed: {type(exc).__name__}") from None
     return WebhookEvent(provider=PROVIDER_NAME, event_id=event_id, type=event_type, kind=EventKind.IGNORED)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from collections.abc import Iterator, Mapping
 from typing import Final, Literal
 from urllib.parse import urlsplit
@@ -46,6 +47,7 @@ from ._knet_wire import (
     ENDPOINTS,
     LANGUAGE_IDS,
     PROVIDER,
+    REFUND_SUCCESS,
     IdKind,
     KnetResponse,
     TranPipeReply,
@@ -60,6 +62,7 @@ from ._knet_wire import (
     parse_key_value_text,
     parse_tranpipe_reply,
     receipt_redirect_line,
+    status_for_inquiry,
     status_for_result,
     udfs_from_metadata,
 )
@@ -69,7 +72,8 @@ __all__ = ["KnetProvider"]
 logger = structlog.get_logger(__name__)
 
 _DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
-_REFUND_OK: Final = frozenset({"CAPTURED", "SUCCESS", "APPROVED"})
+_PAYMENT_ID: Final = re.compile(r"[0-9A-Za-z]{1,64}", re.ASCII)
+_TRACK_ID: Final = re.compile(r"[0-9A-Za-z]{1,40}", re.ASCII)
 _FORBIDDEN_IN_CREDENTIALS: Final = frozenset("&=<>")
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -257,6 +261,10 @@ class KnetProvider(BaseProvider):
     def retrieve_payment(self, payment: Payment) -> ProviderPayment:
         """Ask KNET for the payment's state (an inquiry), e.g. for ``reconcile()``.
 
+        ``SUCCESS`` or ``CAPTURED`` is a captured payment; ``FAILURE``,
+        ``SUSPECTED``, ``NOT CAPTURED``... a failed one (``status`` ``FAILED``,
+        ``failure_code`` the result), not an error (K-064 v1.4 §3.5.5).
+
         Raises:
             ProviderError: KNET answered an error (``code`` is the IPAY code), a
                 result paykit does not know, another transaction, or a capture
@@ -272,7 +280,7 @@ class KnetProvider(BaseProvider):
             reply = self._inquire(transid=trackid, id_kind="TrackID", trackid=trackid, amt=amt)
         if reply.trackid not in (None, trackid) or (paymentid and reply.payid not in (None, paymentid)):
             raise ProviderError("KNET inquiry answered about another transaction", provider=PROVIDER)
-        status = status_for_result(reply.result)
+        status = status_for_inquiry(reply.result)
         if status is None:
             raise ProviderError(
                 f"KNET inquiry returned an unknown result {reply.result!r}",
@@ -310,34 +318,40 @@ class KnetProvider(BaseProvider):
 
         KNET has no idempotency keys: paykit's refund reservation keeps a
         refund from being sent twice, and a refund that failed ambiguously
-        (timeout, 5xx) comes back with ``should_retry=False``.
+        (timeout, 5xx) comes back with ``should_retry=False``. The request
+        carries the original transaction's track id (K-064 v1.4 §3.5.3), and
+        only a ``CAPTURED`` result is a refund made (§3.7.3).
 
         Raises:
             InvalidRequestError: The refund is not positive KWD.
             InvalidStateError: No KNET transaction id is stored for the payment.
-            ProviderError: KNET refused (``!ERROR!`` code or a ``FAILURE`` result).
+            ProviderError: KNET refused (``!ERROR!`` code, or any result but
+                ``CAPTURED``, such as ``FAILURE``; ``code`` is the result).
             ProviderUnavailableError: KNET could not be reached or failed (5xx).
         """
         transid, id_kind = self._transaction_id(payment)
-        refund_trackid = derive_trackid(refund.id)
+        # The original transaction's track id (K-064 v1.4 §3.5.3, the manual's refund
+        # sample and the public plugins), not a new one per refund.
+        trackid = payment.provider_ref or derive_trackid(payment.id)
         xml = build_refund_xml(
             tranportal_id=self._id,
             password=self._password,
             amount=refund.amount,
             transid=transid,
             id_kind=id_kind,
-            trackid=refund_trackid,
+            trackid=trackid,
         )
         reply = self._post("refund", xml, idempotent=False)
-        if reply.result not in _REFUND_OK:
+        if reply.result != REFUND_SUCCESS:
+            # §3.7.3: only CAPTURED means the refund went through.
             raise ProviderError(
                 f"KNET refused the refund: {reply.result}",
                 provider=PROVIDER,
                 code=reply.result,
                 body=dict(reply.fields),
             )
-        logger.info("knet_refund_succeeded", trackid=payment.provider_ref, refund_trackid=refund_trackid)
-        ref = reply.fields.get("tranid") or reply.payid or refund_trackid
+        logger.info("knet_refund_succeeded", trackid=trackid, refund_id=refund.id)
+        ref = reply.fields.get("tranid") or reply.payid or derive_trackid(refund.id)
         return ProviderRefund(provider_ref=ref, status=RefundStatus.SUCCEEDED)
 
     # -- the response leg --------------------------------------------------------
@@ -355,9 +369,13 @@ class KnetProvider(BaseProvider):
         knows nothing of it the event is of kind ``IGNORED`` (nothing changes).
         Every event carries ``reply_body="REDIRECT=<receipt url>..."``.
 
+        The inquiry's ``SUCCESS`` counts as ``CAPTURED``, its ``FAILURE`` and
+        ``SUSPECTED`` as failures (K-064 v1.4 §3.5.5).
+
         Raises:
-            WebhookVerificationError: Undecryptable or malformed ``trandata``,
-                or a response that KNET's inquiry contradicts.
+            WebhookVerificationError: Undecryptable or malformed ``trandata`` (ids
+                outside KNET's alphabet, values an inquiry cannot carry), or a
+                response that KNET's inquiry contradicts.
             ProviderError: The confirming inquiry failed.
             ProviderUnavailableError: KNET could not be reached for it.
         """
@@ -371,11 +389,19 @@ class KnetProvider(BaseProvider):
         if "result" not in fields and (fields.get("Error") or fields.get("ErrorText")):
             return self._error_event(fields)
         response = KnetResponse.from_fields(fields)
+        if not _PAYMENT_ID.fullmatch(response.paymentid) or not _TRACK_ID.fullmatch(response.trackid):
+            raise WebhookVerificationError("KNET response's paymentid or trackid is malformed")
         for name in ("paymentid", "trackid"):
             plain = form.get(name, "").strip()
             if plain and plain != getattr(response, name):
                 raise WebhookVerificationError(f"KNET response's plain {name} differs from its trandata")
-        return self._confirmed_event(response)
+        try:
+            return self._confirmed_event(response)
+        except ProviderError:
+            raise
+        except InvalidRequestError as exc:
+            # A value the inquiry cannot carry (``<`` in amt...): malformed, not a bad call of ours.
+            raise WebhookVerificationError(f"KNET response is malformed: {exc.message}") from exc
 
     def _confirmed_event(self, response: KnetResponse) -> WebhookEvent:
         claimed = status_for_result(response.result)
@@ -397,7 +423,7 @@ class KnetProvider(BaseProvider):
             reply = TranPipeReply({"result": response.result, "payid": response.paymentid, "trackid": response.trackid})
         if reply.payid != response.paymentid or reply.trackid != response.trackid:
             raise WebhookVerificationError("KNET inquiry does not confirm the response's transaction")
-        confirmed = status_for_result(reply.result)
+        confirmed = status_for_inquiry(reply.result)
         if claimed is PaymentStatus.PROCESSING:
             status = confirmed
             result = reply.result

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-import json
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -26,12 +26,13 @@ from .._errors import (
     ProviderUnavailableError,
     WebhookVerificationError,
 )
-from .._models import Payment, Refund, WebhookEvent
+from .._models import EventKind, Payment, Refund, WebhookEvent
 from .._money import Money
 from .._status import PaymentStatus
 from . import _paypal_verify as verify
 from . import _paypal_wire as wire
 from ._base import BaseProvider, CreatePaymentRequest, ProviderCapabilities, ProviderPayment, ProviderRefund
+from ._json import load_object
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -299,7 +300,7 @@ class PayPalProvider(BaseProvider):
         try:
             order = self._call(
                 "POST",
-                f"/v2/checkout/orders/{order_id}/{action}",
+                f"/v2/checkout/orders/{wire.path_id(order_id, 'order')}/{action}",
                 operation=f"{action}_order",
                 json_body={},
                 idempotency_key=idempotency_key,
@@ -337,7 +338,7 @@ class PayPalProvider(BaseProvider):
             raise InvalidStateError("the PayPal order holds no authorization to capture")
         capture = self._call(
             "POST",
-            f"/v2/payments/authorizations/{authorization_id}/capture",
+            f"/v2/payments/authorizations/{wire.path_id(authorization_id, 'authorization')}/capture",
             operation="capture_authorization",
             json_body=body,
             idempotency_key=idempotency_key,
@@ -373,7 +374,7 @@ class PayPalProvider(BaseProvider):
                 return ProviderPayment(provider_ref=payment.provider_ref, status=PaymentStatus.CANCELED)
         self._call(
             "POST",
-            f"/v2/payments/authorizations/{authorization_id}/void",
+            f"/v2/payments/authorizations/{wire.path_id(authorization_id, 'authorization')}/void",
             operation="void_authorization",
             idempotency_key=idempotency_key,
         )
@@ -399,7 +400,7 @@ class PayPalProvider(BaseProvider):
             raise InvalidStateError("the PayPal order holds no capture to refund")
         answer = self._call(
             "POST",
-            f"/v2/payments/captures/{capture_id}/refund",
+            f"/v2/payments/captures/{wire.path_id(capture_id, 'capture')}/refund",
             operation="refund_capture",
             json_body=body,
             idempotency_key=idempotency_key,
@@ -426,10 +427,10 @@ class PayPalProvider(BaseProvider):
             ProviderError: PayPal failed (``ProviderRequestError`` for an unknown refund),
                 or the refund belongs to another capture than the payment's.
         """
-        refund_id = wire.check_resource_id(refund.provider_ref, "PayPal refund")
+        refund_id = wire.path_id(refund.provider_ref, "refund")
         answer = self._call("GET", f"/v2/payments/refunds/{refund_id}", operation="get_refund")
         capture_id = payment.provider_data.get("capture_id")
-        refunded_capture = wire.refund_capture_id(answer)
+        refunded_capture = wire.up_capture_id(answer.get("links"))
         if capture_id and refunded_capture and refunded_capture != capture_id:
             raise ProviderError(
                 f"PayPal refund {refund_id} belongs to capture {refunded_capture}, not {capture_id}",
@@ -443,42 +444,97 @@ class PayPalProvider(BaseProvider):
         return payment.provider_ref
 
     def _get_order(self, payment: Payment) -> Mapping[str, Any]:
-        return self._call("GET", f"/v2/checkout/orders/{self._order_id(payment)}", operation="get_order")
+        order_id = wire.path_id(self._order_id(payment), "order")
+        return self._call("GET", f"/v2/checkout/orders/{order_id}", operation="get_order")
 
     # -- webhooks -------------------------------------------------------------
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
-        """Verify a webhook delivery and normalize its event.
+        """Verify a webhook delivery, confirm it with PayPal, and normalize its event.
+
+        The body is parsed strictly before anything else (and, in ``"api"`` mode,
+        sent to PayPal exactly as parsed, never re-encoded from something
+        lenient). PayPal's signature covers only the CRC32 of the body, which
+        any body can be made to match, so every event that changes a payment or
+        records a refund is rebuilt from a GET of its capture, order,
+        authorization or refund: the delivery says what to look at, PayPal's
+        answer says what happened. The event carries the transmission id and
+        the body's SHA-256 (``delivery_id``, ``delivery_digest``) so that
+        ``handle_webhook`` refuses a transmission id replayed with another body.
 
         Raises:
-            WebhookVerificationError: The delivery is forged, stale or malformed.
-            ProviderUnavailableError: PayPal's certificate or verify endpoint could
-                not be reached; PayPal will deliver again.
+            WebhookVerificationError: The delivery is forged, stale or malformed,
+                or names a resource PayPal does not confirm.
+            ProviderUnavailableError: PayPal's certificate host, verify endpoint or
+                API could not be reached; PayPal will deliver again.
         """
         transmission = verify.TransmissionHeaders.from_headers(headers)
         verify.check_transmission_time(
             transmission.transmission_time, now=self._clock(), tolerance=self._webhook_tolerance
         )
+        event = load_object(body, "PayPal webhook")
         if self._webhook_verification == "offline":
             self._verify_offline(body, transmission)
-            event = self._load_event(body)
         else:
-            event = self._load_event(body)
             self._verify_through_api(event, transmission)
         try:
-            return wire.normalize_event(event)
+            normalized = self._confirmed(wire.normalize_event(event), event)
+        except ProviderError:
+            raise
         except InvalidRequestError as exc:
             raise WebhookVerificationError(f"PayPal webhook event is malformed: {exc.message}") from exc
+        return normalized.model_copy(
+            update={"delivery_id": transmission.transmission_id, "delivery_digest": hashlib.sha256(body).hexdigest()}
+        )
+
+    def _confirmed(self, event: WebhookEvent, raw: Mapping[str, Any]) -> WebhookEvent:
+        """``event`` rebuilt from PayPal's answer about its resource, if it would change anything."""
+        resource = raw["resource"]
+        event_type = event.type
+        if event_type == "CHECKOUT.ORDER.COMPLETED":
+            order_id = self._webhook_id_of(resource.get("id"), "order")
+            order = self._webhook_get(f"/v2/checkout/orders/{order_id}", "confirm_order")
+            return wire.confirmed_order_event(event, order, order_id)
+        if event_type == "PAYMENT.CAPTURE.REFUNDED":
+            refund_id = self._webhook_id_of(resource.get("id"), "refund")
+            refund = self._webhook_get(f"/v2/payments/refunds/{refund_id}", "confirm_refund")
+            capture_id = self._webhook_id_of(wire.up_capture_id(refund.get("links")), "capture")
+            capture = self._webhook_get(f"/v2/payments/captures/{capture_id}", "confirm_capture")
+            return wire.confirmed_refund_event(event, refund, refund_id, capture, capture_id)
+        if event_type == "PAYMENT.CAPTURE.REVERSED":
+            capture_id = self._webhook_id_of(wire.up_capture_id(resource.get("links")), "capture")
+            capture = self._webhook_get(f"/v2/payments/captures/{capture_id}", "confirm_capture")
+            return wire.confirmed_reversal_event(event, event.amount_refunded, capture, capture_id)
+        if event_type.startswith("PAYMENT.CAPTURE.") and event.kind is EventKind.PAYMENT:
+            capture_id = self._webhook_id_of(resource.get("id"), "capture")
+            capture = self._webhook_get(f"/v2/payments/captures/{capture_id}", "confirm_capture")
+            return wire.confirmed_capture_event(event, capture, capture_id)
+        if event_type.startswith("PAYMENT.AUTHORIZATION.") and event.kind is EventKind.PAYMENT:
+            authorization_id = self._webhook_id_of(resource.get("id"), "authorization")
+            authorization = self._webhook_get(
+                f"/v2/payments/authorizations/{authorization_id}", "confirm_authorization"
+            )
+            return wire.confirmed_authorization_event(event, authorization, authorization_id)
+        # CHECKOUT.ORDER.APPROVED changes no status, disputes only add to the audit
+        # trail, and ignored types change nothing: none is worth a call.
+        return event
 
     @staticmethod
-    def _load_event(body: bytes) -> Mapping[str, Any]:
+    def _webhook_id_of(value: object, what: str) -> str:
         try:
-            event = json.loads(body)
-        except ValueError:
-            raise WebhookVerificationError("PayPal webhook body is not JSON") from None
-        if not isinstance(event, dict):
-            raise WebhookVerificationError("PayPal webhook body is not a JSON object")
-        return event
+            wire.path_id(value, what)
+        except InvalidRequestError:
+            raise WebhookVerificationError(f"PayPal webhook names a {what} id PayPal does not issue") from None
+        return str(value)
+
+    def _webhook_get(self, path: str, operation: str) -> Mapping[str, Any]:
+        """GET a resource a delivery names; a resource PayPal does not know makes the delivery a forgery."""
+        try:
+            return self._call("GET", path, operation=operation)
+        except ProviderError as exc:
+            if isinstance(exc, ProviderUnavailableError | AuthenticationError) or exc.http_status not in (404, 403):
+                raise
+            raise WebhookVerificationError(f"PayPal does not confirm the webhook's resource ({exc.code})") from exc
 
     def _verify_offline(self, body: bytes, transmission: verify.TransmissionHeaders) -> None:
         certificates = self._certificate(verify.check_cert_url(transmission.cert_url))

@@ -37,7 +37,12 @@ class PayPalWebhookSigner:
     ``messageverificationcerts.paypal.com``, signs
     ``transmission_id|transmission_time|webhook_id|crc32(body)`` with
     SHA256withRSA, and answers ``GET cert_url`` through :attr:`transport` (or
-    :meth:`handler`, to combine with other mocks)::
+    :meth:`handler`, to combine with other mocks).
+
+    The adapter confirms every event that moves money with a GET of its
+    resource, so the handler also plays that part of PayPal's API: it answers
+    the token request, and a GET of every resource :meth:`event_body` was given
+    (by its ``self`` link, or by the event type) or :meth:`serve` was told about::
 
         signer = PayPalWebhookSigner(webhook_id="WH-1")
         provider = PayPalProvider("id", "secret", "WH-1", http_client=httpx.Client(transport=signer.transport))
@@ -90,6 +95,15 @@ class PayPalWebhookSigner:
         """The certificate, PEM-encoded, as served at :attr:`cert_url`."""
         self.requests: list[httpx.Request] = []
         """Every request :meth:`handler` received (to assert the certificate cache)."""
+        self.resources: dict[str, dict[str, Any]] = {}
+        """API path -> the JSON :meth:`handler` answers a GET of it with."""
+
+    def serve(self, path: str, resource: Mapping[str, Any]) -> None:
+        """Answer ``GET <path>`` (``/v2/payments/captures/<id>``...) with ``resource``, on any API host.
+
+        .. versionadded:: 0.1.0
+        """
+        self.resources[path] = dict(resource)
 
     def sign(
         self,
@@ -125,11 +139,18 @@ class PayPalWebhookSigner:
         }
 
     def handler(self, request: httpx.Request) -> httpx.Response:
-        """Answer ``GET cert_url`` with the certificate and anything else with 404."""
+        """Answer ``GET cert_url``, the token request and GETs of served resources; anything else 404."""
         self.requests.append(request)
         if request.method == "GET" and str(request.url) == self.cert_url:
             return httpx.Response(200, content=self.cert_pem, headers={"Content-Type": "text/plain"})
-        return httpx.Response(404, json={"name": "RESOURCE_NOT_FOUND"})
+        if request.method == "POST" and request.url.path == "/v1/oauth2/token":
+            return httpx.Response(200, json={"access_token": "A21AA-paykit-test", "expires_in": 32400})
+        resource = self.resources.get(request.url.path)
+        if request.method == "GET" and resource is not None:
+            return httpx.Response(200, json=resource)
+        return httpx.Response(
+            404, json={"name": "RESOURCE_NOT_FOUND", "message": "The specified resource does not exist."}
+        )
 
     @property
     def transport(self) -> httpx.MockTransport:
@@ -153,7 +174,13 @@ class PayPalWebhookSigner:
             event_id: The event id (``WH-`` plus random by default).
             create_time: When the event happened (the clock's now by default).
             resource_type: Such as ``"refund"`` (by default from ``event_type``).
+
+        The resource is also served to the adapter's confirming GET (see :meth:`serve`).
+        A refund's capture is not known here: serve it too.
         """
+        path = _resource_path(event_type, resource)
+        if path is not None:
+            self.serve(path, resource)
         event = {
             "id": event_id or f"WH-{uuid.uuid4().hex[:17].upper()}",
             "event_version": "1.0",
@@ -164,3 +191,23 @@ class PayPalWebhookSigner:
             "resource": dict(resource),
         }
         return json.dumps(event, separators=(",", ":")).encode()
+
+
+_PATHS_BY_EVENT = (
+    ("CHECKOUT.ORDER.", "/v2/checkout/orders/"),
+    ("PAYMENT.CAPTURE.REFUNDED", "/v2/payments/refunds/"),
+    ("PAYMENT.CAPTURE.REVERSED", "/v2/payments/refunds/"),
+    ("PAYMENT.CAPTURE.", "/v2/payments/captures/"),
+    ("PAYMENT.AUTHORIZATION.", "/v2/payments/authorizations/"),
+)
+
+
+def _resource_path(event_type: str, resource: Mapping[str, Any]) -> str | None:
+    """Where PayPal's API serves ``resource``: its ``self`` link, else by the event type."""
+    for link in resource.get("links") or ():
+        if isinstance(link, Mapping) and link.get("rel") == "self" and isinstance(link.get("href"), str):
+            return str(httpx.URL(link["href"]).path)
+    resource_id = resource.get("id")
+    if not isinstance(resource_id, str):
+        return None
+    return next((base + resource_id for prefix, base in _PATHS_BY_EVENT if event_type.startswith(prefix)), None)
