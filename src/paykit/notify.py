@@ -154,6 +154,7 @@ class NotificationDispatcher:
                 delay = min(self._base_backoff * (2 ** (attempts - 1)), timedelta(hours=1))
                 next_at = self._clock() + delay
                 retrying += 1
+            assert notification.claim_token is not None  # noqa: S101 - claims always carry one
             self._storage.save_notification_delivery(
                 notification.model_copy(
                     update={
@@ -162,9 +163,11 @@ class NotificationDispatcher:
                         "delivered_to": tuple(done),
                         "next_attempt_at": next_at,
                         "lease_until": None,
+                        "claim_token": None,
                         "last_error": error,
                     }
-                )
+                ),
+                claim_token=notification.claim_token,
             )
         return DispatchReport(delivered=delivered, retrying=retrying, dead=dead)
 

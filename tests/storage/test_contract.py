@@ -535,11 +535,9 @@ class TestNotifications:
         storage.insert_notifications([make_notification("n1")])
         (claimed,) = storage.claim_notifications(now=at(1), lease=timedelta(seconds=5), limit=1)
         assert storage.mark_notification_read("n1")
-        delivered = claimed.model_copy(
-            update={"delivery": "delivered", "attempts": 1, "delivered_to": ("log",), "lease_until": None}
-        )
+        delivered = released(claimed, delivery="delivered", attempts=1, delivered_to=("log",))
 
-        storage.save_notification_delivery(delivered)
+        assert storage.save_notification_delivery(delivered, claim_token=token(claimed))
 
         assert storage.claim_notifications(now=at(100), lease=timedelta(seconds=5), limit=1) == []
         listed = storage.list_notifications("u1", unread_only=False, limit=10)
@@ -549,7 +547,7 @@ class TestNotifications:
         storage.insert_notifications([make_notification("n1")])
         (claimed,) = storage.claim_notifications(now=at(1), lease=timedelta(seconds=5), limit=1)
         storage.save_notification_delivery(
-            claimed.model_copy(update={"attempts": 1, "next_attempt_at": at(60), "last_error": "boom"})
+            released(claimed, attempts=1, next_attempt_at=at(60), last_error="boom"), claim_token=token(claimed)
         )
 
         early = storage.claim_notifications(now=at(30), lease=timedelta(seconds=5), limit=1)
@@ -570,6 +568,102 @@ class TestNotifications:
 
     def test_mark_unknown_is_false(self, storage: Storage) -> None:
         assert storage.mark_notification_read("nope") is False
+
+
+def token(notification: Notification) -> str:
+    assert notification.claim_token is not None
+    return notification.claim_token
+
+
+def released(notification: Notification, **delivery: Any) -> Notification:
+    """The notification with new delivery fields and its claim given up."""
+    return notification.model_copy(update={"lease_until": None, "claim_token": None, **delivery})
+
+
+class TestFencedClaims:
+    """Each claim stores a fresh token; only the holder of the stored token can save delivery state."""
+
+    def test_each_claim_gets_a_fresh_token(self, storage: Storage) -> None:
+        storage.insert_notifications([make_notification("n1"), make_notification("n2")])
+
+        first = storage.claim_notifications(now=at(1), lease=timedelta(seconds=5), limit=2)
+        again = storage.claim_notifications(now=at(10), lease=timedelta(seconds=5), limit=1)
+
+        tokens = [token(n) for n in first + again]
+        assert 3 == len(set(tokens))
+        assert all(len(t) >= 16 for t in tokens)
+        assert [n.id for n in again] == ["n1"]
+
+    def test_holder_saves_progress_and_keeps_the_claim(self, storage: Storage) -> None:
+        storage.insert_notifications([make_notification("n1")])
+        (claimed,) = storage.claim_notifications(now=at(1), lease=timedelta(seconds=30), limit=1)
+
+        saved = storage.save_notification_delivery(
+            claimed.model_copy(update={"delivered_to": ("a",)}), claim_token=token(claimed)
+        )
+        hidden = storage.claim_notifications(now=at(20), lease=timedelta(seconds=30), limit=1)
+        saved_again = storage.save_notification_delivery(
+            released(claimed, delivery="delivered", delivered_to=("a", "b")), claim_token=token(claimed)
+        )
+
+        assert (saved, hidden, saved_again) == (True, [], True)
+        (stored,) = storage.list_notifications("u1", unread_only=False, limit=10)
+        assert ("delivered", ("a", "b"), None, None) == (
+            stored.delivery,
+            stored.delivered_to,
+            stored.claim_token,
+            stored.lease_until,
+        )
+
+    def test_old_claimant_cannot_mark_after_a_reclaim(self, storage: Storage) -> None:
+        storage.insert_notifications([make_notification("n1")])
+        (old,) = storage.claim_notifications(now=at(1), lease=timedelta(seconds=5), limit=1)
+        (new,) = storage.claim_notifications(now=at(10), lease=timedelta(seconds=5), limit=1)
+
+        stale_progress = storage.save_notification_delivery(
+            old.model_copy(update={"delivered_to": ("a",)}), claim_token=token(old)
+        )
+        stale_final = storage.save_notification_delivery(
+            released(old, delivery="dead", attempts=8, last_error="late"), claim_token=token(old)
+        )
+
+        assert (stale_progress, stale_final) == (False, False)
+        (stored,) = storage.list_notifications("u1", unread_only=False, limit=10)
+        assert stored == new
+        assert storage.save_notification_delivery(released(new, delivery="delivered"), claim_token=token(new))
+
+    def test_a_released_claim_cannot_be_saved_again(self, storage: Storage) -> None:
+        storage.insert_notifications([make_notification("n1")])
+        (claimed,) = storage.claim_notifications(now=at(1), lease=timedelta(seconds=5), limit=1)
+        assert storage.save_notification_delivery(
+            released(claimed, attempts=1, next_attempt_at=at(2)), claim_token=token(claimed)
+        )
+
+        again = storage.save_notification_delivery(released(claimed, delivery="dead"), claim_token=token(claimed))
+
+        assert again is False
+        (stored,) = storage.list_notifications("u1", unread_only=False, limit=10)
+        assert ("pending", 1) == (stored.delivery, stored.attempts)
+
+    def test_unclaimed_or_unknown_is_not_saved(self, storage: Storage) -> None:
+        never_claimed = make_notification("n1")
+        storage.insert_notifications([never_claimed])
+
+        assert (
+            storage.save_notification_delivery(released(never_claimed, delivery="dead"), claim_token="x" * 22) is False
+        )
+        assert storage.save_notification_delivery(make_notification("nope"), claim_token="x" * 22) is False
+        assert [never_claimed] == storage.list_notifications("u1", unread_only=False, limit=10)
+
+    def test_only_delivery_fields_are_written(self, storage: Storage) -> None:
+        storage.insert_notifications([make_notification("n1")])
+        (claimed,) = storage.claim_notifications(now=at(1), lease=timedelta(seconds=5), limit=1)
+        tampered = released(claimed, delivery="delivered", payload={"payment_id": "other"}, read=True)
+
+        assert storage.save_notification_delivery(tampered, claim_token=token(claimed))
+
+        (stored,) = storage.list_notifications("u1", unread_only=False, limit=10)
+        assert ({"payment_id": "pay_1"}, False, "delivered") == (stored.payload, stored.read, stored.delivery)
 
 
 class TestStats:
