@@ -102,9 +102,11 @@ class DispatchReport:
 class NotificationDispatcher:
     """Delivers due notifications to notifiers, with timeouts, retries and backoff.
 
-    Each notification is claimed right before it is delivered, under a lease
-    long enough for every notifier to run to its timeout, and every save of its
-    delivery state is fenced by the claim's token: a dispatcher that lost its
+    Notifications are claimed in small batches (at most ten, fewer when the
+    lease is short), and a claim with less than half its lease left is renewed
+    right before it is delivered, so every delivery round starts with at least
+    half a lease: longer than every notifier running to its timeout. Every save
+    of delivery state is fenced by the claim's token: a dispatcher that lost its
     claim (the lease expired and another took the notification over) changes
     nothing and stops delivering it. Each notifier's success is saved as soon as
     it happens, so a new claim after a crash skips the notifiers already done.
@@ -146,6 +148,8 @@ class NotificationDispatcher:
         if lease is None:
             lease = timedelta(seconds=2 * timeout * max(1, len(self._notifiers)) + 30)
         self._lease = lease
+        round_time = timedelta(seconds=timeout * max(1, len(self._notifiers)))
+        self._batch = max(1, min(10, (lease / 2) // round_time)) if round_time else 10
         # A call that outlived its timeout, per notifier: its late result is honored, and the
         # notifier is not called again while it still runs.
         self._in_flight: dict[str, _Call] = {}
@@ -156,11 +160,16 @@ class NotificationDispatcher:
     def dispatch(self, *, limit: int = 100) -> DispatchReport:
         """Deliver up to ``limit`` due notifications once each; return what happened."""
         outcomes: Counter[str] = Counter()
-        for _ in range(limit):
-            claimed = self._storage.claim_notifications(now=self._clock(), lease=self._lease, limit=1)
-            if not claimed:
+        remaining = limit
+        while remaining > 0:
+            batch = self._storage.claim_notifications(
+                now=self._clock(), lease=self._lease, limit=min(remaining, self._batch)
+            )
+            if not batch:
                 break
-            outcomes[self._dispatch_one(claimed[0])] += 1
+            remaining -= len(batch)
+            for claimed in batch:
+                outcomes[self._dispatch_one(claimed)] += 1
         return DispatchReport(
             delivered=outcomes["delivered"], retrying=outcomes["pending"] + outcomes["running"], dead=outcomes["dead"]
         )
@@ -171,6 +180,8 @@ class NotificationDispatcher:
         if token is None:
             raise TypeError("claim_notifications returned a notification without a claim_token")
         progress = _Progress(claimed, token, list(claimed.delivered_to))
+        if not self._hold(progress, claimed.lease_until):
+            return "lost"
         remaining = [n for n in self._notifiers if n.name not in progress.done]
         running: list[_Call] = []
         for index, notifier in enumerate(remaining):
@@ -189,6 +200,21 @@ class NotificationDispatcher:
         if running:
             return self._wait_for_late_results(progress, running)
         return self._settle(progress)
+
+    def _hold(self, progress: _Progress, lease_until: datetime | None) -> bool:
+        """Make sure the claim has at least half a lease left before a round starts; renew it if not.
+
+        A claim that waited in its batch, or whose write was slow, may have little left: it is
+        renewed (fenced), and checked again after the write, since the clock moved meanwhile.
+        """
+        for _ in range(3):
+            if lease_until is not None and lease_until - self._clock() >= self._lease / 2:
+                return True
+            lease_until = self._clock() + self._lease
+            if not self._save(progress, keep_claim=True, lease_until=lease_until):
+                return False
+        log.warning("notification lease could not be held", notification_id=progress.notification.id)
+        return False
 
     def _wait_for_late_results(self, progress: _Progress, running: list[_Call]) -> str:
         """Hold the claim for calls past their timeout; the last one to return settles it."""
@@ -247,11 +273,11 @@ class NotificationDispatcher:
         )
         return state if self._save(progress, keep_claim=False) else "lost"
 
-    def _save(self, progress: _Progress, *, keep_claim: bool) -> bool:
+    def _save(self, progress: _Progress, *, keep_claim: bool, lease_until: datetime | None = None) -> bool:
         """Write the delivery state under the claim's token; ``False`` when the claim was lost."""
         update: dict[str, object] = {"delivered_to": tuple(progress.done)}
         if keep_claim:
-            update["lease_until"] = self._clock() + self._lease
+            update["lease_until"] = lease_until or self._clock() + self._lease
             if progress.running_note is not None:
                 update["last_error"] = progress.running_note
         else:
