@@ -457,6 +457,31 @@ class TestLateDelivery:
         assert (1, 0, 0) == vars_of(dispatcher.dispatch())
         assert {"n1": 2} == dict(slow.calls)
 
+    def test_a_late_success_after_the_claim_was_lost_is_not_resent(self, clock: ManualClock) -> None:
+        """Re-claimed while the slow call ran: the call cannot mark it, but this dispatcher still never resends."""
+        storage = MemoryStorage()
+        storage.insert_notifications([due("n1", clock)])
+        release = threading.Event()
+        slow = Recorder("slow", before=release.wait)
+        dispatcher = NotificationDispatcher(storage, [slow], clock=clock, timeout=0.05, lease=timedelta(seconds=10))
+        try:
+            assert (0, 1, 0) == vars_of(dispatcher.dispatch())
+            clock.advance(seconds=11)
+            assert (0, 1, 0) == vars_of(dispatcher.dispatch())  # re-claimed; the notifier is still busy
+        finally:
+            release.set()
+        wait_until(lambda: not [t for t in threading.enumerate() if t.name == "paykit-notify-slow"])
+        (waiting,) = storage.list_notifications("u1", unread_only=False, limit=1)
+        clock.advance(seconds=2)
+
+        assert (1, 0, 0) == vars_of(dispatcher.dispatch())
+        assert ("pending", 0, "slow: still busy with an earlier call that timed out") == (
+            waiting.delivery,
+            waiting.attempts,
+            waiting.last_error,
+        )
+        assert {"n1": 1} == dict(slow.calls)
+
 
 class CrashOnFinalSave(MemoryStorage):
     """Dies (raises) on the first save that releases a claim, as a process killed mid-delivery."""
