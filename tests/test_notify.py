@@ -385,23 +385,157 @@ class TestLateDelivery:
     """A call that finishes after its timeout counts as delivered: the notifier is not called twice."""
 
     def test_late_success_is_not_redelivered(self, clock: ManualClock, fake: FakeProvider) -> None:
-        """The retry after a slow-but-successful call does not call the notifier again."""
+        """The slow call settles its own notification; the one skipped meanwhile is delivered next pass."""
         release = threading.Event()
         slow = Recorder("slow", before=release.wait)
         service = make_service(clock, fake, [slow], timeout=0.05)
         try:
             pay(service)
-            service.dispatch_notifications()
+            assert (0, 2, 0) == vars_of(service.dispatch_notifications())
             release.set()
-            deadline = time.monotonic() + 5
-            while len(slow.delivered) < 1 and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_until(lambda: 1 == deliveries(service)["delivered"])
             clock.advance(minutes=5)
             report = service.dispatch_notifications()
 
-            assert (2, 0) == (report.delivered, report.retrying)
+            assert (1, 0) == (report.delivered, report.retrying)
             assert 2 == len(slow.delivered)
             assert {1} == set(slow.calls.values())
+            assert {("delivered", 1)} == {(n.delivery, n.attempts) for n in service.list_notifications("u1")}
         finally:
             release.set()
             service.close()
+
+    def test_a_busy_notifier_is_skipped_without_an_attempt(self, clock: ManualClock) -> None:
+        """While a timed-out call runs, other notifications wait for that notifier with no attempt counted."""
+        storage = MemoryStorage()
+        storage.insert_notifications([due("n1", clock), due("n2", clock)])
+        release = threading.Event()
+        slow, ok = Recorder("slow", before=release.wait), Recorder("ok")
+        dispatcher = NotificationDispatcher(storage, [slow, ok], clock=clock, timeout=0.05, max_attempts=1)
+        try:
+            dispatcher.dispatch()
+            for _ in range(5):
+                clock.advance(seconds=2)
+                dispatcher.dispatch()
+            n1, n2 = sorted(storage.list_notifications("u1", unread_only=False, limit=10), key=lambda n: n.id)
+        finally:
+            release.set()
+        assert ("pending", 0, ("ok",), "slow: timed out after 0.05s") == (
+            n1.delivery,
+            n1.attempts,
+            n1.delivered_to,
+            n1.last_error,
+        )
+        assert ("pending", 0, ("ok",), "slow: still busy with an earlier call that timed out") == (
+            n2.delivery,
+            n2.attempts,
+            n2.delivered_to,
+            n2.last_error,
+        )
+        assert {"n1": 1, "n2": 1} == dict(ok.calls)
+        assert {"n1": 1} == dict(slow.calls)
+
+    def test_a_late_failure_counts_as_an_attempt(self, clock: ManualClock) -> None:
+        """A timed-out call that then raises is retried with backoff, like any failure."""
+        storage = MemoryStorage()
+        storage.insert_notifications([due("n1", clock)])
+        release = threading.Event()
+        slow = Recorder("slow", failures_per_notification=1, before=release.wait)
+        dispatcher = NotificationDispatcher(storage, [slow], clock=clock, timeout=0.05)
+        dispatcher.dispatch()
+        release.set()
+        wait_until(lambda: storage.list_notifications("u1", unread_only=False, limit=1)[0].attempts == 1)
+
+        (stored,) = storage.list_notifications("u1", unread_only=False, limit=1)
+        assert ("pending", "slow: RuntimeError", clock() + timedelta(seconds=2), None) == (
+            stored.delivery,
+            stored.last_error,
+            stored.next_attempt_at,
+            stored.claim_token,
+        )
+        clock.advance(seconds=2)
+        assert (1, 0, 0) == vars_of(dispatcher.dispatch())
+        assert {"n1": 2} == dict(slow.calls)
+
+    def test_a_late_success_after_the_claim_was_lost_is_not_resent(self, clock: ManualClock) -> None:
+        """Re-claimed while the slow call ran: the call cannot mark it, but this dispatcher still never resends."""
+        storage = MemoryStorage()
+        storage.insert_notifications([due("n1", clock)])
+        release = threading.Event()
+        slow = Recorder("slow", before=release.wait)
+        dispatcher = NotificationDispatcher(storage, [slow], clock=clock, timeout=0.05, lease=timedelta(seconds=10))
+        try:
+            assert (0, 1, 0) == vars_of(dispatcher.dispatch())
+            clock.advance(seconds=11)
+            assert (0, 1, 0) == vars_of(dispatcher.dispatch())  # re-claimed; the notifier is still busy
+        finally:
+            release.set()
+        wait_until(lambda: not [t for t in threading.enumerate() if t.name == "paykit-notify-slow"])
+        (waiting,) = storage.list_notifications("u1", unread_only=False, limit=1)
+        clock.advance(seconds=2)
+
+        assert (1, 0, 0) == vars_of(dispatcher.dispatch())
+        assert ("pending", 0, "slow: still busy with an earlier call that timed out") == (
+            waiting.delivery,
+            waiting.attempts,
+            waiting.last_error,
+        )
+        assert {"n1": 1} == dict(slow.calls)
+
+
+class CrashOnFinalSave(MemoryStorage):
+    """Dies (raises) on the first save that releases a claim, as a process killed mid-delivery."""
+
+    crashed = False
+
+    def save_notification_delivery(self, notification: Notification, *, claim_token: str) -> bool:
+        if notification.claim_token is None and not self.crashed:
+            self.crashed = True
+            raise SimulatedCrash
+        return super().save_notification_delivery(notification, claim_token=claim_token)
+
+
+class SimulatedCrash(Exception):
+    """Stands for the dispatcher's process dying."""
+
+
+class TestCrashMidDelivery:
+    """Each notifier's success is saved as it happens: after a crash, only the unfinished ones are called."""
+
+    def test_a_new_claim_skips_notifiers_already_done(self, clock: ManualClock) -> None:
+        """Crash after both calls but before the final save: the first notifier is not called again."""
+        storage = CrashOnFinalSave()
+        storage.insert_notifications([due("n1", clock)])
+        first, second = Recorder("first"), Recorder("second")
+        crashed = NotificationDispatcher(storage, [first, second], clock=clock, timeout=1.0)
+        with pytest.raises(SimulatedCrash):
+            crashed.dispatch()
+
+        clock.advance(minutes=1)  # the lease (2 x 1 s x 2 notifiers + 30 s) ran out
+        restarted = NotificationDispatcher(storage, [first, second], clock=clock, timeout=1.0)
+
+        assert (1, 0, 0) == vars_of(restarted.dispatch())
+        assert ({"n1": 1}, {"n1": 2}) == (dict(first.calls), dict(second.calls))
+
+
+def due(notification_id: str, clock: ManualClock) -> Notification:
+    now = clock()
+    return Notification(
+        id=notification_id,
+        user_id="u1",
+        kind=NotificationKind.STATUS_CHANGED,
+        subject_id="pay_1",
+        created_at=now,
+        next_attempt_at=now,
+    )
+
+
+def deliveries(service: PaymentService) -> Counter[str]:
+    return Counter(n.delivery for n in service.list_notifications("u1"))
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)

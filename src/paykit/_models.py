@@ -315,6 +315,11 @@ class Notification(_Frozen):
 
     Persisted per user (``read``), and delivered to every registered notifier
     by the dispatcher; ``delivered_to`` keeps delivery once per notifier.
+
+    While a dispatcher holds a notification, ``lease_until`` and ``claim_token``
+    say until when and under which claim: a storage saves delivery state only
+    for the claim whose token is still stored, so a dispatcher whose lease
+    expired and was taken over cannot overwrite the new claimant's progress.
     """
 
     id: str
@@ -328,6 +333,7 @@ class Notification(_Frozen):
     attempts: int = 0
     next_attempt_at: datetime
     lease_until: datetime | None = None
+    claim_token: str | None = None
     delivered_to: tuple[str, ...] = ()
     last_error: str | None = None
 

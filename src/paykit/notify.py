@@ -5,16 +5,20 @@ dispatcher (``PaymentService.dispatch_notifications()`` or its background
 thread) leases due notifications and hands each to every registered notifier.
 A notifier that raises or hangs past its timeout never affects a payment: the
 notification is retried with exponential backoff, and each notifier that has
-already taken it is not called again for it.
+already taken it is not called again for it. Claims are fenced, so several
+dispatchers (threads or processes) can share one storage: see
+:class:`NotificationDispatcher` and "Delivery of notifications" in
+docs/concepts.md for the guarantee.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import structlog
 
@@ -83,7 +87,12 @@ class CallbackNotifier:
 
 @dataclass(frozen=True, slots=True)
 class DispatchReport:
-    """What one dispatch pass did."""
+    """What one dispatch pass did.
+
+    ``retrying`` counts notifications left for later: a notifier failed or was
+    busy, or a call is still running past its timeout (its result is recorded
+    when it returns).
+    """
 
     delivered: int = 0
     retrying: int = 0
@@ -93,13 +102,30 @@ class DispatchReport:
 class NotificationDispatcher:
     """Delivers due notifications to notifiers, with timeouts, retries and backoff.
 
+    Notifications are claimed in small batches (at most ten, fewer when the
+    lease is short), and a claim with less than half its lease left is renewed
+    right before it is delivered, so every delivery round starts with at least
+    half a lease: longer than every notifier running to its timeout. Every save
+    of delivery state is fenced by the claim's token: a dispatcher that lost its
+    claim (the lease expired and another took the notification over) changes
+    nothing and stops delivering it. Each notifier's success is saved as soon as
+    it happens, so a new claim after a crash skips the notifiers already done.
+
+    A call that outlives its timeout keeps the notification claimed, for one
+    more lease from the timeout: when it returns, a late success counts as
+    delivered and is never sent again, and a late failure counts as an attempt.
+    Meanwhile that notifier is skipped for other notifications without counting
+    an attempt, so a slow but healthy notifier never makes a notification dead.
+
     Args:
         storage: Where the notifications are.
         notifiers: Who receives them.
         clock: Returns the current aware datetime.
-        timeout: Seconds one notifier call may take before it counts as failed.
-        max_attempts: Attempts before a notification is given up ("dead").
+        timeout: Seconds one notifier call may take before the dispatcher moves on.
+        max_attempts: Attempts before a failing notification is given up ("dead"); a round that
+            skipped a busy notifier is not counted.
         base_backoff: Delay before the first retry; doubled each attempt, capped at an hour.
+        lease: How long a claim holds; by default twice ``timeout`` per notifier, plus 30 seconds.
     """
 
     def __init__(
@@ -111,6 +137,7 @@ class NotificationDispatcher:
         timeout: float = 5.0,
         max_attempts: int = 8,
         base_backoff: timedelta = timedelta(seconds=2),
+        lease: timedelta | None = None,
     ) -> None:
         self._storage = storage
         self._notifiers = tuple(notifiers)
@@ -118,6 +145,11 @@ class NotificationDispatcher:
         self._timeout = timeout
         self._max_attempts = max_attempts
         self._base_backoff = base_backoff
+        if lease is None:
+            lease = timedelta(seconds=2 * timeout * max(1, len(self._notifiers)) + 30)
+        self._lease = lease
+        round_time = timedelta(seconds=timeout * max(1, len(self._notifiers)))
+        self._batch = max(1, min(10, (lease / 2) // round_time)) if round_time else 10
         # A call that outlived its timeout, per notifier: its late result is honored, and the
         # notifier is not called again while it still runs.
         self._in_flight: dict[str, _Call] = {}
@@ -127,64 +159,155 @@ class NotificationDispatcher:
 
     def dispatch(self, *, limit: int = 100) -> DispatchReport:
         """Deliver up to ``limit`` due notifications once each; return what happened."""
-        now = self._clock()
-        lease = timedelta(seconds=self._timeout * max(1, len(self._notifiers)) + 30)
-        delivered = retrying = dead = 0
-        for notification in self._storage.claim_notifications(now=now, lease=lease, limit=limit):
-            done = list(notification.delivered_to)
-            error: str | None = None
-            for notifier in self._notifiers:
-                if notifier.name in done:
-                    continue
-                failure = self._deliver(notifier, notification)
-                if failure is None:
-                    done.append(notifier.name)
+        outcomes: Counter[str] = Counter()
+        remaining = limit
+        while remaining > 0:
+            batch = self._storage.claim_notifications(
+                now=self._clock(), lease=self._lease, limit=min(remaining, self._batch)
+            )
+            if not batch:
+                break
+            remaining -= len(batch)
+            for claimed in batch:
+                outcomes[self._dispatch_one(claimed)] += 1
+        return DispatchReport(
+            delivered=outcomes["delivered"], retrying=outcomes["pending"] + outcomes["running"], dead=outcomes["dead"]
+        )
+
+    def _dispatch_one(self, claimed: Notification) -> str:
+        """Deliver one claimed notification; return its state afterwards (or ``"lost"``)."""
+        token = claimed.claim_token
+        if token is None:
+            raise TypeError("claim_notifications returned a notification without a claim_token")
+        progress = _Progress(claimed, token, list(claimed.delivered_to))
+        if not self._hold(progress, claimed.lease_until):
+            return "lost"
+        remaining = [n for n in self._notifiers if n.name not in progress.done]
+        running: list[_Call] = []
+        for index, notifier in enumerate(remaining):
+            outcome = self._deliver(notifier, claimed)
+            progress.called = progress.called or isinstance(outcome, _Call) or outcome.called
+            if isinstance(outcome, _Call):
+                running.append(outcome)
+            elif outcome.kind == "delivered":
+                progress.done.append(notifier.name)
+                if index + 1 < len(remaining) and not self._save(progress, keep_claim=True):
+                    return "lost"
+            elif outcome.kind == "failed":
+                progress.errors.append(f"{notifier.name}: {outcome.detail}")
+            else:
+                progress.busy.append(f"{notifier.name}: {outcome.detail}")
+        if running:
+            return self._wait_for_late_results(progress, running)
+        return self._settle(progress)
+
+    def _hold(self, progress: _Progress, lease_until: datetime | None) -> bool:
+        """Make sure the claim has at least half a lease left before a round starts; renew it if not.
+
+        A claim that waited in its batch, or whose write was slow, may have little left: it is
+        renewed (fenced), and checked again after the write, since the clock moved meanwhile.
+        """
+        for _ in range(3):
+            if lease_until is not None and lease_until - self._clock() >= self._lease / 2:
+                return True
+            lease_until = self._clock() + self._lease
+            if not self._save(progress, keep_claim=True, lease_until=lease_until):
+                return False
+        log.warning("notification lease could not be held", notification_id=progress.notification.id)
+        return False
+
+    def _wait_for_late_results(self, progress: _Progress, running: list[_Call]) -> str:
+        """Hold the claim for calls past their timeout; the last one to return settles it."""
+        timed_out = [f"{call.notifier_name}: timed out after {self._timeout}s" for call in running]
+        progress.running_note = "; ".join(progress.errors + progress.busy + timed_out)
+        if not self._save(progress, keep_claim=True):
+            return "lost"
+        with self._lock:
+            for call in running:
+                if call.done:
+                    progress.take(call)
                 else:
-                    error = f"{notifier.name}: {failure}"
-            attempts = notification.attempts + 1
-            if error is None:
-                state, next_at = "delivered", notification.next_attempt_at
-                delivered += 1
-            elif attempts >= self._max_attempts:
-                state, next_at = "dead", notification.next_attempt_at
-                dead += 1
+                    call.progress = progress
+                    progress.waiting.add(call.notifier_name)
+            settle_now = not progress.waiting
+        return self._settle(progress) if settle_now else "running"
+
+    def _on_call_done(self, call: _Call) -> None:
+        """Runs on the call's own thread when a notifier call returns, late or not."""
+        with self._lock:
+            call.done = True
+            progress = call.progress
+            if progress is None:
+                return
+            progress.take(call)
+            progress.waiting.discard(call.notifier_name)
+            if progress.waiting:
+                return
+        try:
+            self._settle(progress)
+        except Exception:
+            log.exception("saving a late notifier result failed", notification_id=progress.notification.id)
+
+    def _settle(self, progress: _Progress) -> str:
+        """Save the final state of one delivery round and release the claim."""
+        notification = progress.notification
+        # A round counts as an attempt only if it called every notifier it had to: one that skipped a
+        # busy notifier is not held against the notification.
+        attempts = notification.attempts + (1 if progress.called and not progress.busy else 0)
+        next_at = notification.next_attempt_at
+        if {n.name for n in self._notifiers} <= set(progress.done):
+            state, error = "delivered", None
+        elif progress.errors:
+            error = "; ".join(progress.errors + progress.busy)
+            if attempts >= self._max_attempts:
+                state = "dead"
                 log.error("notification given up", notification_id=notification.id, error=error)
             else:
                 state = "pending"
-                delay = min(self._base_backoff * (2 ** (attempts - 1)), timedelta(hours=1))
-                next_at = self._clock() + delay
-                retrying += 1
-            self._storage.save_notification_delivery(
-                notification.model_copy(
-                    update={
-                        "delivery": state,
-                        "attempts": attempts,
-                        "delivered_to": tuple(done),
-                        "next_attempt_at": next_at,
-                        "lease_until": None,
-                        "last_error": error,
-                    }
-                )
-            )
-        return DispatchReport(delivered=delivered, retrying=retrying, dead=dead)
+                next_at = self._clock() + min(self._base_backoff * (2 ** (attempts - 1)), timedelta(hours=1))
+        else:
+            state, error = "pending", "; ".join(progress.busy)
+            next_at = self._clock() + self._base_backoff
+        progress.notification = notification.model_copy(
+            update={"delivery": state, "attempts": attempts, "next_attempt_at": next_at, "last_error": error}
+        )
+        return state if self._save(progress, keep_claim=False) else "lost"
 
-    def _deliver(self, notifier: Notifier, notification: Notification) -> str | None:
+    def _save(self, progress: _Progress, *, keep_claim: bool, lease_until: datetime | None = None) -> bool:
+        """Write the delivery state under the claim's token; ``False`` when the claim was lost."""
+        update: dict[str, object] = {"delivered_to": tuple(progress.done)}
+        if keep_claim:
+            update["lease_until"] = lease_until or self._clock() + self._lease
+            if progress.running_note is not None:
+                update["last_error"] = progress.running_note
+        else:
+            update["lease_until"] = None
+            update["claim_token"] = None
+        saved = self._storage.save_notification_delivery(
+            progress.notification.model_copy(update=update), claim_token=progress.token
+        )
+        if not saved:
+            log.warning("notification claim lost to another dispatcher", notification_id=progress.notification.id)
+        return saved
+
+    def _deliver(self, notifier: Notifier, notification: Notification) -> _Outcome | _Call:
         with self._lock:
             earlier = self._in_flight.get(notifier.name)
             if earlier is not None:
-                if earlier.thread.is_alive():
-                    return "still busy with an earlier call that timed out"
+                if not earlier.done:
+                    return _Outcome("busy", "still busy with an earlier call that timed out", called=False)
                 del self._in_flight[notifier.name]
-                if earlier.notification_id == notification.id and earlier.done and earlier.error is None:
-                    return None  # the timed-out call did deliver it, late: do not deliver twice
-        call = _Call(notification.id, notifier, notification)
+                if earlier.notification_id == notification.id and earlier.error is None:
+                    # The timed-out call did deliver it, late, and its claim was lost: do not deliver twice.
+                    return _Outcome("delivered", called=False)
+        call = _Call(notifier, notification, self._on_call_done)
         call.thread.start()
         call.thread.join(self._timeout)
-        if call.thread.is_alive():
-            with self._lock:
+        with self._lock:
+            if not call.done:
                 self._in_flight[notifier.name] = call
-            log.warning("notifier timed out", notifier=notifier.name, notification_id=notification.id)
-            return f"timed out after {self._timeout}s"
+                log.warning("notifier timed out", notifier=notifier.name, notification_id=notification.id)
+                return call
         if call.error is not None:
             log.warning(
                 "notifier failed",
@@ -192,8 +315,8 @@ class NotificationDispatcher:
                 notification_id=notification.id,
                 error=type(call.error).__name__,
             )
-            return type(call.error).__name__
-        return None
+            return _Outcome("failed", type(call.error).__name__)
+        return _Outcome("delivered")
 
     def start(self, *, interval: float = 1.0) -> None:
         """Dispatch in a daemon thread every ``interval`` seconds until :meth:`stop`."""
@@ -223,13 +346,44 @@ class NotificationDispatcher:
         self.stop()
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    kind: Literal["delivered", "failed", "busy"]
+    detail: str = ""
+    called: bool = True
+
+
+class _Progress:
+    """One claimed notification's delivery round, as far as it got."""
+
+    def __init__(self, notification: Notification, token: str, done: list[str]) -> None:
+        self.notification = notification
+        self.token = token
+        self.done = done
+        self.errors: list[str] = []
+        self.busy: list[str] = []
+        self.waiting: set[str] = set()
+        self.called = False
+        self.running_note: str | None = None
+
+    def take(self, call: _Call) -> None:
+        """Count the result of a call that returned after its timeout."""
+        if call.error is None:
+            self.done.append(call.notifier_name)
+        else:
+            self.errors.append(f"{call.notifier_name}: {type(call.error).__name__}")
+
+
 class _Call:
     """One notifier call on a daemon thread of its own, so a hung call blocks nobody."""
 
-    def __init__(self, notification_id: str, notifier: Notifier, notification: Notification) -> None:
-        self.notification_id = notification_id
-        self.done = False
+    def __init__(self, notifier: Notifier, notification: Notification, on_done: Callable[[_Call], None]) -> None:
+        self.notification_id = notification.id
+        self.notifier_name = notifier.name
+        self.done = False  # set under the dispatcher's lock, by on_done
         self.error: BaseException | None = None
+        self.progress: _Progress | None = None  # set when the dispatcher moved on before it returned
+        self._on_done = on_done
         self.thread = threading.Thread(
             target=self._run, args=(notifier, notification), name=f"paykit-notify-{notifier.name}", daemon=True
         )
@@ -239,4 +393,4 @@ class _Call:
             notifier.notify(notification)
         except Exception as exc:
             self.error = exc
-        self.done = True
+        self._on_done(self)

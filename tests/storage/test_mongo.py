@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,10 +22,23 @@ from paykit._errors import ConfigurationError, DuplicateRecordError, StorageErro
 from paykit._models import Payment
 from paykit._money import Money
 from paykit._status import PaymentStatus
+from paykit.notify import NotificationDispatcher
 from paykit.storage.mongo import MongoStorage
+from paykit.testing import ManualClock
 
 from .conftest import random_database_name
-from .test_contract import at, bump, make_audit, make_notification, make_payment
+from .test_contract import (
+    T0,
+    CountingNotifier,
+    at,
+    bump,
+    deliveries,
+    dispatch_until_done,
+    due_notifications,
+    make_audit,
+    make_notification,
+    make_payment,
+)
 
 try:
     from tests._mongo_server import SecantusServer
@@ -391,3 +406,87 @@ class TestMongomockGaps:
             storage.insert_payment(make_payment(f"pay_{i}"))
 
         assert len(storage.list_payments(user_id=None, status=None, limit=10, after=None)) == 3
+
+
+DISPATCHER = """
+import sys, time
+from datetime import UTC, datetime, timedelta
+from paykit.notify import NotificationDispatcher
+from paykit.storage.mongo import MongoStorage
+
+uri, database, worker, start_at = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+storage = MongoStorage.from_uri(uri, database)
+received = storage._db.get_collection("received")
+
+
+class Recording:
+    name = "app"
+
+    def notify(self, notification):
+        received.insert_one({"notification": notification.id, "worker": worker})
+        time.sleep(0.02)
+
+
+dispatcher = NotificationDispatcher(
+    storage, [Recording()], clock=lambda: datetime.now(UTC), timeout=1.0, lease=timedelta(seconds=1)
+)
+time.sleep(max(0.0, start_at - time.time()))
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    if any(n.delivery == "pending" for n in storage.list_notifications("u1", unread_only=False, limit=1000)):
+        report = dispatcher.dispatch()
+        if report.delivered + report.retrying + report.dead == 0:
+            time.sleep(0.01)
+    else:
+        break
+storage.close()
+"""
+
+
+@pytest.mark.mongo_server
+class TestDispatchAcrossClients:
+    """Dispatchers on separate clients, threads or processes, deliver each notification once."""
+
+    def test_two_clients_racing_deliver_each_once(self, mongo_uri: str, mongo_database: str) -> None:
+        """Two MongoStorage clients, one dispatcher thread each, clock moving 1 s a call: 0 duplicates."""
+        storages = [MongoStorage.from_uri(mongo_uri, mongo_database) for _ in range(2)]
+        clock = ManualClock(T0)
+        notifier = CountingNotifier(before=lambda: (time.sleep(0.001), clock.advance(seconds=1)))
+        ids = due_notifications(storages[0], 100)
+        threads = [
+            threading.Thread(
+                target=dispatch_until_done,
+                args=(NotificationDispatcher(s, [notifier], clock=clock, timeout=2.0), s),
+            )
+            for s in storages
+        ]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert {"delivered": 100} == deliveries(storages[1])
+        finally:
+            for storage in storages:
+                storage.close()
+
+        assert (set(ids), 0) == (set(notifier.calls), notifier.duplicates())
+
+    def test_two_processes_with_passes_longer_than_the_lease_deliver_each_once(
+        self, mongo_uri: str, mongo_database: str, real_mongo_storage: MongoStorage
+    ) -> None:
+        """Two dispatcher processes, 1 s leases, passes of about 2 s: each of 100 notifications delivered once."""
+        ids = due_notifications(real_mongo_storage, 100)
+        start_at = time.time() + 3
+        workers = [
+            subprocess.Popen([sys.executable, "-c", DISPATCHER, mongo_uri, mongo_database, name, str(start_at)])
+            for name in ("a", "b")
+        ]
+        for worker in workers:
+            assert 0 == worker.wait(timeout=90)
+
+        received = Counter(doc["notification"] for doc in raw(real_mongo_storage, "received").find())
+        by_worker = Counter(doc["worker"] for doc in raw(real_mongo_storage, "received").find())
+        assert (set(ids), 0) == (set(received), sum(count - 1 for count in received.values()))
+        assert {"a", "b"} == set(by_worker)
+        assert {"delivered": 100} == deliveries(real_mongo_storage)

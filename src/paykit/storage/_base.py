@@ -238,14 +238,31 @@ class Storage(Protocol):
         ...
 
     def claim_notifications(self, *, now: datetime, lease: timedelta, limit: int) -> list[Notification]:
-        """Lease up to ``limit`` pending notifications due at ``now``.
+        """Lease up to ``limit`` pending notifications due at ``now``, earliest due first.
 
-        A claimed notification is not returned again until its lease expires.
+        Each claim is atomic and stores ``lease_until = now + lease`` and a fresh,
+        unguessable ``claim_token``, returned on the notification. A claimed
+        notification is not returned again until its lease expires; a claim
+        after that stores a new token, which fences the earlier claimant off
+        (see :meth:`save_notification_delivery`).
         """
         ...
 
-    def save_notification_delivery(self, notification: Notification) -> None:
-        """Store the delivery fields (attempts, delivered_to, delivery, next_attempt_at, ...)."""
+    def save_notification_delivery(self, notification: Notification, *, claim_token: str) -> bool:
+        """Store the delivery fields if the notification is still held under ``claim_token``.
+
+        The delivery fields are ``delivery``, ``attempts``, ``next_attempt_at``,
+        ``lease_until``, ``claim_token``, ``delivered_to`` and ``last_error``,
+        all taken from ``notification``; nothing else is written (``read`` is
+        kept). Keep ``claim_token`` on ``notification`` to record progress and
+        go on holding the claim (or extend ``lease_until``); set it and
+        ``lease_until`` to ``None`` to release the claim.
+
+        Returns:
+            ``True`` if written; ``False`` (writing nothing) when the stored
+            token is another one: the lease expired and another dispatcher
+            claimed the notification, or the claim was released already.
+        """
         ...
 
     def list_notifications(self, user_id: str, *, unread_only: bool, limit: int) -> list[Notification]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import secrets
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -315,27 +316,42 @@ class MemoryStorage:
                 self._notifications.setdefault(notification.id, notification)
 
     def claim_notifications(self, *, now: datetime, lease: timedelta, limit: int) -> list[Notification]:
-        """Lease due pending notifications."""
+        """Lease due pending notifications, each under a fresh claim token."""
         claimed: list[Notification] = []
         with self._lock:
-            for notification in sorted(self._notifications.values(), key=lambda n: n.next_attempt_at):
+            for notification in sorted(self._notifications.values(), key=lambda n: (n.next_attempt_at, n.id)):
                 if len(claimed) == limit or notification.next_attempt_at > now:
                     break
                 if notification.delivery != "pending":
                     continue
                 if notification.lease_until is not None and notification.lease_until > now:
                     continue
-                leased = notification.model_copy(update={"lease_until": now + lease})
+                leased = notification.model_copy(
+                    update={"lease_until": now + lease, "claim_token": secrets.token_urlsafe(16)}
+                )
                 self._notifications[notification.id] = leased
                 claimed.append(leased)
         return claimed
 
-    def save_notification_delivery(self, notification: Notification) -> None:
-        """Store the delivery fields, keeping the stored ``read`` flag."""
+    def save_notification_delivery(self, notification: Notification, *, claim_token: str) -> bool:
+        """Store the delivery fields if ``claim_token`` is still the stored one."""
         with self._lock:
             stored = self._notifications.get(notification.id)
-            if stored is not None:
-                self._notifications[notification.id] = notification.model_copy(update={"read": stored.read})
+            if stored is None or stored.claim_token != claim_token:
+                return False
+            delivery_fields = (
+                "delivery",
+                "attempts",
+                "next_attempt_at",
+                "lease_until",
+                "claim_token",
+                "delivered_to",
+                "last_error",
+            )
+            self._notifications[notification.id] = stored.model_copy(
+                update={field: getattr(notification, field) for field in delivery_fields}
+            )
+            return True
 
     def list_notifications(self, user_id: str, *, unread_only: bool, limit: int) -> list[Notification]:
         """A user's notifications, newest first."""

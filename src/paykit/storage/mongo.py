@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -815,8 +816,9 @@ class MongoStorage:
     def claim_notifications(self, *, now: datetime, lease: timedelta, limit: int) -> list[Notification]:
         """Lease up to ``limit`` pending notifications due at ``now``, earliest due first.
 
-        Each claim is one atomic update, so two dispatchers never lease the
-        same notification.
+        Each claim is one atomic update that stores the lease and a fresh claim
+        token, so two dispatchers never hold the same notification, and a
+        re-claim after the lease expired fences the earlier claimant off.
         """
         self.flush_pending_effects()
         now = _to_ms(now)
@@ -830,7 +832,7 @@ class MongoStorage:
                     "next_attempt_at": {"$lte": now},
                     "$or": [{"lease_until": None}, {"lease_until": {"$lte": now}}],
                 },
-                {"$set": {"lease_until": lease_until}},
+                {"$set": {"lease_until": lease_until, "claim_token": secrets.token_urlsafe(16)}},
                 sort=[("next_attempt_at", ASCENDING), ("_id", ASCENDING)],
                 return_document=ReturnDocument.AFTER,
             )
@@ -840,12 +842,22 @@ class MongoStorage:
         return claimed
 
     @_storage_op
-    def save_notification_delivery(self, notification: Notification) -> None:
-        """Store the delivery fields, keeping the stored ``read`` flag."""
+    def save_notification_delivery(self, notification: Notification, *, claim_token: str) -> bool:
+        """Store the delivery fields in one update filtered on the stored claim token."""
         doc = _model_doc(notification)
-        doc_id = doc.pop("_id")
-        doc.pop("read")
-        self._col("notifications").update_one({"_id": doc_id}, {"$set": doc})
+        delivery_fields = (
+            "delivery",
+            "attempts",
+            "next_attempt_at",
+            "lease_until",
+            "claim_token",
+            "delivered_to",
+            "last_error",
+        )
+        result = self._col("notifications").update_one(
+            {"_id": doc["_id"], "claim_token": claim_token}, {"$set": {f: doc[f] for f in delivery_fields}}
+        )
+        return result.matched_count == 1
 
     @_storage_op
     def list_notifications(self, user_id: str, *, unread_only: bool, limit: int) -> list[Notification]:
