@@ -79,9 +79,9 @@ class World:
         # At most one Stripe refund per paykit refund.
         per_id = Counter(r["metadata"].get("paykit_refund_id") for r in at_stripe)
         assert all(n == 1 for n in per_id.values()), f"Stripe refunds per paykit refund: {dict(per_id)}"
-        # Reserved only while pending at Stripe.
+        # Reserved exactly while pending at Stripe.
         pending_ids = {r["metadata"].get("paykit_refund_id") for r in at_stripe if r["status"] == "pending"}
-        assert set(payment.pending_refunds) <= pending_ids, (
+        assert set(payment.pending_refunds) == pending_ids, (
             f"reserved {sorted(payment.pending_refunds)}, pending at Stripe {sorted(pending_ids)}"
         )
         assert len(payment.pending_refunds) == pending_at_stripe
@@ -134,6 +134,7 @@ def world(fault_storage: Storage) -> Iterator[World]:
         sim.sink = lambda body, headers: handle_webhook(service, "stripe", body, headers).status_code
         yield World(clock, sim, service)
     provider.close()
+    assert not sim.faults, f"faults injected but never reached: {list(sim.faults)}"
 
 
 def refund_with(world: World, payment: Payment, fault: Fault | None, *, key: str | None = "refund-1") -> str:
