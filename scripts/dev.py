@@ -39,7 +39,7 @@ def ensure_venv() -> None:
     if not PYTHON.exists():
         print("creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    print("installing paykit[dev] into .venv ...", flush=True)
+    print("installing paykit-payments[dev] (import name: paykit) into .venv ...", flush=True)
     _run(PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade", "pip")
     _run(PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[dev]")
     STAMP.write_text(wanted)

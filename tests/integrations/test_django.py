@@ -212,7 +212,7 @@ class TestOptionalExtra:
         monkeypatch.setitem(sys.modules, "django.http", None)
         monkeypatch.delitem(sys.modules, "paykit.integrations.django")
 
-        with pytest.raises(ImportError, match=r'pip install "paykit\[django\]"'):
+        with pytest.raises(ImportError, match=r'pip install "paykit-payments\[django\]"'):
             import paykit.integrations.django  # noqa: F401
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .._errors import MissingExtraError
 from . import _routes
 
 # Django ships without type information (no py.typed), so its names are Any here.
@@ -26,7 +27,7 @@ try:
     from django.views.decorators.csrf import csrf_exempt
     from django.views.decorators.http import require_GET, require_POST
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides django
-    raise ImportError(_routes.INSTALL_HINT.format(module="django", package="Django", extra="django")) from exc
+    raise MissingExtraError("paykit.integrations.django", extra="django", package="Django") from exc
 
 from .._service import PaymentService
 

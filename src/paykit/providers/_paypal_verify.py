@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Final
 from urllib.parse import urlsplit
 
-from .._errors import WebhookVerificationError
+from .._errors import MissingExtraError, WebhookVerificationError
 
 try:
     from cryptography import x509
@@ -28,9 +28,7 @@ try:
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
     from cryptography.x509.oid import NameOID
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "PayPal webhook verification needs 'cryptography'; install it with: pip install 'paykit[paypal]'"
-    ) from exc
+    raise MissingExtraError("PayPal webhook verification", extra="paypal", package="cryptography") from exc
 
 __all__ = [
     "AUTH_ALGO",

@@ -21,6 +21,7 @@ from .._errors import (
     ConfigurationError,
     IdempotencyConflictError,
     InvalidRequestError,
+    MissingExtraError,
     PaymentDeclinedError,
     ProviderError,
     ProviderRequestError,
@@ -52,7 +53,7 @@ from ._stripe_wire import (
 try:
     import stripe
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("StripeProvider needs the stripe package; install it with: pip install 'paykit[stripe]'") from exc
+    raise MissingExtraError("StripeProvider", extra="stripe", package="stripe") from exc
 
 if TYPE_CHECKING:
     from stripe.params import (
