@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
-import structlog
 
 from paykit import PaymentService
 from paykit.storage import MemoryStorage
@@ -13,11 +13,13 @@ from paykit.testing import FakeProvider, ManualClock
 
 
 @pytest.fixture(autouse=True)
-def _restore_structlog() -> Iterator[None]:
-    """The CLI configures structlog (it is an application); never let that leak into other tests."""
-    saved = structlog.get_config()
+def _restore_logging() -> Iterator[None]:
+    """The CLI configures logging (it is an application); never let that leak into other tests."""
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
     yield
-    structlog.configure(**saved)
+    root.setLevel(saved[0])
+    root.handlers[:] = saved[1]
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ class TestMissingExtra:
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
 
         assert 0 == result.returncode, result.stderr
-        assert f'{extra} | ' in result.stdout
+        assert f"{extra} | " in result.stdout
         assert f'pip install "{DISTRIBUTION}[{extra}]"' in result.stdout
 
     def test_is_both_categories(self) -> None:

@@ -5,6 +5,8 @@
 Money('12.500', 'KWD')
 """
 
+import logging
+
 from ._errors import (
     AuthenticationError,
     ConfigurationError,
@@ -45,6 +47,10 @@ from .audit import AuditHook, redact
 from .notify import CallbackNotifier, DispatchReport, LoggingNotifier, Notifier
 
 __version__ = "0.1.0"
+
+# Libraries log, applications configure: without the application's logging configuration,
+# paykit's events go nowhere (not to the last-resort handler's stderr).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "CURRENCY_EXPONENTS",

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-import structlog
 from pydantic import SecretStr, ValidationError
 
 from . import _decisions as d
@@ -29,6 +28,7 @@ from ._errors import (
     StorageError,
     WebhookVerificationError,
 )
+from ._log import get_logger
 from ._models import (
     AuditAction,
     AuditEntry,
@@ -53,7 +53,7 @@ from .storage._base import Effect, Storage, WebhookEventRecord
 
 __all__ = ["HealthReport", "MetricsReport", "Page", "PaymentService", "ReconcileReport", "WebhookOutcome"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _CAS_ATTEMPTS = 200
 _CONFIRMABLE = frozenset({PaymentStatus.PENDING, PaymentStatus.REQUIRES_ACTION})

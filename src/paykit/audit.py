@@ -16,13 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Protocol, runtime_checkable
 
-import structlog
-
+from ._log import get_logger
 from ._models import AuditEntry
 
 __all__ = ["REDACTED", "AuditHook", "redact"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 REDACTED: Final = "[REDACTED]"
 """What a redacted value is replaced with."""

@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TextIO
 
-import structlog
-
 from ._errors import InvalidStateError, PaykitError, PaymentDeclinedError
 from ._models import AuditEntry, LineItem, Notification
 from ._money import Money
@@ -165,11 +163,8 @@ def run_demo(storage: Storage | None = None, out: TextIO | None = None) -> Payme
 def _configure_logging() -> None:
     # The command line is an application, so it may configure logging (the library never does):
     # warnings and errors to stderr, keeping the demo's stdout readable.
-    if not structlog.is_configured():
-        structlog.configure(
-            wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-            logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        )
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

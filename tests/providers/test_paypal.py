@@ -13,7 +13,6 @@ import httpx
 import jsonschema
 import pytest
 import respx
-import structlog
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
@@ -46,6 +45,7 @@ from paykit.providers._paypal_wire import (
 )
 from paykit.providers.paypal import PayPalProvider
 from paykit.storage import MemoryStorage
+from paykit.testing import capture_logs
 from paykit.testing._paypal import PayPalWebhookSigner
 from paykit.webhooks import handle_webhook
 
@@ -558,7 +558,7 @@ class TestAccessToken:
     def test_secrets_never_reach_logs_repr_or_errors(self, api: respx.MockRouter, provider: PayPalProvider) -> None:
         api.get("/v2/checkout/orders/5O190127TN364715T").respond(422, json=paypal_error("ORDER_NOT_APPROVED"))
 
-        with structlog.testing.capture_logs() as logs, pytest.raises(ProviderError) as info:
+        with capture_logs() as logs, pytest.raises(ProviderError) as info:
             provider.retrieve_payment(make_payment())
 
         seen = repr(logs) + repr(provider) + str(info.value) + repr(info.value)

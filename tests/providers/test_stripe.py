@@ -14,8 +14,6 @@ import httpx
 import pytest
 import respx
 import stripe
-import structlog
-import structlog.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -41,6 +39,7 @@ from paykit.providers._stripe_wire import (
     to_stripe_amount,
 )
 from paykit.providers.stripe import StripeProvider
+from paykit.testing import capture_logs
 from paykit.testing._stripe import sign_stripe_webhook, stripe_event
 
 FIXTURES = json.loads((Path(__file__).parent.parent / "data" / "stripe" / "fixtures.json").read_text())
@@ -560,7 +559,7 @@ class TestErrorMapping:
             )
         )
 
-        with structlog.testing.capture_logs() as logs:
+        with capture_logs() as logs:
             provider.create_payment(create_request())
             with pytest.raises(PaymentDeclinedError):
                 self.call(provider)

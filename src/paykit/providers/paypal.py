@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import httpx
-import structlog
 
 from .._errors import (
     AuthenticationError,
@@ -26,6 +25,7 @@ from .._errors import (
     ProviderUnavailableError,
     WebhookVerificationError,
 )
+from .._log import get_logger
 from .._models import Payment, Refund, WebhookEvent
 from .._money import Money
 from .._status import PaymentStatus
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PayPalProvider"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 _BASE_URLS: Final = {
     "sandbox": "https://api-m.sandbox.paypal.com",

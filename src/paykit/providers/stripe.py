@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import httpx
-import structlog
 
 from .._errors import (
     AuthenticationError,
@@ -27,6 +26,7 @@ from .._errors import (
     ProviderRequestError,
     ProviderUnavailableError,
 )
+from .._log import get_logger
 from .._models import EventKind, Payment, PaymentMethod, Refund, WebhookEvent
 from .._money import Money
 from ._base import (
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = ["StripeProvider"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 _DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 

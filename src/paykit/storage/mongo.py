@@ -34,6 +34,7 @@ from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 from pydantic import BaseModel, SecretStr
 
 from .._errors import ConfigurationError, DuplicateRecordError, MissingExtraError, StorageError
+from .._log import get_logger
 from .._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund
 from .._status import SETTLED_STATUSES, PaymentStatus
 from ._base import Effect, PageCursor, PaymentStats, WebhookEventRecord
@@ -49,11 +50,10 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtraError("MongoStorage", extra="mongo", package="pymongo") from exc
 
-import structlog
 
 __all__ = ["MongoStorage"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
