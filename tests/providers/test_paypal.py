@@ -18,6 +18,7 @@ from referencing.jsonschema import DRAFT4
 
 from paykit import (
     AuthenticationError,
+    ConfigurationError,
     EventKind,
     InvalidRequestError,
     InvalidStateError,
@@ -482,6 +483,26 @@ class TestCreatePayment:
             ).create_payment(make_request(Money.of("5", "USD")))
 
         assert 1 == route.call_count
+
+
+class TestConstruction:
+    """Whatever webhooks need is checked when the adapter is built, not at the first delivery."""
+
+    @pytest.mark.parametrize("webhook_id", [None, ""])
+    def test_webhook_id_is_required(self, webhook_id: str | None) -> None:
+        with pytest.raises(ConfigurationError, match=r"needs webhook_id.*webhooks=False"):
+            PayPalProvider(CLIENT_ID, CLIENT_SECRET, webhook_id)
+
+    def test_webhooks_can_be_turned_off(self) -> None:
+        with httpx.Client() as http:
+            provider = PayPalProvider(CLIENT_ID, CLIENT_SECRET, None, webhooks=False, http_client=http)
+
+            with pytest.raises(WebhookVerificationError, match="webhooks=False"):
+                provider.parse_webhook(b"{}", {})
+
+    def test_webhook_id_with_webhooks_off_is_a_contradiction(self) -> None:
+        with pytest.raises(ConfigurationError, match="webhooks=False"):
+            PayPalProvider(CLIENT_ID, CLIENT_SECRET, WEBHOOK_ID, webhooks=False)
 
 
 class TestAccessToken:

@@ -219,7 +219,27 @@ class TestConstruction:
     def test_rejects_bad_arguments(self, kwargs: dict[str, Any]) -> None:
         """A lone string as secrets, a zero tolerance or negative retries are refused."""
         with pytest.raises(ConfigurationError):
-            StripeProvider("sk_test_x", **kwargs)
+            StripeProvider("sk_test_x", **{"webhook_secrets": [SECRET], **kwargs})
+
+    @pytest.mark.parametrize("secrets", [None, [], [""], [SECRET, ""]])
+    def test_webhook_secrets_are_required(self, secrets: list[str] | None) -> None:
+        """Without a usable secret every webhook would be a 400: refuse at construction, and say how to fix it."""
+        with pytest.raises(ConfigurationError, match=r"needs webhook_secrets.*webhooks=False"):
+            StripeProvider("sk_test_x", webhook_secrets=secrets)
+
+    def test_webhooks_can_be_turned_off(self) -> None:
+        """webhooks=False: no secret needed, and every webhook is refused as unverifiable."""
+        p = StripeProvider("sk_test_x", webhooks=False)
+        body = stripe_event("payment_intent.succeeded", payment_intent())
+        headers = sign_stripe_webhook(body, SECRET)
+
+        assert "StripeProvider(webhooks=False)" == repr(p)
+        with pytest.raises(WebhookVerificationError, match="webhooks=False"):
+            p.parse_webhook(body, headers)
+
+    def test_secrets_with_webhooks_off_is_a_contradiction(self) -> None:
+        with pytest.raises(ConfigurationError, match="webhooks=False"):
+            StripeProvider("sk_test_x", webhook_secrets=[SECRET], webhooks=False)
 
     def test_repr_hides_secrets(self, provider: StripeProvider) -> None:
         """Neither the API key nor the webhook secrets appear in repr."""
@@ -237,7 +257,7 @@ class TestConstruction:
             return httpx.Response(200, json=payment_intent())
 
         with httpx.Client(transport=httpx.MockTransport(handler)) as client:
-            p = StripeProvider("sk_test_x", http_client=client, api_base="http://127.0.0.1:9")
+            p = StripeProvider("sk_test_x", webhooks=False, http_client=client, api_base="http://127.0.0.1:9")
             p.retrieve_payment(make_payment())
 
         assert [str(r.url) for r in seen] == ["http://127.0.0.1:9/v1/payment_intents/pi_123"]
@@ -654,7 +674,7 @@ class TestErrorMapping:
                 httpx.Response(200, json=payment_intent(status="succeeded", amount_received=1250)),
             ]
         )
-        p = StripeProvider("sk_test_x", max_network_retries=1)
+        p = StripeProvider("sk_test_x", webhooks=False, max_network_retries=1)
 
         result = p.capture_payment(make_payment(), amount=None, idempotency_key="cap-7")
         p.close()
@@ -763,9 +783,9 @@ class TestWebhookVerification:
             provider.parse_webhook(body, signed(body))
 
     def test_no_secret_configured(self) -> None:
-        """A provider without webhook secrets accepts nothing."""
+        """A provider built with webhooks=False accepts nothing."""
         body = succeeded_event()
-        p = StripeProvider("sk_test_x", clock=lambda: NOW)
+        p = StripeProvider("sk_test_x", webhooks=False, clock=lambda: NOW)
 
         with pytest.raises(WebhookVerificationError):
             p.parse_webhook(body, signed(body))
