@@ -5,7 +5,7 @@
 Money('12.500', 'KWD')
 """
 
-import logging
+import logging as _logging
 
 from ._errors import (
     AuthenticationError,
@@ -50,7 +50,7 @@ __version__ = "0.1.0"
 
 # Libraries log, applications configure: without the application's logging configuration,
 # paykit's events go nowhere (not to the last-resort handler's stderr).
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = [
     "CURRENCY_EXPONENTS",
