@@ -67,7 +67,7 @@ def _storage(
         return MemoryStorage()
     import pymongo  # noqa: PLC0415 - pymongo is an optional extra
     from pymongo.errors import ConfigurationError as MongoConfigurationError  # noqa: PLC0415
-    from pymongo.errors import PyMongoError  # noqa: PLC0415
+    from pymongo.errors import ConnectionFailure, PyMongoError  # noqa: PLC0415
 
     from .storage.mongo import MongoStorage  # noqa: PLC0415
 
@@ -86,10 +86,12 @@ def _storage(
         cause = exc if isinstance(exc, PyMongoError) else exc.__cause__
         # "host:port: [Errno 111] Connection refused (...), Timeout: 5.0s, Topology Description: <...>"
         reason = str(cause).split(", Timeout:")[0]
-        raise _CommandError(
-            f"cannot reach MongoDB at {_hosts(mongo_uri)} within {connect_timeout:g} s "
-            f"({type(cause).__name__}: {reason}); check --mongo-uri, or raise --connect-timeout"
-        ) from exc
+        if isinstance(cause, ConnectionFailure):
+            raise _CommandError(
+                f"cannot reach MongoDB at {_hosts(mongo_uri)} within {connect_timeout:g} s "
+                f"({type(cause).__name__}: {reason}); check --mongo-uri, or raise --connect-timeout"
+            ) from exc
+        raise _CommandError(f"MongoDB at {_hosts(mongo_uri)} refused: {type(cause).__name__}: {reason}") from exc
 
 
 def _empty_demo_database(client: Any, database: str) -> None:
