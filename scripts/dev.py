@@ -64,7 +64,8 @@ def main() -> None:
         _run(PYTHON, "-m", "ruff", "format", "--check", ".")
         _run(PYTHON, "-m", "mypy")
         with tempfile.TemporaryDirectory(prefix="paykit-site-") as site:
-            _mkdocs("build", "--strict", "--quiet", "--site-dir", site)
+            # Not --quiet: it hides warnings from --strict, which then passes anything.
+            _mkdocs("build", "--strict", "--site-dir", site)
         _run(PYTHON, "-m", "pytest", *sys.argv[2:])
     elif task == "docs":
         _mkdocs("build", "--strict", *sys.argv[2:])
