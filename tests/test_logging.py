@@ -7,12 +7,15 @@ import logging
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 
 from paykit._log import get_logger
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # A whole lifecycle, with events at every level paykit uses: info (initialize, webhook handled),
 # warning (a forged webhook), and a notifier that logs each notification.
@@ -40,9 +43,53 @@ LIFECYCLE = textwrap.dedent(
 )
 
 
-def _run(setup: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-    code = setup + LIFECYCLE + "\nimport sys; print('SECRETS=' + '|'.join(SECRETS), file=sys.__stdout__)\n"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60)
+# The same with StripeProvider on Stripe's wire format (respx): a payment created, then declined (a warning),
+# its webhook forged (a warning) and genuine, with the API key, client secret and webhook secret to keep out.
+STRIPE_LIFECYCLE = textwrap.dedent(
+    """
+    import respx
+    from paykit import Money, PaymentDeclinedError, PaymentService
+    from paykit.providers import StripeProvider
+    from paykit.storage import MemoryStorage
+    from paykit.testing import sign_stripe_webhook, stripe_event
+    from paykit.webhooks import handle_webhook
+    from tests.providers.test_stripe import NOW, NOW_TS, SECRET, payment_intent, stripe_error
+
+    declined = payment_intent(
+        status="requires_payment_method",
+        last_payment_error={"code": "card_declined", "decline_code": "insufficient_funds", "message": "Declined."},
+    )
+    with respx.mock(base_url="https://api.stripe.com") as api:
+        api.post("/v1/payment_intents").respond(200, json=payment_intent(payment_method="pm_card_visa"))
+        api.post("/v1/payment_intents/pi_123/confirm").mock(
+            return_value=stripe_error(
+                402, type="card_error", code="card_declined", message="Declined.", payment_intent=declined
+            )
+        )
+        stripe = StripeProvider("sk_test_logging_key", webhook_secrets=[SECRET], clock=lambda: NOW)
+        service = PaymentService(storage=MemoryStorage(), providers=[stripe])
+        payment = service.initialize_payment(
+            user_id="u1", amount=Money.of("12.50", "USD"), provider="stripe", payment_method="pm_card_visa"
+        )
+        try:
+            service.confirm_payment(payment.id)
+        except PaymentDeclinedError:
+            pass
+        body = stripe_event("payment_intent.payment_failed", declined, created=NOW_TS)
+        headers = sign_stripe_webhook(body, SECRET, timestamp=NOW_TS)
+        handle_webhook(service, "stripe", body=body, headers=headers)
+        handle_webhook(service, "stripe", body=body + b" ", headers=headers)
+    service.close()
+    SECRETS = ["sk_test_logging_key", "pi_123_secret_abc", SECRET, headers["stripe-signature"]]
+    """
+)
+
+
+def _run(setup: str, lifecycle: str = LIFECYCLE) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    code = setup + lifecycle + "\nimport sys; print('SECRETS=' + '|'.join(SECRETS), file=sys.__stdout__)\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60, cwd=ROOT
+    )
     assert 0 == result.returncode, result.stderr
     lines = result.stdout.splitlines()
     secrets = lines[-1].removeprefix("SECRETS=").split("|")
@@ -53,8 +100,9 @@ def _run(setup: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
 class TestUnconfigured:
     """An application that configures nothing hears nothing from paykit."""
 
-    def test_a_full_lifecycle_prints_nothing(self) -> None:
-        result, _ = _run("")
+    @pytest.mark.parametrize("lifecycle", [LIFECYCLE, STRIPE_LIFECYCLE], ids=["fake", "stripe"])
+    def test_a_full_lifecycle_prints_nothing(self, lifecycle: str) -> None:
+        result, _ = _run("", lifecycle)
 
         assert ("", "") == (result.stdout, result.stderr)
 
@@ -75,11 +123,23 @@ class TestPlainLogging:
             assert secret
             assert secret not in err
 
-    def test_debug_shows_no_secret_either(self) -> None:
-        result, secrets = _run("import logging; logging.basicConfig(level=logging.DEBUG)\n")
+    @pytest.mark.parametrize("lifecycle", [LIFECYCLE, STRIPE_LIFECYCLE], ids=["fake", "stripe"])
+    def test_debug_shows_no_secret_either(self, lifecycle: str) -> None:
+        """paykit's loggers at DEBUG (stripe-python's own DEBUG log prints whole bodies: see docs/logging.md)."""
+        setup = "import logging; logging.basicConfig(level=logging.INFO); logging.getLogger('paykit').setLevel(10)\n"
+        result, secrets = _run(setup, lifecycle)
 
+        assert "paykit." in result.stderr
         for secret in secrets:
+            assert secret
             assert secret not in result.stderr
+
+    def test_stripe_events_appear(self) -> None:
+        result, _ = _run("import logging; logging.basicConfig(level=logging.INFO)\n", STRIPE_LIFECYCLE)
+
+        assert "INFO:paykit.providers.stripe:stripe payment created" in result.stderr
+        assert "WARNING:paykit.providers.stripe:stripe call failed operation='confirm PaymentIntent'" in result.stderr
+        assert "INFO:paykit.webhooks:webhook handled provider='stripe'" in result.stderr
 
     def test_the_application_chooses_the_level(self) -> None:
         """At WARNING (an application's usual production level) only the forged webhook is logged."""
