@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import structlog
-
 from paykit import AuditAction, AuditEntry, Money, Payment, PaymentStatus
 from paykit.testing import sign_stripe_webhook, stripe_event
 
@@ -21,15 +19,12 @@ EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def quiet_logging() -> None:
-    """Drop paykit's info logs, as a production app filtering at WARNING would.
+    """Drop paykit's info logs, as a production app logging at WARNING would.
 
-    structlog's unconfigured default prints every info event to stdout, which
-    would time the terminal rather than paykit. Caching loggers on first use is
-    structlog's advice for production.
+    paykit logs through the standard library and is silent unless configured;
+    this only makes the level explicit, whatever configured the root logger.
     """
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING), cache_logger_on_first_use=True
-    )
+    logging.getLogger("paykit").setLevel(logging.WARNING)
 
 
 # -- timing ---------------------------------------------------------------------

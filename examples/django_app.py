@@ -1,7 +1,7 @@
 """paykit in a one-file Django project: webhook, health, audit and metrics routes under /paykit/.
 
 Run it:
-    pip install "paykit[django]"
+    pip install "paykit-payments[django]"
     PAYKIT_ADMIN_TOKEN=change-me python examples/django_app.py runserver 8000
 
 It uses MemoryStorage and paykit's FakeProvider, so it works offline. Set

@@ -1,7 +1,7 @@
 """paykit in a FastAPI app: webhook, health, audit and metrics routes mounted at /paykit.
 
 Run it:
-    pip install "paykit[starlette]" fastapi uvicorn
+    pip install "paykit-payments[starlette]" fastapi uvicorn
     PAYKIT_ADMIN_TOKEN=change-me uvicorn --factory examples.fastapi_app:create_app --port 8000
     (or: PAYKIT_ADMIN_TOKEN=change-me python examples/fastapi_app.py)
 

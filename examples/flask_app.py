@@ -1,7 +1,7 @@
 """paykit in a Flask app: webhook, health, audit and metrics routes under /paykit.
 
 Run it:
-    pip install "paykit[flask]"
+    pip install "paykit-payments[flask]"
     PAYKIT_ADMIN_TOKEN=change-me python examples/flask_app.py
 
 It uses MemoryStorage and paykit's FakeProvider, so it works offline. Set

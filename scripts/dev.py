@@ -1,7 +1,8 @@
 """Bootstrap paykit's virtual environment and run a task in it.
 
     python3 scripts/dev.py demo     # the demo, on in-memory storage
-    python3 scripts/dev.py check    # ruff, mypy --strict and the whole test suite
+    python3 scripts/dev.py check    # ruff, mypy --strict, the docs site build and the whole test suite
+    python3 scripts/dev.py docs     # build the docs site into site/ (mkdocs serve previews it)
 
 Needs only Python 3.11+; creates ``.venv`` beside the project on first use and
 reinstalls when pyproject.toml changes.
@@ -13,6 +14,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
@@ -39,10 +41,16 @@ def ensure_venv() -> None:
     if not PYTHON.exists():
         print("creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    print("installing paykit[dev] into .venv ...", flush=True)
+    print("installing paykit-payments[dev] (import name: paykit) into .venv ...", flush=True)
     _run(PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade", "pip")
     _run(PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[dev]")
     STAMP.write_text(wanted)
+
+
+def _mkdocs(*args: str) -> None:
+    # Material prints a banner about its successor on every build; it is not a problem of the docs.
+    os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
+    _run(PYTHON, "-m", "mkdocs", *args)
 
 
 def main() -> None:
@@ -55,11 +63,16 @@ def main() -> None:
         _run(PYTHON, "-m", "ruff", "check", ".")
         _run(PYTHON, "-m", "ruff", "format", "--check", ".")
         _run(PYTHON, "-m", "mypy")
+        with tempfile.TemporaryDirectory(prefix="paykit-site-") as site:
+            # Not --quiet: it hides warnings from --strict, which then passes anything.
+            _mkdocs("build", "--strict", "--site-dir", site)
         _run(PYTHON, "-m", "pytest", *sys.argv[2:])
+    elif task == "docs":
+        _mkdocs("build", "--strict", *sys.argv[2:])
     elif task == "bench":
         _run(PYTHON, "benchmarks/run.py", *sys.argv[2:])
     else:
-        sys.exit(f"unknown task {task!r}; expected demo, check or bench")
+        sys.exit(f"unknown task {task!r}; expected demo, check, docs or bench")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ cannot start fails the tests.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,6 @@ from typing import Any
 
 import pymongo
 import pytest
-import structlog
 
 from paykit import PaymentService
 from paykit.storage import MemoryStorage
@@ -30,11 +30,13 @@ except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.
 
 
 @pytest.fixture(autouse=True)
-def _restore_structlog() -> Iterator[None]:
-    """The CLI configures structlog (it is an application); never let that leak into other tests."""
-    saved = structlog.get_config()
+def _restore_logging() -> Iterator[None]:
+    """The CLI configures logging (it is an application); never let that leak into other tests."""
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
     yield
-    structlog.configure(**saved)
+    root.setLevel(saved[0])
+    root.handlers[:] = saved[1]
 
 
 @pytest.fixture

@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import time
+from importlib.metadata import version
 
 import pytest
 
 from paykit import AuditAction, InvoiceStatus, PaymentStatus
-from paykit.cli import main, run_demo
+from paykit.cli import DEFAULT_CONNECT_TIMEOUT, main, run_demo
 
 
 class TestDemo:
@@ -49,16 +51,57 @@ class TestDemo:
 
 
 class TestCommands:
-    """health, metrics and audit on the default (empty, in-memory) storage."""
+    """health, metrics and audit read what an application stored, so they need --mongo-uri."""
 
-    def test_health_and_metrics(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """Both print JSON and succeed."""
-        assert 0 == main(["health"])
-        assert '"status": "ok"' in capsys.readouterr().out
-        assert 0 == main(["metrics"])
-        assert '"total": 0' in capsys.readouterr().out
+    @pytest.mark.parametrize("command", [["health"], ["metrics"], ["audit", "pay_1"]])
+    def test_refuse_to_run_without_a_database(self, command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+        """A new in-memory store is always empty: exit 2 and say so, rather than report an empty "ok"."""
+        with pytest.raises(SystemExit) as exit_info:
+            main(command)
 
-    def test_audit_of_unknown_payment(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """An unknown payment's audit exits 1 with a message."""
-        assert 1 == main(["audit", "pay_missing"])
-        assert "no audit entries" in capsys.readouterr().err
+        assert 2 == exit_info.value.code
+        assert f"{command[0]} needs --mongo-uri" in capsys.readouterr().err
+
+    def test_version(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--version names the distribution and its installed version."""
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--version"])
+
+        assert 0 == exit_info.value.code
+        assert f"paykit-payments {version('paykit-payments')}" == capsys.readouterr().out.strip()
+
+    def test_connect_timeout_must_be_positive(self, capsys: pytest.CaptureFixture[str]) -> None:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--mongo-uri", "mongodb://127.0.0.1:1", "--connect-timeout", "0", "health"])
+
+        assert 2 == exit_info.value.code
+        assert "--connect-timeout must be positive" in capsys.readouterr().err
+
+
+class TestUnreachableServer:
+    """A MongoDB URI with nothing listening fails fast, naming the host and the cause."""
+
+    def test_fails_within_the_default_timeout_naming_the_host(self) -> None:
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "paykit", "--mongo-uri", "mongodb://127.0.0.1:1", "health"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        elapsed = time.monotonic() - started
+
+        assert 2 == result.returncode
+        assert "cannot reach MongoDB at 127.0.0.1:1 within 5 s" in result.stderr
+        assert "Connection refused" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert elapsed < DEFAULT_CONNECT_TIMEOUT + 4  # the timeout, plus starting Python on a busy machine
+
+    def test_the_uri_password_is_never_echoed(self, capsys: pytest.CaptureFixture[str]) -> None:
+        uri = "mongodb://app:hunter2-secret@127.0.0.1:1/?authSource=admin"
+
+        assert 2 == main(["--mongo-uri", uri, "--connect-timeout", "0.2", "metrics"])
+        err = capsys.readouterr().err
+        assert "127.0.0.1:1" in err
+        assert "hunter2-secret" not in err

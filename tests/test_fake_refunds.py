@@ -73,7 +73,7 @@ def test_lookup_capability_and_no_amount_rule(fake: FakeProvider) -> None:
 
 def test_amount_rule_can_be_a_providers(fake: FakeProvider) -> None:
     """amount_rule lets a test give the fake Stripe's amount rule."""
-    fake.amount_rule = StripeProvider("sk_test_rule").check_amount
+    fake.amount_rule = StripeProvider("sk_test_rule", webhooks=False).check_amount
 
     with pytest.raises(InvalidRequestError):
         fake.check_amount(Money.of("0.005", "KWD"))

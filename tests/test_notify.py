@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from structlog.testing import capture_logs
 
 from paykit import (
     CallbackNotifier,
@@ -26,7 +25,7 @@ from paykit import (
 )
 from paykit.notify import NotificationDispatcher
 from paykit.storage import MemoryStorage
-from paykit.testing import FakeProvider, ManualClock
+from paykit.testing import FakeProvider, ManualClock, capture_logs
 
 
 class Recorder:
@@ -337,7 +336,7 @@ class TestBackgroundDispatcher:
 
 
 class TestLoggingNotifier:
-    """LoggingNotifier logs through structlog, redacted."""
+    """LoggingNotifier logs to the `paykit.notify` logger, redacted."""
 
     def test_logs_redacted_payload(self) -> None:
         """Secrets and card numbers in a payload never reach the log."""
@@ -363,7 +362,7 @@ class TestLoggingNotifier:
             assert secret not in text
         assert "10.00 USD" == logs[0]["payload"]["amount"]
         assert ("info", "n1", "payment_succeeded") == (
-            logs[0]["log_level"],
+            logs[0]["level"],
             logs[0]["notification_id"],
             logs[0]["kind"],
         )

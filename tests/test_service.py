@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from structlog.testing import capture_logs
 
 from paykit import (
     AuditAction,
@@ -26,7 +25,7 @@ from paykit import (
     StorageError,
 )
 from paykit.storage import MemoryStorage
-from paykit.testing import FakeProvider, ManualClock
+from paykit.testing import FakeProvider, ManualClock, capture_logs
 from paykit.webhooks import handle_webhook
 
 USD_50 = Money.of("50.00", "USD")

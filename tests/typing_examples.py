@@ -7,6 +7,7 @@ from decimal import Decimal
 from paykit import (
     InvalidRequestError,
     LineItem,
+    MissingExtraError,
     Money,
     Notification,
     Payment,
@@ -17,7 +18,7 @@ from paykit import (
 from paykit.notify import CallbackNotifier
 from paykit.providers import Provider
 from paykit.storage import MemoryStorage, Storage
-from paykit.testing import FakeProvider, ManualClock
+from paykit.testing import FakeProvider, ManualClock, capture_logs
 from paykit.webhooks import WebhookResponse, handle_webhook
 
 
@@ -56,3 +57,18 @@ def bad_money() -> None:
         Money.of("1.005", "USD")
     except InvalidRequestError as exc:
         print(exc.message)
+
+
+def optional_stripe() -> Provider | None:
+    try:
+        from paykit.providers import StripeProvider
+    except MissingExtraError as exc:  # also an ImportError
+        print(f"install the {exc.extra!r} extra")
+        return None
+    return StripeProvider("sk_test_...", webhooks=False)
+
+
+def captured_events(service: PaymentService) -> list[str]:
+    with capture_logs() as logs:
+        service.health()
+    return [str(event["event"]) for event in logs]

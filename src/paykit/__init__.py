@@ -5,6 +5,8 @@
 Money('12.500', 'KWD')
 """
 
+import logging as _logging
+
 from ._errors import (
     AuthenticationError,
     ConfigurationError,
@@ -13,6 +15,7 @@ from ._errors import (
     IdempotencyConflictError,
     InvalidRequestError,
     InvalidStateError,
+    MissingExtraError,
     NotFoundError,
     PaykitError,
     PaymentDeclinedError,
@@ -45,6 +48,10 @@ from .notify import CallbackNotifier, DispatchReport, LoggingNotifier, Notifier
 
 __version__ = "0.1.0"
 
+# Libraries log, applications configure: without the application's logging configuration,
+# paykit's events go nowhere (not to the last-resort handler's stderr).
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
+
 __all__ = [
     "CURRENCY_EXPONENTS",
     "AuditAction",
@@ -66,6 +73,7 @@ __all__ = [
     "LineItem",
     "LoggingNotifier",
     "MetricsReport",
+    "MissingExtraError",
     "Money",
     "NotFoundError",
     "Notification",

@@ -4,7 +4,8 @@ Every error paykit raises is a :class:`PaykitError`; exceptions of ``stripe``,
 ``httpx`` and ``pymongo`` are translated at each adapter's edge, never leaked::
 
     PaykitError
-    ├── ConfigurationError            bad constructor arguments, missing extra
+    ├── ConfigurationError            bad constructor arguments, webhook secrets missing
+    │   └── MissingExtraError         also an ImportError: an optional extra is not installed
     ├── InvalidRequestError           also a ValueError: bad amount, currency, id...
     │   └── CurrencyMismatchError     arithmetic across two currencies
     ├── InvalidStateError             illegal transition, refund over captured
@@ -28,6 +29,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._version import DISTRIBUTION
+
 __all__ = [
     "AuthenticationError",
     "ConfigurationError",
@@ -36,6 +39,7 @@ __all__ = [
     "IdempotencyConflictError",
     "InvalidRequestError",
     "InvalidStateError",
+    "MissingExtraError",
     "NotFoundError",
     "PaykitError",
     "PaymentDeclinedError",
@@ -63,6 +67,25 @@ class PaykitError(Exception):
 
 class ConfigurationError(PaykitError):
     """paykit was configured wrongly (bad arguments, missing optional extra)."""
+
+
+class MissingExtraError(ConfigurationError, ImportError):
+    """An optional dependency is missing; the message names the extra that installs it.
+
+    Also an :class:`ImportError`, so code that guards an optional import with
+    ``except ImportError`` keeps working.
+
+    Attributes:
+        extra: The extra to install, as in ``pip install "paykit-payments[extra]"``.
+        package: The missing package (``"stripe"``, ``"pymongo"``, ``"cryptography"``...).
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, feature: str, *, extra: str, package: str) -> None:
+        super().__init__(f'{feature} needs {package}: pip install "{DISTRIBUTION}[{extra}]"')
+        self.extra = extra
+        self.package = package
 
 
 class InvalidRequestError(PaykitError, ValueError):

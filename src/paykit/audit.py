@@ -14,14 +14,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, runtime_checkable
 
-import structlog
-
+from ._log import get_logger
 from ._models import AuditEntry
 from ._redact import REDACTED, redact
 
 __all__ = ["REDACTED", "AuditHook", "redact"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @runtime_checkable

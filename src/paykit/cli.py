@@ -1,28 +1,33 @@
 """The ``paykit`` command: demo, health, metrics and audit.
 
-paykit demo [--mongo-uri URI]        a walk through the payment lifecycle
+paykit --version
+paykit demo [--mongo-uri URI]        a walk through the payment lifecycle (database paykit_demo)
 paykit health --mongo-uri URI        storage reachable? payments in the last 24 h
 paykit metrics --mongo-uri URI       counts, revenue and refunds per currency
 paykit audit PAYMENT_ID --mongo-uri URI
+
+Every command that takes ``--mongo-uri`` also takes ``--database`` and
+``--connect-timeout`` (seconds, 5 by default).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import TextIO
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, TextIO
 
-import structlog
-
-from ._errors import InvalidStateError, PaykitError, PaymentDeclinedError
+from ._errors import InvalidStateError, PaykitError, PaymentDeclinedError, StorageError
 from ._models import AuditEntry, LineItem, Notification
 from ._money import Money
 from ._service import PaymentService
 from ._status import PaymentStatus
+from ._version import DISTRIBUTION
 from .notify import CallbackNotifier
 from .storage._base import Storage
 from .storage.memory import MemoryStorage
@@ -32,13 +37,75 @@ from .webhooks import handle_webhook
 
 __all__ = ["main", "run_demo"]
 
+DEFAULT_DATABASE = "paykit"
+DEMO_DATABASE = "paykit_demo"
+DEFAULT_CONNECT_TIMEOUT = 5.0
+_DEMO_MARKER = "paykit_demo_marker"
+# An in-memory store is always empty in a new process: these commands need the database.
+_NEED_STORAGE = ("health", "metrics", "audit")
 
-def _storage(mongo_uri: str | None, database: str) -> Storage:
+
+class _CommandError(Exception):
+    """A command-line mistake or an unreachable server: a message for stderr, no traceback."""
+
+
+def _hosts(uri: str) -> str:
+    # Only host:port pairs: never echo the URI itself, which may hold a password.
+    try:
+        from pymongo.uri_parser import parse_uri  # noqa: PLC0415 - pymongo is an optional extra
+
+        nodes = parse_uri(uri, warn=True)["nodelist"]
+    except Exception:  # any URI pymongo cannot parse is reported by MongoClient itself
+        return "the server in --mongo-uri"
+    return ", ".join(f"{host}:{port}" for host, port in nodes) or "the server in --mongo-uri"
+
+
+def _storage(
+    mongo_uri: str | None, database: str, connect_timeout: float, stack: contextlib.ExitStack, *, demo: bool = False
+) -> Storage:
     if mongo_uri is None:
         return MemoryStorage()
-    from .storage.mongo import MongoStorage  # noqa: PLC0415 - pymongo is an optional extra
+    import pymongo  # noqa: PLC0415 - pymongo is an optional extra
+    from pymongo.errors import ConfigurationError as MongoConfigurationError  # noqa: PLC0415
+    from pymongo.errors import ConnectionFailure, PyMongoError  # noqa: PLC0415
 
-    return MongoStorage.from_uri(mongo_uri, database=database)
+    from .storage.mongo import MongoStorage  # noqa: PLC0415
+
+    timeout_ms = max(1, round(connect_timeout * 1000))
+    try:
+        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+            mongo_uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
+        )
+        stack.callback(client.close)
+        if demo:
+            _empty_demo_database(client, database)
+        return MongoStorage(client, database)
+    except (TypeError, ValueError, MongoConfigurationError) as exc:
+        raise _CommandError(f"invalid MongoDB URI or options for {_hosts(mongo_uri)}: {exc}") from exc
+    except (PyMongoError, StorageError) as exc:
+        cause = exc if isinstance(exc, PyMongoError) else exc.__cause__
+        # "host:port: [Errno 111] Connection refused (...), Timeout: 5.0s, Topology Description: <...>"
+        reason = str(cause).split(", Timeout:")[0]
+        if isinstance(cause, ConnectionFailure):
+            raise _CommandError(
+                f"cannot reach MongoDB at {_hosts(mongo_uri)} within {connect_timeout:g} s "
+                f"({type(cause).__name__}: {reason}); check --mongo-uri, or raise --connect-timeout"
+            ) from exc
+        raise _CommandError(f"MongoDB at {_hosts(mongo_uri)} refused: {type(cause).__name__}: {reason}") from exc
+
+
+def _empty_demo_database(client: Any, database: str) -> None:
+    # The demo's data is throwaway and its ids repeat, so each run starts from an empty database;
+    # a database the demo did not write is never emptied.
+    db = client[database]
+    collections = db.list_collection_names()
+    if collections and _DEMO_MARKER not in collections:
+        raise _CommandError(
+            f"database {database!r} holds data the demo did not write, and the demo empties its database "
+            f"first: choose another --database (the demo's default is {DEMO_DATABASE})"
+        )
+    client.drop_database(database)
+    db[_DEMO_MARKER].insert_one({"note": "written by `paykit demo`, which empties this database on each run"})
 
 
 def _audit_line(entry: AuditEntry) -> str:
@@ -165,16 +232,43 @@ def run_demo(storage: Storage | None = None, out: TextIO | None = None) -> Payme
 def _configure_logging() -> None:
     # The command line is an application, so it may configure logging (the library never does):
     # warnings and errors to stderr, keeping the demo's stdout readable.
-    if not structlog.is_configured():
-        structlog.configure(
-            wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-            logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        )
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _version() -> str:
+    try:
+        return f"{DISTRIBUTION} {version(DISTRIBUTION)}"
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return f"{DISTRIBUTION} (not installed)"
+
+
+def _storage_options(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "--mongo-uri",
+        default=default,
+        help="the MongoDB your application's MongoStorage uses (health, metrics and audit need it; "
+        "the demo runs in memory without it)",
+    )
+    parser.add_argument(
+        "--database",
+        default=default,
+        help=f"MongoDB database name (default: {DEMO_DATABASE} for the demo, {DEFAULT_DATABASE} otherwise)",
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=DEFAULT_CONNECT_TIMEOUT if default is None else default,
+        metavar="SECONDS",
+        help=f"give up reaching MongoDB after this long (default: {DEFAULT_CONNECT_TIMEOUT:g})",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``paykit`` command line; return the exit status."""
     parser = argparse.ArgumentParser(prog="paykit", description="paykit: payments with exact money.")
+    parser.add_argument("--version", action="version", version=_version())
+    _storage_options(parser, None)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("demo", "walk through the payment lifecycle (in memory by default)"),
@@ -183,14 +277,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("audit", "print a payment's audit trail"),
     ):
         cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("--mongo-uri", help="use MongoDB at this URI instead of memory")
-        cmd.add_argument("--database", default="paykit", help="MongoDB database name (default: paykit)")
+        # The same options after the command name; SUPPRESS keeps a value given before it.
+        _storage_options(cmd, argparse.SUPPRESS)
         if name == "audit":
             cmd.add_argument("payment_id")
     args = parser.parse_args(argv)
+    if args.database is None:
+        args.database = DEMO_DATABASE if args.command == "demo" else DEFAULT_DATABASE
+    if args.command in _NEED_STORAGE and args.mongo_uri is None:
+        parser.error(
+            f"{args.command} needs --mongo-uri: it reads what your application stored "
+            "(a new in-memory store would always be empty)"
+        )
+    if args.connect_timeout <= 0:
+        parser.error("--connect-timeout must be positive")
     _configure_logging()
+    with contextlib.ExitStack() as stack:
+        return _run(args, stack)
+
+
+def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     try:
-        storage = _storage(args.mongo_uri, args.database)
+        storage = _storage(args.mongo_uri, args.database, args.connect_timeout, stack, demo=args.command == "demo")
         if args.command == "demo":
             run_demo(storage)
             return 0
@@ -209,6 +317,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for entry in entries:
             print(entry.model_dump_json())
         return 0
+    except _CommandError as exc:
+        print(f"paykit: {exc}", file=sys.stderr)
+        return 2
     except PaykitError as exc:
         print(f"paykit: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

@@ -20,15 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol, runtime_checkable
 
-import structlog
-
+from ._log import get_logger
 from ._models import Notification
 from .audit import redact
 from .storage._base import Storage
 
 __all__ = ["CallbackNotifier", "DispatchReport", "LoggingNotifier", "NotificationDispatcher", "Notifier"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @runtime_checkable
@@ -46,7 +45,7 @@ class Notifier(Protocol):
 
 
 class LoggingNotifier:
-    """Logs every notification through structlog (the payload is redacted)."""
+    """Logs every notification to the `paykit.notify` logger (the payload is redacted)."""
 
     def __init__(self, name: str = "log") -> None:
         self._name = name

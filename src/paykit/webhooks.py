@@ -12,8 +12,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-import structlog
-
 from . import _telemetry as telemetry
 from ._errors import (
     InvalidRequestError,
@@ -22,13 +20,14 @@ from ._errors import (
     StorageError,
     WebhookVerificationError,
 )
+from ._log import get_logger
 from ._models import WebhookEvent
 from ._service import PaymentService, WebhookOutcome
 from .storage._base import WebhookEventRecord
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "WebhookOutcome", "WebhookResponse", "handle_webhook"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_MAX_BODY_BYTES: Final = 256 * 1024
 """Bodies above this are refused with 413; provider events are a few KB."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Iterator
 from types import ModuleType
@@ -132,6 +133,47 @@ class TestWebhookRoute:
         assert 405 == client.get("/paykit/webhook/fake").status_code
 
 
+def post_chunked(
+    client: Client, url: str, body: bytes, *, terminated: bool, headers: dict[str, str] | None = None
+) -> Any:
+    """A chunked POST as a WSGI server hands it to Django: no CONTENT_LENGTH, the body only in wsgi.input."""
+    environ = {
+        "HTTP_TRANSFER_ENCODING": "chunked",
+        "CONTENT_TYPE": "application/json",
+        "wsgi.input": io.BytesIO(body),
+    }
+    if terminated:  # gunicorn, uWSGI, mod_wsgi: de-chunked, and the stream ends where the body does
+        environ["wsgi.input_terminated"] = True
+    return client.generic("POST", url, b"", headers=headers or {}, **environ)
+
+
+class TestChunkedWebhook:
+    """A chunked body (no Content-Length) is read as far as the server lets it, never past the limit."""
+
+    def test_oversized_chunked_body_gets_413(self, shop: Shop, client: Client) -> None:
+        body = b"x" * (MAX_BODY_BYTES * 4)
+        expected = handle_webhook(shop.service, "fake", body, {}, max_body_bytes=MAX_BODY_BYTES)
+
+        response = post_chunked(client, "/paykit/webhook/fake", body, terminated=True)
+
+        assert (413, expected.body) == (response.status_code, response.content)
+
+    def test_chunked_webhook_within_the_limit_is_applied(self, shop: Shop, client: Client) -> None:
+        payment = shop.processing_payment()
+        hook = shop.succeeded(payment)
+
+        response = post_chunked(client, "/paykit/webhook/fake", hook.body, terminated=True, headers=hook.headers)
+
+        assert (200, {"outcome": "applied"}) == (response.status_code, response.json())
+        assert PaymentStatus.SUCCEEDED == shop.service.get_payment(payment.id).status
+
+    def test_unreadable_chunked_body_gets_411_not_400(self, shop: Shop, client: Client) -> None:
+        """Django's runserver passes the chunked stream raw and Django reads none of it: say so, not "forged"."""
+        response = post_chunked(client, "/paykit/webhook/fake", b"x" * (MAX_BODY_BYTES * 4), terminated=False)
+
+        assert (411, {"outcome": "length_required"}) == (response.status_code, response.json())
+
+
 class TestHealthRoute:
     """GET health is public: 200 when storage answers, 503 otherwise."""
 
@@ -212,7 +254,7 @@ class TestOptionalExtra:
         monkeypatch.setitem(sys.modules, "django.http", None)
         monkeypatch.delitem(sys.modules, "paykit.integrations.django")
 
-        with pytest.raises(ImportError, match=r'pip install "paykit\[django\]"'):
+        with pytest.raises(ImportError, match=r'pip install "paykit-payments\[django\]"'):
             import paykit.integrations.django  # noqa: F401
 
 

@@ -192,7 +192,7 @@ class TestOptionalExtra:
         monkeypatch.setitem(sys.modules, "flask", None)
         monkeypatch.delitem(sys.modules, "paykit.integrations.flask")
 
-        with pytest.raises(ImportError, match=r'pip install "paykit\[flask\]"'):
+        with pytest.raises(ImportError, match=r'pip install "paykit-payments\[flask\]"'):
             import paykit.integrations.flask  # noqa: F401
 
 

@@ -243,7 +243,7 @@ class TestOptionalExtra:
         monkeypatch.setitem(sys.modules, "starlette.concurrency", None)
         monkeypatch.delitem(sys.modules, "paykit.integrations.starlette")
 
-        with pytest.raises(ImportError, match=r'pip install "paykit\[starlette\]"'):
+        with pytest.raises(ImportError, match=r'pip install "paykit-payments\[starlette\]"'):
             import paykit.integrations.starlette  # noqa: F401
 
 

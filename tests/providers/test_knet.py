@@ -14,7 +14,6 @@ import pytest
 import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from structlog.testing import capture_logs
 
 from paykit import Money, PaymentService, PaymentStatus
 from paykit._errors import (
@@ -36,6 +35,7 @@ from paykit.providers._knet_wire import (
 )
 from paykit.providers.knet import KnetProvider
 from paykit.storage import MemoryStorage
+from paykit.testing import capture_logs
 from paykit.testing._knet import FakeKnet, knet_error_body, knet_payment_request, knet_response_body
 from paykit.webhooks import handle_webhook
 

@@ -12,12 +12,12 @@ import httpx
 import jsonschema
 import pytest
 import respx
-import structlog
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from paykit import (
     AuthenticationError,
+    ConfigurationError,
     EventKind,
     InvalidRequestError,
     InvalidStateError,
@@ -45,6 +45,7 @@ from paykit.providers._paypal_wire import (
 )
 from paykit.providers.paypal import PayPalProvider
 from paykit.storage import MemoryStorage
+from paykit.testing import capture_logs
 from paykit.testing._paypal import PayPalWebhookSigner
 from paykit.webhooks import handle_webhook
 
@@ -485,6 +486,26 @@ class TestCreatePayment:
         assert 1 == route.call_count
 
 
+class TestConstruction:
+    """Whatever webhooks need is checked when the adapter is built, not at the first delivery."""
+
+    @pytest.mark.parametrize("webhook_id", [None, ""])
+    def test_webhook_id_is_required(self, webhook_id: str | None) -> None:
+        with pytest.raises(ConfigurationError, match=r"needs webhook_id.*webhooks=False"):
+            PayPalProvider(CLIENT_ID, CLIENT_SECRET, webhook_id)
+
+    def test_webhooks_can_be_turned_off(self) -> None:
+        with httpx.Client() as http:
+            provider = PayPalProvider(CLIENT_ID, CLIENT_SECRET, None, webhooks=False, http_client=http)
+
+            with pytest.raises(WebhookVerificationError, match="webhooks=False"):
+                provider.parse_webhook(b"{}", {})
+
+    def test_webhook_id_with_webhooks_off_is_a_contradiction(self) -> None:
+        with pytest.raises(ConfigurationError, match="webhooks=False"):
+            PayPalProvider(CLIENT_ID, CLIENT_SECRET, WEBHOOK_ID, webhooks=False)
+
+
 class TestAccessToken:
     """OAuth2 tokens are cached until shortly before expiry and refreshed once on a 401."""
 
@@ -559,7 +580,7 @@ class TestAccessToken:
     def test_secrets_never_reach_logs_repr_or_errors(self, api: respx.MockRouter, provider: PayPalProvider) -> None:
         api.get("/v2/checkout/orders/5O190127TN364715T").respond(422, json=paypal_error("ORDER_NOT_APPROVED"))
 
-        with structlog.testing.capture_logs() as logs, pytest.raises(ProviderError) as info:
+        with capture_logs() as logs, pytest.raises(ProviderError) as info:
             provider.retrieve_payment(make_payment())
 
         seen = repr(logs) + repr(provider) + str(info.value) + repr(info.value)

@@ -13,8 +13,6 @@ import httpx
 import pytest
 import respx
 import stripe
-import structlog
-import structlog.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -42,6 +40,7 @@ from paykit.providers._stripe_wire import (
 )
 from paykit.providers.stripe import StripeProvider
 from paykit.storage import MemoryStorage
+from paykit.testing import capture_logs
 from paykit.testing._stripe import sign_stripe_webhook, stripe_event
 from paykit.webhooks import handle_webhook
 
@@ -224,7 +223,27 @@ class TestConstruction:
     def test_rejects_bad_arguments(self, kwargs: dict[str, Any]) -> None:
         """A lone string as secrets, a zero tolerance or negative retries are refused."""
         with pytest.raises(ConfigurationError):
-            StripeProvider("sk_test_x", **kwargs)
+            StripeProvider("sk_test_x", **{"webhook_secrets": [SECRET], **kwargs})
+
+    @pytest.mark.parametrize("secrets", [None, [], [""], [SECRET, ""]])
+    def test_webhook_secrets_are_required(self, secrets: list[str] | None) -> None:
+        """Without a usable secret every webhook would be a 400: refuse at construction, and say how to fix it."""
+        with pytest.raises(ConfigurationError, match=r"needs webhook_secrets.*webhooks=False"):
+            StripeProvider("sk_test_x", webhook_secrets=secrets)
+
+    def test_webhooks_can_be_turned_off(self) -> None:
+        """webhooks=False: no secret needed, and every webhook is refused as unverifiable."""
+        p = StripeProvider("sk_test_x", webhooks=False)
+        body = stripe_event("payment_intent.succeeded", payment_intent())
+        headers = sign_stripe_webhook(body, SECRET)
+
+        assert "StripeProvider(webhooks=False)" == repr(p)
+        with pytest.raises(WebhookVerificationError, match="webhooks=False"):
+            p.parse_webhook(body, headers)
+
+    def test_secrets_with_webhooks_off_is_a_contradiction(self) -> None:
+        with pytest.raises(ConfigurationError, match="webhooks=False"):
+            StripeProvider("sk_test_x", webhook_secrets=[SECRET], webhooks=False)
 
     def test_repr_hides_secrets(self, provider: StripeProvider) -> None:
         """Neither the API key nor the webhook secrets appear in repr."""
@@ -242,7 +261,7 @@ class TestConstruction:
             return httpx.Response(200, json=payment_intent())
 
         with httpx.Client(transport=httpx.MockTransport(handler)) as client:
-            p = StripeProvider("sk_test_x", http_client=client, api_base="http://127.0.0.1:9")
+            p = StripeProvider("sk_test_x", webhooks=False, http_client=client, api_base="http://127.0.0.1:9")
             p.retrieve_payment(make_payment())
 
         assert [str(r.url) for r in seen] == ["http://127.0.0.1:9/v1/payment_intents/pi_123"]
@@ -564,7 +583,7 @@ class TestErrorMapping:
             )
         )
 
-        with structlog.testing.capture_logs() as logs:
+        with capture_logs() as logs:
             provider.create_payment(create_request())
             with pytest.raises(PaymentDeclinedError):
                 self.call(provider)
@@ -659,7 +678,7 @@ class TestErrorMapping:
                 httpx.Response(200, json=payment_intent(status="succeeded", amount_received=1250)),
             ]
         )
-        p = StripeProvider("sk_test_x", max_network_retries=1)
+        p = StripeProvider("sk_test_x", webhooks=False, max_network_retries=1)
 
         result = p.capture_payment(make_payment(), amount=None, idempotency_key="cap-7")
         p.close()
@@ -768,9 +787,9 @@ class TestWebhookVerification:
             provider.parse_webhook(body, signed(body))
 
     def test_no_secret_configured(self) -> None:
-        """A provider without webhook secrets accepts nothing."""
+        """A provider built with webhooks=False accepts nothing."""
         body = succeeded_event()
-        p = StripeProvider("sk_test_x", clock=lambda: NOW)
+        p = StripeProvider("sk_test_x", webhooks=False, clock=lambda: NOW)
 
         with pytest.raises(WebhookVerificationError):
             p.parse_webhook(body, signed(body))

@@ -26,7 +26,7 @@ def localstripe() -> Iterator[LocalStripe]:
 
 @pytest.fixture
 def provider(localstripe: LocalStripe) -> Iterator[StripeProvider]:
-    p = StripeProvider(API_KEY, api_base=localstripe.api_base)
+    p = StripeProvider(API_KEY, api_base=localstripe.api_base, webhooks=False)
     yield p
     p.close()
 

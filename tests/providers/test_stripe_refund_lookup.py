@@ -458,7 +458,7 @@ class TestRefundErrors:
     def test_replayed_500_is_retried_with_the_same_key_and_stays_unavailable(self, api: respx.MockRouter) -> None:
         """Stripe replays a 500 for the same key: the network retry gets it again."""
         route = api.post("/v1/refunds").mock(return_value=stripe_error(500, type="api_error", message="boom"))
-        p = StripeProvider("sk_test_x", max_network_retries=1)
+        p = StripeProvider("sk_test_x", max_network_retries=1, webhooks=False)
 
         with pytest.raises(ProviderUnavailableError) as info:
             p.refund_payment(make_payment(), make_refund(), idempotency_key="refund-key-1")

@@ -11,6 +11,7 @@ import pymongo
 import pytest
 
 from paykit import AuditAction, PaymentStatus
+from paykit.cli import DEFAULT_DATABASE, DEMO_DATABASE
 from paykit.storage import MongoStorage
 
 
@@ -48,10 +49,35 @@ class TestCommandsOnMongo:
         assert AuditAction.PAYMENT_REFUND.value == actions[-1]
         assert AuditAction.PAYMENT_INIT.value == actions[0]
 
-    def test_unreachable_server_is_a_clear_error(self) -> None:
-        """A server that is not there exits 2 with a StorageError, not a traceback."""
-        result = _paykit("health", "--mongo-uri", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300")
+    def test_demo_runs_again_and_again_in_its_own_database(
+        self, mongo_uri: str, mongo_client: pymongo.MongoClient[dict[str, Any]]
+    ) -> None:
+        """Without --database the demo writes to paykit_demo, never to MongoStorage's default, and reruns cleanly."""
+        mongo_client.drop_database(DEMO_DATABASE)
+        try:
+            runs = [_paykit("--mongo-uri", mongo_uri, "demo") for _ in range(2)]
+
+            for run in runs:
+                assert 0 == run.returncode, run.stderr
+                assert "HTTP 200, applied" in run.stdout
+                assert "HTTP 200, duplicate" in run.stdout
+            assert DEMO_DATABASE in mongo_client.list_database_names()
+            assert DEFAULT_DATABASE not in mongo_client.list_database_names()
+            storage = MongoStorage(mongo_client, DEMO_DATABASE)
+            refunded = storage.list_payments(
+                user_id="alice", status=PaymentStatus.PARTIALLY_REFUNDED, limit=5, after=None
+            )
+            assert 1 == len(refunded)  # each run starts from an empty database
+        finally:
+            mongo_client.drop_database(DEMO_DATABASE)
+
+    def test_demo_never_empties_a_database_it_did_not_write(
+        self, mongo_uri: str, mongo_database: str, mongo_client: pymongo.MongoClient[dict[str, Any]]
+    ) -> None:
+        mongo_client[mongo_database]["payments"].insert_one({"_id": "pay_app"})
+
+        result = _paykit("demo", "--mongo-uri", mongo_uri, "--database", mongo_database)
 
         assert 2 == result.returncode
-        assert "StorageError" in result.stderr
-        assert "Traceback" not in result.stderr
+        assert "holds data the demo did not write" in result.stderr
+        assert 1 == mongo_client[mongo_database]["payments"].count_documents({})

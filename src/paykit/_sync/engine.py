@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Final, TypeVar
 
-import structlog
-
 from .. import _telemetry as telemetry
 from .._decisions import effects as fx
 from .._decisions.change import Change
@@ -26,6 +24,7 @@ from .._errors import (
     ProviderError,
     StorageError,
 )
+from .._log import get_logger
 from .._models import AuditEntry, Invoice, Payment, PaymentMethod
 from ..audit import _HookRunner
 from ..providers._base import Provider
@@ -33,7 +32,7 @@ from ..storage._base import Effect, Reaction, Storage
 
 __all__ = ["Engine"]
 
-log = structlog.get_logger("paykit.engine")
+log = get_logger(__name__)
 
 _CAS_ATTEMPTS: Final = 200
 _READ_RETRIES: Final = 2

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import structlog
-
 from .. import _telemetry as telemetry
 from .._decisions import payments as dp
 from .._decisions import refunds as dr
 from .._decisions.change import Change
 from .._errors import WebhookVerificationError
+from .._log import get_logger
 from .._models import EventKind, Payment, Refund, WebhookEvent
 from .._results import WebhookOutcome
 from ._part import _Part
 from .refunds import _Refunds
 
-log = structlog.get_logger("paykit.events")
+log = get_logger(__name__)
 
 
 class _Events(_Refunds, _Part):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import structlog
 from pydantic import ValidationError
 
 from .. import _telemetry as telemetry
@@ -14,6 +13,7 @@ from .._decisions import effects as fx
 from .._decisions import invoices as di
 from .._decisions.change import Change
 from .._errors import DuplicateRecordError, InvalidRequestError, InvalidStateError, NotFoundError
+from .._log import get_logger
 from .._models import AuditAction, Invoice, InvoiceStatus, LineItem, Payment
 from .._money import Money
 from .._status import PaymentStatus
@@ -21,7 +21,7 @@ from ..storage._base import Reaction
 from ._part import _Part
 from .payments import _Payments
 
-log = structlog.get_logger("paykit.invoices")
+log = get_logger(__name__)
 
 
 class _Invoices(_Payments, _Part):

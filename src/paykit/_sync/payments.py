@@ -6,8 +6,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-import structlog
-
 from .. import _telemetry as telemetry
 from .._decisions import common as d
 from .._decisions import payments as dp
@@ -22,6 +20,7 @@ from .._errors import (
     ProviderError,
     ProviderRequestError,
 )
+from .._log import get_logger
 from .._models import AuditAction, CaptureMethod, Payment
 from .._money import Money
 from .._results import Page
@@ -29,7 +28,7 @@ from .._status import PaymentStatus, can_transition
 from ..providers._base import CreatePaymentRequest, Provider, ProviderPayment
 from ._part import _Part
 
-log = structlog.get_logger("paykit.payments")
+log = get_logger(__name__)
 
 _REGISTRATION_WAIT: Final = dp.CALL_LEASE.total_seconds() + 1
 """Seconds a caller waits for another caller's provider registration of the same payment."""

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import structlog
-
 from .. import _telemetry as telemetry
 from .._decisions import payments as dp
 from .._errors import InvalidStateError, PaykitError
+from .._log import get_logger
 from .._models import EventKind, Payment, Refund, RefundStatus, WebhookEvent
 from .._results import ReconcileReport, WebhookOutcome
 from ._part import _Part
 from .events import _Events
 
-log = structlog.get_logger("paykit.reconcile")
+log = get_logger(__name__)
 
 
 class _Reconcile(_Events, _Part):

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Final
 
-import structlog
-
 from .. import _telemetry as telemetry
 from .._decisions import common as d
 from .._decisions import payments as dp
 from .._decisions import refunds as dr
 from .._errors import InvalidStateError, NotFoundError, PaykitError, ProviderError
+from .._log import get_logger
 from .._models import Payment, Refund, RefundStatus
 from .._money import Money
 from ._part import _Part
 from .payments import _Payments
 
-log = structlog.get_logger("paykit.refunds")
+log = get_logger(__name__)
 
 _UNKNOWN_OUTCOME: Final = "the provider gave no clear answer"
 

@@ -29,8 +29,6 @@ __all__ = [
     "webhook",
 ]
 
-INSTALL_HINT = 'paykit.integrations.{module} needs {package}: pip install "paykit[{extra}]"'
-
 
 @dataclass(frozen=True, slots=True)
 class RouteResponse:

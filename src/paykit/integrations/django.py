@@ -10,6 +10,13 @@ Usage, in your ``urls.py``::
 The webhook view is CSRF-exempt (providers cannot send your CSRF token; their
 signature authenticates them) and reads the raw body with ``request.read()``,
 never ``request.POST`` or a re-encoded ``json.loads(request.body)``.
+
+A chunked body (no ``Content-Length``) is read from ``wsgi.input`` when the
+server de-chunks it and says so with ``wsgi.input_terminated`` (gunicorn, uWSGI,
+mod_wsgi), up to one byte over the limit: an oversized one gets 413. Django
+itself reads no body without ``Content-Length``, and servers that pass the raw
+chunked stream (Django's runserver) leave it unreadable: such a request gets 411
+Length Required rather than a misleading 400.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .._errors import MissingExtraError
 from . import _routes
 
 # Django ships without type information (no py.typed), so its names are Any here.
@@ -26,11 +34,34 @@ try:
     from django.views.decorators.csrf import csrf_exempt
     from django.views.decorators.http import require_GET, require_POST
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides django
-    raise ImportError(_routes.INSTALL_HINT.format(module="django", package="Django", extra="django")) from exc
+    raise MissingExtraError("paykit.integrations.django", extra="django", package="Django") from exc
 
 from .._service import PaymentService
 
 __all__ = ["paykit_urlpatterns"]
+
+
+def _length_required() -> Any:
+    return HttpResponse(b'{"outcome": "length_required"}', status=411, headers={"Content-Type": "application/json"})
+
+
+def _chunked(request: HttpRequest) -> bool:
+    return (
+        not request.META.get("CONTENT_LENGTH") and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    )
+
+
+def _read_terminated(stream: Any, limit: int) -> bytes:
+    # read(n) may return fewer bytes than asked before the end; only b"" means the end.
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = stream.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _to_django(response: _routes.RouteResponse) -> Any:
@@ -63,7 +94,12 @@ def paykit_urlpatterns(
         if _routes.declared_too_large(request.META.get("CONTENT_LENGTH") or None, max_body_bytes):
             return _to_django(_routes.too_large())
         # One byte over the limit is enough for handle_webhook to answer 413.
-        body = request.read(max_body_bytes + 1)
+        if not _chunked(request):
+            body = request.read(max_body_bytes + 1)
+        elif request.META.get("wsgi.input_terminated"):
+            body = _read_terminated(request.META["wsgi.input"], max_body_bytes + 1)
+        else:
+            return _length_required()
         return _to_django(_routes.webhook(service, provider, body, request.headers, max_body_bytes=max_body_bytes))
 
     def health(request: HttpRequest) -> Any:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .._errors import MissingExtraError
 from . import _routes
 
 try:
     from flask import Blueprint, Request, Response, request
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides flask
-    raise ImportError(_routes.INSTALL_HINT.format(module="flask", package="Flask", extra="flask")) from exc
+    raise MissingExtraError("paykit.integrations.flask", extra="flask", package="Flask") from exc
 
 from .._service import PaymentService
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 
+from .._errors import MissingExtraError
 from . import _routes
 
 try:
@@ -25,7 +26,7 @@ try:
     from starlette.responses import Response
     from starlette.routing import BaseRoute, Route, Router
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides starlette
-    raise ImportError(_routes.INSTALL_HINT.format(module="starlette", package="Starlette", extra="starlette")) from exc
+    raise MissingExtraError("paykit.integrations.starlette", extra="starlette", package="Starlette") from exc
 
 from .._service import PaymentService
 

@@ -3,7 +3,7 @@
 KNET encrypts both legs with the 16-character *resource key* of the merchant's
 terminal, used as the AES key and as the IV, with PKCS#7 padding, and carries the
 ciphertext as lowercase hex. Pure functions, no I/O: the sync adapter and a
-future async one share them. ``cryptography`` comes with the ``paykit[knet]``
+future async one share them. ``cryptography`` comes with the ``paykit-payments[knet]``
 extra; without it, importing this module raises an ImportError naming the extra.
 """
 
@@ -12,15 +12,13 @@ from __future__ import annotations
 import binascii
 from typing import Final
 
-from .._errors import ConfigurationError, WebhookVerificationError
+from .._errors import ConfigurationError, MissingExtraError, WebhookVerificationError
 
 try:
     from cryptography.hazmat.primitives import padding
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "KNET support needs the cryptography package; install it with: pip install 'paykit[knet]'"
-    ) from exc
+    raise MissingExtraError("KnetProvider", extra="knet", package="cryptography") from exc
 
 __all__ = ["RESOURCE_KEY_LENGTH", "decrypt_trandata", "encrypt_trandata"]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from .._errors import WebhookVerificationError
+from .._errors import MissingExtraError, WebhookVerificationError
 
 try:
     from cryptography import x509
@@ -27,9 +27,7 @@ try:
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
     from cryptography.x509.oid import NameOID
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "PayPal webhook verification needs 'cryptography'; install it with: pip install 'paykit[paypal]'"
-    ) from exc
+    raise MissingExtraError("PayPal webhook verification", extra="paypal", package="cryptography") from exc
 
 __all__ = [
     "AUTH_ALGO",

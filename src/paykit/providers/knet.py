@@ -27,7 +27,6 @@ from typing import Final, Literal
 from urllib.parse import urlsplit
 
 import httpx
-import structlog
 
 from .._errors import (
     ConfigurationError,
@@ -37,6 +36,7 @@ from .._errors import (
     ProviderUnavailableError,
     WebhookVerificationError,
 )
+from .._log import get_logger
 from .._models import EventKind, Payment, Refund, RefundStatus, WebhookEvent
 from .._money import Money
 from .._status import PaymentStatus
@@ -69,7 +69,7 @@ from ._knet_wire import (
 
 __all__ = ["KnetProvider"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 _DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
 _PAYMENT_ID: Final = re.compile(r"[0-9A-Za-z]{1,64}", re.ASCII)

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import httpx
-import structlog
 
 from .._errors import (
     AuthenticationError,
@@ -26,6 +25,7 @@ from .._errors import (
     ProviderUnavailableError,
     WebhookVerificationError,
 )
+from .._log import get_logger
 from .._models import EventKind, Payment, Refund, WebhookEvent
 from .._money import Money
 from .._status import PaymentStatus
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PayPalProvider"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 _BASE_URLS: Final = {
     "sandbox": "https://api-m.sandbox.paypal.com",
@@ -98,7 +98,8 @@ class PayPalProvider(BaseProvider):
     Args:
         client_id: The REST app's client id.
         client_secret: The REST app's secret; never logged or shown in ``repr``.
-        webhook_id: The id PayPal gave the webhook this app listens on.
+        webhook_id: The id PayPal gave the webhook this app listens on; ``None``
+            only with ``webhooks=False``.
         environment: ``"sandbox"`` or ``"live"``.
         http_client: The client to send requests through (tests pass one with a
             mock transport); by default the adapter makes and owns one.
@@ -108,11 +109,15 @@ class PayPalProvider(BaseProvider):
         clock: Returns the current aware time (token expiry, webhook age, certificates).
         return_url: Default page PayPal sends the payer to after approval.
         cancel_url: Default page PayPal sends a payer who cancels to.
+        webhooks: ``False`` for an application that receives no PayPal webhooks
+            (and relies on ``reconcile()``); every webhook is then refused.
 
     Raises:
         ConfigurationError: A required argument is empty or an option unknown.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       ``webhooks=False`` lets ``webhook_id`` be ``None``.
     """
 
     name = wire.PROVIDER_NAME
@@ -130,7 +135,7 @@ class PayPalProvider(BaseProvider):
         self,
         client_id: str,
         client_secret: str,
-        webhook_id: str,
+        webhook_id: str | None,
         *,
         environment: Literal["sandbox", "live"] = "sandbox",
         http_client: httpx.Client | None = None,
@@ -139,9 +144,17 @@ class PayPalProvider(BaseProvider):
         clock: Callable[[], datetime] = _utc_now,
         return_url: str | None = None,
         cancel_url: str | None = None,
+        webhooks: bool = True,
     ) -> None:
-        if not client_id or not client_secret or not webhook_id:
-            raise ConfigurationError("PayPalProvider needs client_id, client_secret and webhook_id")
+        if not client_id or not client_secret:
+            raise ConfigurationError("PayPalProvider needs client_id and client_secret")
+        if webhooks and not webhook_id:
+            raise ConfigurationError(
+                "PayPalProvider needs webhook_id, the id of your webhook in PayPal's developer dashboard, to verify "
+                "webhooks; pass webhook_id=None, webhooks=False if this application receives no PayPal webhooks"
+            )
+        if not webhooks and webhook_id:
+            raise ConfigurationError("a webhook_id was given with webhooks=False; drop one or the other")
         if environment not in _BASE_URLS:
             raise ConfigurationError(f"environment must be 'sandbox' or 'live', not {environment!r}")
         if webhook_verification not in ("offline", "api"):
@@ -150,7 +163,8 @@ class PayPalProvider(BaseProvider):
             raise ConfigurationError("webhook_tolerance must be positive")
         self._client_id = client_id
         self._client_secret = client_secret
-        self._webhook_id = webhook_id
+        self._webhook_id = webhook_id or ""
+        self._webhooks = webhooks
         self._environment = environment
         self._base_url = _BASE_URLS[environment]
         self._owns_http = http_client is None
@@ -468,6 +482,8 @@ class PayPalProvider(BaseProvider):
             ProviderUnavailableError: PayPal's certificate host, verify endpoint or
                 API could not be reached; PayPal will deliver again.
         """
+        if not self._webhooks:
+            raise WebhookVerificationError("this PayPalProvider was built with webhooks=False")
         transmission = verify.TransmissionHeaders.from_headers(headers)
         verify.check_transmission_time(
             transmission.transmission_time, now=self._clock(), tolerance=self._webhook_tolerance

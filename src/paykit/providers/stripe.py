@@ -14,18 +14,20 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import httpx
-import structlog
 
 from .._errors import (
     AuthenticationError,
     ConfigurationError,
     IdempotencyConflictError,
     InvalidRequestError,
+    MissingExtraError,
     PaymentDeclinedError,
     ProviderError,
     ProviderRequestError,
     ProviderUnavailableError,
+    WebhookVerificationError,
 )
+from .._log import get_logger
 from .._models import EventKind, Payment, PaymentMethod, Refund, WebhookEvent
 from .._money import Money
 from ._base import (
@@ -56,7 +58,7 @@ from ._stripe_wire import (
 try:
     import stripe
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("StripeProvider needs the stripe package; install it with: pip install 'paykit[stripe]'") from exc
+    raise MissingExtraError("StripeProvider", extra="stripe", package="stripe") from exc
 
 if TYPE_CHECKING:
     from stripe.params import (
@@ -70,7 +72,7 @@ if TYPE_CHECKING:
 
 __all__ = ["StripeProvider"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 _DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 # A PaymentIntent with more refunds than this many pages of 100 is not one paykit made.
@@ -217,11 +219,16 @@ class StripeProvider(BaseProvider):
     """Payments through Stripe PaymentIntents.
 
     >>> provider = StripeProvider("sk_test_...", webhook_secrets=["whsec_..."])  # doctest: +SKIP
+    >>> outbound_only = StripeProvider("sk_test_...", webhooks=False)  # doctest: +SKIP
 
     Args:
         api_key: A Stripe secret or restricted key.
         webhook_secrets: Endpoint signing secrets accepted by
-            :meth:`parse_webhook`; list both while rotating.
+            :meth:`parse_webhook`; list both while rotating. Required unless
+            ``webhooks=False``.
+        webhooks: ``False`` for an application that receives no Stripe
+            webhooks (and relies on :meth:`PaymentService.reconcile`); then
+            ``webhook_secrets`` must not be given and every webhook is refused.
         client: A ready :class:`stripe.StripeClient`; when given, ``api_key``,
             ``http_client``, ``api_base`` and ``max_network_retries`` are unused.
         http_client: The ``httpx.Client`` requests go through (inject one to
@@ -240,7 +247,11 @@ class StripeProvider(BaseProvider):
         clock: Returns the current aware datetime; used for webhook tolerance.
 
     Raises:
-        ConfigurationError: An argument is invalid.
+        ConfigurationError: An argument is invalid, or ``webhook_secrets`` is
+            missing or holds an empty secret while webhooks are on.
+
+    .. versionchanged:: 0.2.0
+       ``webhook_secrets`` is required unless ``webhooks=False``.
     """
 
     name = PROVIDER_NAME
@@ -258,7 +269,8 @@ class StripeProvider(BaseProvider):
         self,
         api_key: str,
         *,
-        webhook_secrets: Sequence[str] = (),
+        webhook_secrets: Sequence[str] | None = None,
+        webhooks: bool = True,
         client: stripe.StripeClient | None = None,
         http_client: httpx.Client | None = None,
         api_base: str | None = None,
@@ -272,11 +284,19 @@ class StripeProvider(BaseProvider):
             raise ConfigurationError("StripeProvider needs an api_key or a client")
         if isinstance(webhook_secrets, str):
             raise ConfigurationError("webhook_secrets must be a sequence of secrets, not one string")
+        if webhooks and (not webhook_secrets or not all(webhook_secrets)):
+            raise ConfigurationError(
+                "StripeProvider needs webhook_secrets, your webhook endpoint's signing secrets (whsec_..., none "
+                "empty), to verify webhooks; pass webhooks=False if this application receives no Stripe webhooks"
+            )
+        if not webhooks and webhook_secrets:
+            raise ConfigurationError("webhook_secrets were given with webhooks=False; drop one or the other")
         if webhook_tolerance <= 0:
             raise ConfigurationError("webhook_tolerance must be a positive number of seconds")
         if max_network_retries < 0:
             raise ConfigurationError("max_network_retries must not be negative")
-        self._webhook_secrets = tuple(secret.encode() for secret in webhook_secrets if secret)
+        self._webhooks = webhooks
+        self._webhook_secrets = tuple(secret.encode() for secret in webhook_secrets or ())
         self._webhook_tolerance = webhook_tolerance
         self._refetch_on_webhook = refetch_on_webhook
         self._payment_method_types = tuple(payment_method_types) if payment_method_types is not None else None
@@ -294,6 +314,8 @@ class StripeProvider(BaseProvider):
         self._stripe = client
 
     def __repr__(self) -> str:
+        if not self._webhooks:
+            return "StripeProvider(webhooks=False)"
         secrets = len(self._webhook_secrets)
         return f"StripeProvider(webhook_secrets={secrets}, webhook_tolerance={self._webhook_tolerance})"
 
@@ -551,6 +573,8 @@ class StripeProvider(BaseProvider):
             WebhookVerificationError: Forged, stale, future-dated or malformed.
             ProviderError: ``refetch_on_webhook`` is set and the re-fetch failed.
         """
+        if not self._webhooks:
+            raise WebhookVerificationError("this StripeProvider was built with webhooks=False")
         header = headers.get("stripe-signature")
         event = verify_and_parse_webhook(
             body,

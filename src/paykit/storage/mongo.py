@@ -34,7 +34,8 @@ from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 from pydantic import BaseModel, SecretStr
 
-from .._errors import ConfigurationError, DuplicateRecordError, StorageError
+from .._errors import ConfigurationError, DuplicateRecordError, MissingExtraError, StorageError
+from .._log import get_logger
 from .._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund
 from .._status import SETTLED_STATUSES, PaymentStatus
 from ._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
@@ -48,13 +49,12 @@ try:
     from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
     from pymongo.errors import ConfigurationError as MongoConfigurationError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("MongoStorage needs pymongo: install paykit[mongo]") from exc
+    raise MissingExtraError("MongoStorage", extra="mongo", package="pymongo") from exc
 
-import structlog
 
 __all__ = ["MongoStorage"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")

@@ -3,7 +3,8 @@
 ``FakeProvider`` stands in for a real provider (and signs its own webhooks),
 ``ManualClock`` makes time explicit, and the provider signers build webhook
 requests exactly as Stripe, PayPal and KNET send them, so your webhook routes
-can be tested end to end without network access.
+can be tested end to end without network access. ``capture_logs()`` collects
+paykit's log events as dicts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from ._clock import ManualClock
 from ._fake import FakeBehavior, FakeCall, FakeProvider, FakeWebhook, LookupFault
+from ._logs import capture_logs
 
 __all__ = [
     "FakeBehavior",
@@ -23,6 +25,7 @@ __all__ = [
     "LookupFault",
     "ManualClock",
     "PayPalWebhookSigner",
+    "capture_logs",
     "knet_error_body",
     "knet_payment_request",
     "knet_response_body",

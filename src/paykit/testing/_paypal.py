@@ -15,15 +15,15 @@ from typing import Any
 
 import httpx
 
+from .._errors import MissingExtraError
+
 try:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
     from cryptography.x509.oid import NameOID
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "PayPalWebhookSigner needs 'cryptography'; install it with: pip install 'paykit[paypal]'"
-    ) from exc
+    raise MissingExtraError("PayPalWebhookSigner", extra="paypal", package="cryptography") from exc
 
 __all__ = ["PayPalWebhookSigner"]
 

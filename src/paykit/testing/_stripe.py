@@ -17,9 +17,10 @@ def sign_stripe_webhook(payload: bytes | str, secret: str, timestamp: int | None
 
     .. versionadded:: 0.1.0
 
-    >>> headers = sign_stripe_webhook(b'{"id": "evt_1"}', "whsec_test", timestamp=1700000000)
-    >>> headers["stripe-signature"][:15]
-    't=1700000000,v1'
+    Examples:
+        >>> headers = sign_stripe_webhook(b'{"id": "evt_1"}', "whsec_test", timestamp=1700000000)
+        >>> headers["stripe-signature"][:15]
+        't=1700000000,v1'
 
     Args:
         payload: The exact request body that will be sent.
