@@ -131,6 +131,10 @@ class Payment(_Frozen):
     settled_refunds: dict[str, int] = Field(default_factory=dict)
     """Refunds counted in ``refunded_minor``, by refund id: a refund event or answer is
     applied to the money once, whichever arrives first."""
+    closed_refunds: dict[str, str] = Field(default_factory=dict)
+    """Refunds that ended without money, by id: ``"failed"`` or ``"canceled"`` (the provider
+    said so: a later success report of the same refund is stale) or ``"abandoned"`` (paykit
+    gave up without a clear answer: a later success found at the provider is counted)."""
     failure_code: str | None = None
     failure_message: str | None = None
     idempotency_key: str | None = None

@@ -59,11 +59,11 @@ class World:
         assert payment.status == PaymentStatus.SUCCEEDED, payment.status
         return payment
 
-    def reconcile(self, *, rounds: int = 1) -> None:
+    def reconcile(self, *, rounds: int = 1, recheck: timedelta | None = None) -> None:
         """Run ``reconcile()`` ``rounds`` times, each once the clock passed ``older_than``."""
         for _ in range(rounds):
             self.clock.advance(OLDER_THAN + timedelta(seconds=1))
-            self.service.reconcile(older_than=OLDER_THAN)
+            self.service.reconcile(older_than=OLDER_THAN, recheck_refunds_since=recheck)
 
     def check(self, payment_id: str, *, pending_at_stripe: int = 0) -> Payment:
         """Assert every invariant of the fault model for one payment; return it."""
@@ -558,12 +558,6 @@ class TestRefundFailsLater:
         after = world.check(payment.id)
         assert (after.amount_refunded, after.status) == (REFUND, PaymentStatus.PARTIALLY_REFUNDED)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="settle() (_decisions/refunds.py:137-152) counts a SUCCEEDED report for a refund that is neither "
-        "reserved nor counted whenever it fits, without looking at the refund's own status: a refund Stripe "
-        "failed (reversed, status FAILED) is counted again by a delayed refund.created/charge.refunded snapshot",
-    )
     def test_delayed_success_events_after_the_failure(self, world: World) -> None:
         """Stripe does not order webhooks: refund.created and charge.refunded (succeeded) arrive after refund.failed."""
         payment = world.paid()
@@ -617,17 +611,14 @@ class TestRefundFailsLater:
         assert (after.refunded_minor, after.pending_refunds) == (0, {})
         assert world.service.get_refund(refund_id).status == RefundStatus.CANCELED
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="reconcile() only visits reserved refunds (list_payments_refunding): a refund counted as "
-        "succeeded that fails later at Stripe, with its webhooks lost, is never retrieved again",
-    )
     def test_succeeded_refund_that_fails_seen_only_by_retrieve(self, world: World) -> None:
         payment, refund_id, ref = self.succeeded(world)
         world.sim.fail_refund(ref)
         world.sim.lose_events()
 
         world.reconcile(rounds=2)
+        assert world.service.get_payment(payment.id).refunded_minor > 0, "without a recheck nothing asks Stripe"
+        world.reconcile(recheck=timedelta(days=7))
 
         assert world.check(payment.id).refunded_minor == 0
         assert world.service.get_refund(refund_id).status == RefundStatus.FAILED

@@ -317,6 +317,20 @@ class TestRefunds:
         ) == (True, False)
         assert done == storage.get_refund("re_1")
 
+    def test_succeeded_since(self, storage: Storage) -> None:
+        """Only SUCCEEDED refunds changed at or after the time, oldest change first, up to the limit."""
+        succeeded = [
+            self.make_refund(f"re_s{i}", when=i).model_copy(update={"status": RefundStatus.SUCCEEDED})
+            for i in (3, 1, 2, 0)
+        ]
+        for refund in [*succeeded, self.make_refund("re_pending", when=5)]:
+            storage.insert_refund(refund)
+
+        found = storage.list_refunds_succeeded_since(since=at(1), limit=10)
+
+        assert ["re_s1", "re_s2", "re_s3"] == [r.id for r in found]
+        assert ["re_s1"] == [r.id for r in storage.list_refunds_succeeded_since(since=at(1), limit=1)]
+
 
 class TestInvoices:
     """Invoices: exact amounts and Decimal tax rates round trip; numbers are unique and sequential."""

@@ -113,36 +113,43 @@ def settle(
     failure_message: str | None = None,
     code: str | None = None,
     origin: str = "answer",
+    abandoned: bool = False,
 ) -> Change:
     """Apply what the provider says of a refund to the payment's money, once.
 
     Reserved and succeeded: counted. Reserved and pending: the provider id is
     kept and the amount stays held. Reserved and failed: released. Counted and
-    then failed: the amount is taken back out, with a notification. Released
-    (failed, or given up) and then succeeded: counted, if it still fits.
+    then failed: the amount is taken back out, with a notification. Failed at
+    the provider and then reported succeeded (webhooks come in any order): stale.
+    Given up by paykit (``abandoned``) and then found succeeded: counted, if it
+    still fits. Only the payment's own records decide, never the refund copy in
+    hand, so a concurrent change cannot be missed.
     """
     reserved = refund.id in current.pending_refunds
     counted = refund.id in current.settled_refunds
+    closed = current.closed_refunds.get(refund.id)
     ref = provider_ref or refund.provider_ref
     pending = {k: v for k, v in current.pending_refunds.items() if k != refund.id}
-    minor = (
-        current.pending_refunds.get(refund.id) or current.settled_refunds.get(refund.id) or refund.amount.minor_units
-    )
+    still_closed = {k: v for k, v in current.closed_refunds.items() if k != refund.id}
+    held = current.pending_refunds.get(refund.id) or current.settled_refunds.get(refund.id)
+    minor = held or refund.amount.minor_units
     amount = Money(minor, current.currency)
-    updates: dict[str, Any] = {}
-    effects: list[Any] = []
     external = external_refund_id(current.provider, ref) if ref else None
     if status == RefundStatus.SUCCEEDED and reserved and external in current.settled_refunds:
         return _adopt(current, refund.model_copy(update={"provider_ref": ref}), external, now=now, origin=origin)
+    updates: dict[str, Any]
     if status == RefundStatus.SUCCEEDED:
         if counted:
             return skip("duplicate")
+        if closed not in (None, "abandoned"):
+            return skip("stale")  # the provider failed it; an older success report arrived late
         if not reserved and amount > current.amount_refundable:
             return skip("stale")
         refunded = current.refunded_minor + minor
         updates = {
             "pending_refunds": pending,
             "settled_refunds": {**current.settled_refunds, refund.id: minor},
+            "closed_refunds": still_closed,
             "refunded_minor": refunded,
             "status": refund_status_after(current, refunded),
         }
@@ -150,18 +157,24 @@ def settle(
     elif status == RefundStatus.PENDING:
         if not reserved or (ref == refund.provider_ref and refund.status == RefundStatus.PENDING):
             return skip("duplicate")
+        updates = {}
         outcome = "pending"
     elif counted:
         refunded = current.refunded_minor - minor
         updates = {
             "settled_refunds": {k: v for k, v in current.settled_refunds.items() if k != refund.id},
+            "closed_refunds": {**still_closed, refund.id: status.value},
             "refunded_minor": refunded,
             "status": refund_status_after(current, refunded),
         }
         outcome = "reversed"
     elif reserved:
-        updates = {"pending_refunds": pending}
+        reason = "abandoned" if abandoned else status.value
+        updates = {"pending_refunds": pending, "closed_refunds": {**still_closed, refund.id: reason}}
         outcome = "failed"
+    elif closed == "abandoned" and not abandoned:
+        # paykit gave up on it; now the provider says it failed: remember that, so a late success is stale.
+        return Change({"closed_refunds": {**still_closed, refund.id: status.value}}, outcome="duplicate")
     else:
         return skip("duplicate")
     record = refund.model_copy(
@@ -174,7 +187,7 @@ def settle(
             "updated_at": now,
         }
     )
-    effects.append(record)
+    effects: list[Any] = [record]
     if outcome == "reversed":
         effects.append(refund_failed_notification(current, record, at=now))
     payload: dict[str, Any] = {"refund_id": refund.id, "refund_amount": str(amount), "outcome": outcome}

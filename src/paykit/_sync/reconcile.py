@@ -18,7 +18,13 @@ log = get_logger(__name__)
 
 class _Reconcile(_Events, _Part):
     @telemetry.operation("reconcile")
-    def reconcile(self, *, limit: int = 100, older_than: timedelta = timedelta(minutes=1)) -> ReconcileReport:
+    def reconcile(
+        self,
+        *,
+        limit: int = 100,
+        older_than: timedelta = timedelta(minutes=1),
+        recheck_refunds_since: timedelta | None = None,
+    ) -> ReconcileReport:
         """Finish whatever a crash, an outage or a lost webhook left unsettled.
 
         In order: effects left in outboxes are flushed; reactions not yet done
@@ -30,12 +36,21 @@ class _Reconcile(_Events, _Part):
         and moved forward. Only records untouched for ``older_than`` are visited,
         so calls still in flight are left alone. Safe to run from several
         processes at once.
+
+        A refund can still fail at the provider days after it succeeded (a bank
+        returns it). Its webhook tells paykit; if every delivery of it was lost,
+        pass ``recheck_refunds_since`` (say ``timedelta(days=7)``, from a daily
+        job): refunds that succeeded within that window are retrieved from
+        providers that can look refunds up, and a failed one is taken back out of
+        its payment. It costs one provider call per refund, so it is opt-in.
         """
         storage = self._engine.storage
         report = ReconcileReport(effects_flushed=storage.flush_pending_effects())
         report.reactions_applied = self._engine.react(storage.list_pending_reactions(limit=limit))
         cutoff = self._engine.now() - older_than
         self._reconcile_refunds(report, cutoff=cutoff, limit=limit)
+        if recheck_refunds_since is not None:
+            self._recheck_refunds(report, since=self._engine.now() - recheck_refunds_since, limit=limit)
         for payment in storage.list_payments_in_status(dp.UNSETTLED, updated_before=cutoff, limit=limit):
             report.checked += 1
             try:
@@ -98,6 +113,20 @@ class _Reconcile(_Events, _Part):
             failure_message=found.failure_message,
             origin="reconcile",
         )
+
+    def _recheck_refunds(self, report: ReconcileReport, *, since: datetime, limit: int) -> None:
+        """Retrieve refunds counted as succeeded, and take back out those the provider failed since."""
+        for refund in self._engine.storage.list_refunds_succeeded_since(since=since, limit=limit):
+            adapter = self._engine.providers.get(refund.provider)
+            if adapter is None or not adapter.capabilities.refund_lookup or refund.provider_ref is None:
+                continue
+            report.checked += 1
+            try:
+                done = self._retrieve_refund(refund, self._load(refund.payment_id))
+                report.updated += int(done.status != RefundStatus.SUCCEEDED)
+            except PaykitError as exc:
+                report.errors[refund.id] = f"{type(exc).__name__}: {exc.message}"
+                log.warning("reconcile failed for refund", refund_id=refund.id, error=type(exc).__name__)
 
     def _reconcile_refunds(self, report: ReconcileReport, *, cutoff: datetime, limit: int) -> None:
         """Finish reserved refunds: resend after a lookup, or retrieve ones pending at the provider."""

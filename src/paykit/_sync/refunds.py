@@ -143,6 +143,7 @@ class _Refunds(_Payments, _Part):
         failure_message: str | None = None,
         code: str | None = None,
         origin: str = "answer",
+        abandoned: bool = False,
     ) -> Refund:
         """Write what the provider says of a refund, with its payment, in one compare-and-set."""
         now = self._engine.now()
@@ -157,6 +158,7 @@ class _Refunds(_Payments, _Part):
                 failure_message=failure_message,
                 code=code,
                 origin=origin,
+                abandoned=abandoned,
             ),
             actor=actor,
         )
@@ -207,7 +209,9 @@ class _Refunds(_Payments, _Part):
                 )
             if refund.attempts >= dr.MAX_REFUND_ATTEMPTS:
                 message = f"not made after {refund.attempts} attempts without a clear answer"
-                return self._settle(refund, payment, RefundStatus.FAILED, actor=actor, failure_message=message)
+                return self._settle(
+                    refund, payment, RefundStatus.FAILED, actor=actor, failure_message=message, abandoned=True
+                )
             provider_key = _lookup_resend_key(refund)
         elif refund.attempts >= dr.MAX_REFUND_ATTEMPTS:
             error = InvalidStateError(

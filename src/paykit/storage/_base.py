@@ -170,6 +170,10 @@ class Storage(Protocol):
         """A payment's refunds, oldest first."""
         ...
 
+    def list_refunds_succeeded_since(self, *, since: datetime, limit: int) -> list[Refund]:
+        """Refunds SUCCEEDED whose record changed at or after ``since``, oldest change first."""
+        ...
+
     # -- invoices -----------------------------------------------------------
     def insert_invoice(self, invoice: Invoice, effects: Sequence[Effect] = ()) -> None:
         """Insert a new invoice; ``DuplicateRecordError`` when its id or number exists."""

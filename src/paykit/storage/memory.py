@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from .._errors import DuplicateRecordError
-from .._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund
+from .._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund, RefundStatus
 from .._status import SETTLED_STATUSES, PaymentStatus
 from ._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
 
@@ -206,6 +206,12 @@ class MemoryStorage:
         """A payment's refunds, oldest first."""
         with self._lock:
             return [self._refunds[i] for i in self._refunds_by_payment.get(payment_id, [])]
+
+    def list_refunds_succeeded_since(self, *, since: datetime, limit: int) -> list[Refund]:
+        """Refunds SUCCEEDED whose record changed at or after ``since``, oldest change first."""
+        with self._lock:
+            found = [r for r in self._refunds.values() if r.status == RefundStatus.SUCCEEDED and r.updated_at >= since]
+        return sorted(found, key=lambda r: (r.updated_at, r.id))[: max(limit, 0)]
 
     # -- invoices -----------------------------------------------------------
     def insert_invoice(self, invoice: Invoice, effects: Sequence[Effect] = ()) -> None:

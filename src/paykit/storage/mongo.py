@@ -95,6 +95,7 @@ _INDEXES: Final[dict[str, list[IndexModel]]] = {
     ],
     "refunds": [
         IndexModel([("payment_id", ASCENDING), ("created_at", ASCENDING), (_SEQ, ASCENDING)], name="payment_created"),
+        IndexModel([("status", ASCENDING), ("updated_at", ASCENDING)], name="status_updated"),
         IndexModel([(f"{_OUTBOX}._id", ASCENDING)], name="outbox_pending", sparse=True),
     ],
     "invoices": [
@@ -661,6 +662,20 @@ class MongoStorage:
             self._col("refunds")
             .find({"payment_id": payment_id}, {_OUTBOX: 0})
             .sort([("created_at", ASCENDING), (_SEQ, ASCENDING)])
+        )
+        return [_load_required(Refund, doc) for doc in cursor]
+
+    @_storage_op
+    def list_refunds_succeeded_since(self, *, since: datetime, limit: int) -> list[Refund]:
+        """Refunds SUCCEEDED whose record changed at or after ``since``, oldest change first."""
+        if limit <= 0:
+            return []
+        self.flush_pending_effects()
+        cursor = (
+            self._col("refunds")
+            .find({"status": "succeeded", "updated_at": {"$gte": _to_ms(since)}}, {_OUTBOX: 0})
+            .sort([("updated_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
         )
         return [_load_required(Refund, doc) for doc in cursor]
 
