@@ -99,6 +99,10 @@ class EventKind(StrEnum):
     """A dispute (chargeback) was opened, updated or closed."""
     IGNORED = "ignored"
     """An event type paykit does not act on; acknowledged and dropped."""
+    UNVERIFIED = "unverified"
+    """An unauthenticated notice about a payment (KNET's error POST): paykit believes none of
+    it, records nothing, and asks the provider itself, at most once a minute per unsettled
+    payment it knows."""
 
 
 class Payment(_Frozen):
@@ -145,6 +149,8 @@ class Payment(_Frozen):
     a redelivery is found here by the same compare-and-set that would apply it."""
     call_lease_until: datetime | None = None
     """While set and in the future, one caller is registering the payment with its provider."""
+    checked_at: datetime | None = None
+    """When paykit last asked the provider about this payment because of an unverified notice."""
     version: int = 0
     created_at: datetime
     updated_at: datetime

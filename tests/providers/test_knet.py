@@ -506,35 +506,30 @@ class TestResponseLeg:
 
 
 class TestErrorLeg:
-    """An unencrypted Error POST is never trusted: KNET's inquiry decides, or nothing happens."""
+    """An unencrypted Error POST is never trusted: the adapter calls no one and believes nothing."""
 
-    def test_forged_error_cannot_fail_a_captured_payment(self, provider: KnetProvider, knet: FakeKnet) -> None:
+    def test_an_error_post_is_an_unverified_hint(self, provider: KnetProvider, knet: FakeKnet) -> None:
         knet.add_transaction(trackid="TRACK1", amt="12.500")
-        event = provider.parse_webhook(knet_error_body(trackid="TRACK1"), {})
-        assert (EventKind.PAYMENT, PaymentStatus.SUCCEEDED) == (event.kind, event.status)
-        assert Money.of("12.500", "KWD") == event.amount
-
-    def test_confirmed_failure(self, provider: KnetProvider, knet: FakeKnet) -> None:
-        txn = knet.add_transaction(trackid="TRACK1", amt="12.500", result="NOT CAPTURED")
         event = provider.parse_webhook(knet_error_body(trackid="TRACK1", error="IPAY0100055"), {})
-        assert (PaymentStatus.FAILED, "IPAY0100055") == (event.status, event.failure_code)
-        assert f"{txn.paymentid}:NOT CAPTURED" == event.event_id
-        assert {"udf5": "TrackID", "transid": "TRACK1"}.items() <= knet.requests[-1].items()
-
-    def test_unknown_to_knet_is_ignored(self, provider: KnetProvider, knet: FakeKnet) -> None:
-        event = provider.parse_webhook(knet_error_body(trackid="TRACK1"), {})
-        assert (EventKind.IGNORED, None, "TRACK1") == (event.kind, event.status, event.provider_ref)
+        assert (EventKind.UNVERIFIED, None, "TRACK1", "IPAY0100055") == (
+            event.kind,
+            event.status,
+            event.provider_ref,
+            event.failure_code,
+        )
+        assert [] == knet.requests
         assert f"REDIRECT={RECEIPT_URL}?trackid=TRACK1" == event.reply_body
 
-    def test_without_trackid_knet_is_not_asked(self, provider: KnetProvider, knet: FakeKnet) -> None:
+    def test_without_trackid(self, provider: KnetProvider, knet: FakeKnet) -> None:
         body = knet_error_body(trackid=None)
         event = provider.parse_webhook(body, {})
-        assert (EventKind.IGNORED, []) == (event.kind, knet.requests)
+        assert (EventKind.UNVERIFIED, None, []) == (event.kind, event.provider_ref, knet.requests)
         assert event.event_id == provider.parse_webhook(body, {}).event_id
 
-    def test_odd_trackid_is_not_sent_to_knet(self, provider: KnetProvider, knet: FakeKnet) -> None:
+    def test_odd_trackid_is_dropped(self, provider: KnetProvider, knet: FakeKnet) -> None:
         event = provider.parse_webhook(knet_error_body(trackid="<x>&y"), {})
-        assert (EventKind.IGNORED, []) == (event.kind, knet.requests)
+        assert (EventKind.UNVERIFIED, None, []) == (event.kind, event.provider_ref, knet.requests)
+        assert f"REDIRECT={RECEIPT_URL}" == event.reply_body
 
 
 class TestRetrievePayment:
@@ -805,6 +800,50 @@ class TestThroughTheService:
         assert (200, "ignored") == (response.status_code, response.outcome)
         assert response.text.startswith(f"REDIRECT={RECEIPT_URL}?")
         assert PaymentStatus.REQUIRES_ACTION == service.get_payment(payment.id).status
+
+    def test_error_posts_for_unknown_payments_write_and_ask_nothing(
+        self, service: PaymentService, knet: FakeKnet
+    ) -> None:
+        storage = service.storage
+        assert isinstance(storage, MemoryStorage)
+        answers = {
+            handle_webhook(service, "knet", body=knet_error_body(trackid=f"TRACK{i}", error="IPAY0100055"), headers={})
+            .text.split("?")[0]
+            for i in range(200)
+        }
+        assert {f"REDIRECT={RECEIPT_URL}"} == answers
+        assert ([], {}, []) == (knet.requests, storage._events, service.list_payments().items)
+
+    def test_error_posts_for_a_pending_payment_ask_knet_once_a_minute(
+        self, provider: KnetProvider, knet: FakeKnet
+    ) -> None:
+        clock = Clock()
+        service = PaymentService(storage=MemoryStorage(), providers=[provider], clock=clock)
+        payment = self.initialize(service)
+        knet.add_transaction(trackid=payment.provider_ref or "", amt="12.500", result="NOT CAPTURED")
+        before = len(knet.requests)
+        body = knet_error_body(trackid=payment.provider_ref, error="IPAY0100055")
+
+        first = [handle_webhook(service, "knet", body=body, headers={}).status_code for _ in range(100)]
+        asked = len(knet.requests) - before
+
+        assert ({200}, 1) == (set(first), asked)
+        assert PaymentStatus.FAILED == service.get_payment(payment.id).status
+        clock.now += timedelta(minutes=5)
+        handle_webhook(service, "knet", body=body, headers={})
+        assert 1 == len(knet.requests) - before, "a settled payment is never checked again"
+
+    def test_an_error_post_can_reveal_a_captured_payment(self, provider: KnetProvider, knet: FakeKnet) -> None:
+        """KNET's own word (the inquiry) decides: a captured payment becomes SUCCEEDED whatever the POST said."""
+        clock = Clock()
+        service = PaymentService(storage=MemoryStorage(), providers=[provider], clock=clock)
+        payment = self.initialize(service)
+        knet.add_transaction(trackid=payment.provider_ref or "", amt="12.500")
+
+        response = handle_webhook(service, "knet", body=knet_error_body(trackid=payment.provider_ref), headers={})
+
+        assert (200, "applied") == (response.status_code, response.outcome)
+        assert PaymentStatus.SUCCEEDED == service.get_payment(payment.id).status
 
     def test_tampered_response_is_rejected(self, service: PaymentService, knet: FakeKnet) -> None:
         payment = self.initialize(service)

@@ -40,6 +40,8 @@ CANCELABLE: Final = frozenset({S.PENDING, S.REQUIRES_ACTION, S.PROCESSING, S.AUT
 REFUNDABLE: Final = frozenset({S.SUCCEEDED, S.PARTIALLY_REFUNDED})
 UNSETTLED: Final = (S.PENDING, S.REQUIRES_ACTION, S.PROCESSING, S.AUTHORIZED)
 SEEN_EVENTS_KEPT: Final = 100
+UNVERIFIED_CHECK_INTERVAL: Final = timedelta(minutes=1)
+"""At most one provider check per payment per this interval for unverified notices."""
 CALL_LEASE: Final = timedelta(seconds=10)
 """How long one caller may hold a payment's registration with its provider.
 
@@ -118,6 +120,15 @@ def release_lease(current: Payment) -> Change:
     if current.call_lease_until is None:
         return skip()
     return Change({"call_lease_until": None})
+
+
+def claim_check(current: Payment, now: datetime) -> Change:
+    """Claim the provider check an unverified notice asks for, unless one was made recently or it is settled."""
+    if current.status not in UNSETTLED:
+        return skip("settled")
+    if current.checked_at is not None and now - current.checked_at < UNVERIFIED_CHECK_INTERVAL:
+        return skip("recent")
+    return Change({"checked_at": now}, outcome="claimed")
 
 
 def operation_replay(payment: Payment, op: str, key: str | None) -> str | None:

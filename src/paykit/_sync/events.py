@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from .. import _telemetry as telemetry
 from .._decisions import payments as dp
 from .._decisions import refunds as dr
 from .._decisions.change import Change
-from .._errors import WebhookVerificationError
+from .._errors import ProviderError, WebhookVerificationError
 from .._log import get_logger
 from .._models import EventKind, Payment, Refund, WebhookEvent
 from .._results import WebhookOutcome
@@ -36,6 +37,8 @@ class _Events(_Refunds, _Part):
         if event.kind == EventKind.IGNORED:
             return self._record_event(event, WebhookOutcome.IGNORED, None)
         payment = self._find_event_payment(event)
+        if payment is None and event.kind == EventKind.UNVERIFIED:
+            return WebhookOutcome.IGNORED  # a notice nobody signed, about nothing we know: no record, no call
         if payment is None:
             log.warning("webhook for unknown payment", provider=event.provider, event_type=event.type)
             return self._record_event(event, WebhookOutcome.UNKNOWN_PAYMENT, None)
@@ -51,6 +54,8 @@ class _Events(_Refunds, _Part):
             build = lambda c: dr.refund_event(c, event, known, now=now)  # noqa: E731
         elif event.kind == EventKind.DISPUTE:
             build = lambda c: dp.dispute(c, event, now=now)  # noqa: E731
+        elif event.kind == EventKind.UNVERIFIED:
+            return self._check_unverified(payment, now=now)
         else:
             return self._record_event(event, WebhookOutcome.IGNORED, payment.id)
         _, change = self._engine.transact(payment, build, actor=f"webhook:{event.provider}")
@@ -59,6 +64,51 @@ class _Events(_Refunds, _Part):
         if outcome == WebhookOutcome.STALE and change.write:
             log.info("stale provider event ignored", payment_id=payment.id, event_type=event.type)
         return outcome
+
+    def _check_unverified(self, payment: Payment, *, now: datetime) -> WebhookOutcome:
+        """Ask the provider about a payment an unsigned notice named, at most once a minute.
+
+        The payment's own compare-and-set claims the check, so concurrent or
+        repeated notices make one provider call per window; a settled payment is
+        never checked. Nothing of the notice itself is recorded.
+        """
+        if payment.status not in dp.UNSETTLED:
+            return WebhookOutcome.IGNORED
+        payment, change = self._engine.transact(payment, lambda c: dp.claim_check(c, now))
+        if not change.write:
+            return WebhookOutcome.IGNORED
+        try:
+            return WebhookOutcome.APPLIED if self._refresh(payment) else WebhookOutcome.IGNORED
+        except ProviderError as exc:  # the notice is answered anyway; reconcile() asks again later
+            log.info("unverified notice not confirmed", payment_id=payment.id, error=type(exc).__name__)
+            return WebhookOutcome.IGNORED
+
+    def _refresh(self, payment: Payment) -> bool:
+        """Ask the provider where a payment stands and move it forward if it moved there."""
+        adapter = self.provider(payment.provider)
+        result = self._engine.call_provider(
+            adapter,
+            "retrieve_payment",
+            lambda: adapter.retrieve_payment(payment),
+            payment_id=payment.id,
+            read_only=True,
+        )
+        event = WebhookEvent(
+            provider=payment.provider,
+            event_id=f"reconcile:{payment.id}:{payment.version}",
+            type="reconcile",
+            kind=EventKind.PAYMENT,
+            status=result.status,
+            amount_captured=result.amount_captured,
+            failure_code=result.failure_code,
+            failure_message=result.failure_message,
+            provider_data=dict(result.provider_data),
+        )
+        now = self._engine.now()
+        _, change = self._engine.transact(
+            payment, lambda c: dp.status_change(c, event, now=now, record=False), actor="reconcile"
+        )
+        return change.outcome == WebhookOutcome.APPLIED
 
     def _record_event(self, event: WebhookEvent, outcome: WebhookOutcome, payment_id: str | None) -> WebhookOutcome:
         """Record an event that concerns no payment; a second delivery is a duplicate."""

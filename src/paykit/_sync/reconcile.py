@@ -8,8 +8,8 @@ from .. import _telemetry as telemetry
 from .._decisions import payments as dp
 from .._errors import InvalidStateError, PaykitError
 from .._log import get_logger
-from .._models import EventKind, Payment, Refund, RefundStatus, WebhookEvent
-from .._results import ReconcileReport, WebhookOutcome
+from .._models import Payment, Refund, RefundStatus
+from .._results import ReconcileReport
 from ._part import _Part
 from .events import _Events
 
@@ -66,33 +66,6 @@ class _Reconcile(_Events, _Part):
                 report.errors[payment.id] = f"{type(exc).__name__}: {exc.message}"
                 log.warning("reconcile failed for payment", payment_id=payment.id, error=type(exc).__name__)
         return report
-
-    def _refresh(self, payment: Payment) -> bool:
-        """Ask the provider where a payment stands and move it forward if it moved there."""
-        adapter = self.provider(payment.provider)
-        result = self._engine.call_provider(
-            adapter,
-            "retrieve_payment",
-            lambda: adapter.retrieve_payment(payment),
-            payment_id=payment.id,
-            read_only=True,
-        )
-        event = WebhookEvent(
-            provider=payment.provider,
-            event_id=f"reconcile:{payment.id}:{payment.version}",
-            type="reconcile",
-            kind=EventKind.PAYMENT,
-            status=result.status,
-            amount_captured=result.amount_captured,
-            failure_code=result.failure_code,
-            failure_message=result.failure_message,
-            provider_data=dict(result.provider_data),
-        )
-        now = self._engine.now()
-        _, change = self._engine.transact(
-            payment, lambda c: dp.status_change(c, event, now=now, record=False), actor="reconcile"
-        )
-        return change.outcome == WebhookOutcome.APPLIED
 
     def _retrieve_refund(self, refund: Refund, payment: Payment) -> Refund:
         """Ask the provider where a refund pending there stands, and settle it if it moved."""

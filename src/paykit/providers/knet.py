@@ -365,8 +365,8 @@ class KnetProvider(BaseProvider):
         result. A decrypted failure (``NOT CAPTURED``, ``CANCELED``) that KNET's
         inquiry does not know is accepted; one the inquiry reports captured is
         not. A POST with only plain ``Error``/``ErrorText`` fields is not
-        authenticated: its ``trackid`` is looked up by inquiry, and when KNET
-        knows nothing of it the event is of kind ``IGNORED`` (nothing changes).
+        authenticated: it becomes an event of kind ``UNVERIFIED`` and KNET is
+        not called here (the service decides whether to ask).
         Every event carries ``reply_body="REDIRECT=<receipt url>..."``.
 
         The inquiry's ``SUCCESS`` counts as ``CAPTURED``, its ``FAILURE`` and
@@ -463,47 +463,29 @@ class KnetProvider(BaseProvider):
         )
 
     def _error_event(self, fields: Mapping[str, str]) -> WebhookEvent:
-        """An error POST: believe KNET's inquiry, never the POST itself."""
+        """An error POST: unauthenticated, so it is only a hint. Nothing in it is believed.
+
+        The service looks the track id up among its own payments and, for an
+        unsettled one it knows, asks KNET itself (an inquiry), at most once a
+        minute per payment; anything else is answered and forgotten, with no
+        record and no call to KNET.
+        """
         error_code = (fields.get("Error") or "").strip() or None
         trackid = (fields.get("trackid") or "").strip()
         paymentid = (fields.get("paymentid") or "").strip() or None
-        reply: TranPipeReply | None = None
-        if trackid.isascii() and trackid.isalnum() and len(trackid) <= 40:
-            try:
-                reply = self._inquire(transid=trackid, id_kind="TrackID", trackid=trackid, amt=None)
-            except ProviderUnavailableError:
-                raise
-            except ProviderError as exc:
-                logger.info("knet_error_unconfirmed", trackid=trackid, code=exc.code)
-        status = status_for_result(reply.result) if reply is not None else None
-        redirect = receipt_redirect_line(self._receipt_url, paymentid=paymentid, trackid=trackid or None)
-        if reply is None or status is None or (reply.trackid not in (None, trackid)):
-            # Nothing KNET confirms: acknowledge, change nothing, let reconcile() decide.
-            return WebhookEvent(
-                provider=PROVIDER,
-                event_id="error:" + hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()[:32],
-                type="error.unconfirmed",
-                kind=EventKind.IGNORED,
-                provider_ref=trackid or None,
-                failure_code=error_code,
-                reply_body=redirect,
-                reply_content_type="text/plain",
-            )
-        payid = reply.payid or paymentid or trackid
-        amount = self._reply_amount(reply) if reply.amt else None
-        logger.info("knet_error_confirmed", trackid=trackid, result=reply.result, status=status.value)
+        known_form = bool(_TRACK_ID.fullmatch(trackid))
         return WebhookEvent(
             provider=PROVIDER,
-            event_id=f"{payid}:{reply.result}",
-            type=f"error.{reply.result.lower().replace(' ', '_')}",
-            kind=EventKind.PAYMENT,
-            provider_ref=trackid,
-            status=status,
-            amount=amount,
-            amount_captured=amount if status is PaymentStatus.SUCCEEDED else None,
-            failure_code=error_code if status is not PaymentStatus.SUCCEEDED else None,
-            provider_data=reply.provider_data(),
-            reply_body=receipt_redirect_line(self._receipt_url, paymentid=payid, trackid=trackid),
+            event_id="error:" + hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()[:32],
+            type="error.unverified",
+            kind=EventKind.UNVERIFIED,
+            provider_ref=trackid if known_form else None,
+            failure_code=error_code,
+            reply_body=receipt_redirect_line(
+                self._receipt_url,
+                paymentid=paymentid if paymentid and _PAYMENT_ID.fullmatch(paymentid) else None,
+                trackid=trackid if known_form else None,
+            ),
             reply_content_type="text/plain",
         )
 
