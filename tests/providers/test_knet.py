@@ -807,8 +807,9 @@ class TestThroughTheService:
         storage = service.storage
         assert isinstance(storage, MemoryStorage)
         answers = {
-            handle_webhook(service, "knet", body=knet_error_body(trackid=f"TRACK{i}", error="IPAY0100055"), headers={})
-            .text.split("?")[0]
+            handle_webhook(
+                service, "knet", body=knet_error_body(trackid=f"TRACK{i}", error="IPAY0100055"), headers={}
+            ).text.split("?")[0]
             for i in range(200)
         }
         assert {f"REDIRECT={RECEIPT_URL}"} == answers

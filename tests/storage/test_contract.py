@@ -121,6 +121,21 @@ class TestPayments:
         assert stored.client_secret.get_secret_value() == "pi_1_secret_abc"  # type: ignore[union-attr]
         assert Money.of("12.500", "KWD") == stored.amount
 
+    def test_found_by_capture_ref(self, storage: Storage) -> None:
+        """A payment is found by the capture its provider data names, and no longer by a replaced one."""
+        storage.insert_payment(make_payment(provider_data={"capture_id": "CAP1"}))
+        storage.insert_payment(make_payment("pay_2", provider_data={"capture_id": "CAP2"}, provider="other"))
+        found = storage.find_payment_by_capture_ref("fake", "CAP1")
+        assert found is not None
+        moved = found.model_copy(update={"version": 1, "provider_data": {"capture_id": "CAP3"}})
+        assert storage.update_payment(moved, expected_version=0)
+
+        assert (None, "pay_1", None) == (
+            storage.find_payment_by_capture_ref("fake", "CAP2"),
+            getattr(storage.find_payment_by_capture_ref("fake", "CAP3"), "id", None),
+            storage.find_payment_by_capture_ref("fake", "CAP1"),
+        )
+
     def test_missing_payment_is_none(self, storage: Storage) -> None:
         assert storage.get_payment("nope") is None
 

@@ -407,3 +407,35 @@ class TestConcurrentInitialize:
             assert 1 == len(fake.calls_to("create_payment"))
             assert 1 == len({p.id for p in results})
             assert all(p.provider_ref is not None for p in results)
+
+
+class TestEventsFoundByCapture:
+    """A refund event that names only the capture (PayPal's refunds and reversals) finds its payment."""
+
+    def test_reversal_by_capture_id(self, service: PaymentService, store: Storage) -> None:
+        from paykit import EventKind, WebhookEvent
+
+        payment = service.get_payment(paid(service))
+        with_capture = payment.model_copy(
+            update={"version": payment.version + 1, "provider_data": {**payment.provider_data, "capture_id": "CAP9"}}
+        )
+        assert store.update_payment(with_capture, expected_version=payment.version)
+        event = WebhookEvent(
+            provider="fake",
+            event_id="WH-REVERSED-1",
+            type="PAYMENT.CAPTURE.REVERSED",
+            kind=EventKind.REFUND,
+            refund_ref="reversal:CAP9",
+            refund_status=RefundStatus.SUCCEEDED,
+            amount_refunded=kwd("10.000"),
+            provider_data={"origin": "reversal", "capture_id": "CAP9"},
+        )
+
+        outcomes = [service.apply_webhook_event(event) for _ in range(2)]
+
+        after = service.get_payment(payment.id)
+        [refund] = service.list_refunds(payment.id)
+        assert ["applied", "duplicate"] == [o.value for o in outcomes]
+        assert (PaymentStatus.REFUNDED, 10000) == (after.status, after.refunded_minor)
+        assert ("reversed by the provider", RefundStatus.SUCCEEDED) == (refund.reason, refund.status)
+        assert {"KWD": "10.000"} == service.metrics().as_dict()["refunds_by_currency"]

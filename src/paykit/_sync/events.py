@@ -125,7 +125,13 @@ class _Events(_Refunds, _Part):
             if payment is not None and payment.provider == event.provider:
                 return payment
         if event.provider_ref:
-            return storage.find_payment_by_provider_ref(event.provider, event.provider_ref)
+            payment = storage.find_payment_by_provider_ref(event.provider, event.provider_ref)
+            if payment is not None:
+                return payment
+        capture = event.provider_data.get("capture_id")
+        if capture:
+            # PayPal refunds and reversals name only their capture.
+            return storage.find_payment_by_capture_ref(event.provider, capture)
         return None
 
     def _find_event_refund(self, payment: Payment, event: WebhookEvent) -> Refund | None:

@@ -124,6 +124,10 @@ class Storage(Protocol):
         """The payment a provider knows by ``provider_ref``, or ``None``."""
         ...
 
+    def find_payment_by_capture_ref(self, provider: str, capture_ref: str) -> Payment | None:
+        """The payment whose ``provider_data["capture_id"]`` is ``capture_ref`` (PayPal captures), or ``None``."""
+        ...
+
     def update_payment(self, payment: Payment, *, expected_version: int, effects: Sequence[Effect] = ()) -> bool:
         """Replace the stored payment if its version is still ``expected_version``.
 

@@ -34,6 +34,7 @@ class MemoryStorage:
         self._lock = threading.RLock()
         self._payments: dict[str, Payment] = {}
         self._by_provider_ref: dict[tuple[str, str], str] = {}
+        self._by_capture_ref: dict[tuple[str, str], str] = {}
         # Newest-first listings come from these sorted (created_at, id) keys.
         self._all_keys: list[_SortKey] = []
         self._user_keys: defaultdict[str, list[_SortKey]] = defaultdict(list)
@@ -114,6 +115,7 @@ class MemoryStorage:
             self._payments[payment.id] = payment
             if ref_key:
                 self._by_provider_ref[ref_key] = payment.id
+            self._index_capture(payment)
             key = (payment.created_at, payment.id)
             bisect.insort(self._all_keys, key)
             bisect.insort(self._user_keys[payment.user_id], key)
@@ -130,16 +132,32 @@ class MemoryStorage:
             payment_id = self._by_provider_ref.get((provider, provider_ref))
             return self._payments.get(payment_id) if payment_id else None
 
+    def find_payment_by_capture_ref(self, provider: str, capture_ref: str) -> Payment | None:
+        """The payment whose provider data names this capture, or ``None``."""
+        with self._lock:
+            payment_id = self._by_capture_ref.get((provider, capture_ref))
+            return self._payments.get(payment_id) if payment_id else None
+
+    def _index_capture(self, payment: Payment, before: Payment | None = None) -> None:
+        capture = payment.provider_data.get("capture_id")
+        previous = before.provider_data.get("capture_id") if before is not None else None
+        if previous and previous != capture:
+            self._by_capture_ref.pop((payment.provider, previous), None)
+        if capture:
+            self._by_capture_ref[(payment.provider, capture)] = payment.id
+
     def update_payment(self, payment: Payment, *, expected_version: int, effects: Sequence[Effect] = ()) -> bool:
         """Compare-and-set replace."""
         with self._lock:
             ref_key = (payment.provider, payment.provider_ref) if payment.provider_ref else None
             if ref_key and self._by_provider_ref.get(ref_key, payment.id) != payment.id:
                 raise DuplicateRecordError(f"provider reference {payment.provider_ref} exists")
+            before = self._payments.get(payment.id)
             if not self._cas(self._payments, payment, expected_version):
                 return False
             if ref_key:
                 self._by_provider_ref[ref_key] = payment.id
+            self._index_capture(payment, before)
             self._write_effects(effects)
             return True
 

@@ -63,6 +63,7 @@ _Doc = dict[str, Any]
 _DUPLICATE_KEY: Final = 11000
 _OUTBOX: Final = "_outbox"
 _PROVIDER_KEY: Final = "_provider_key"
+_CAPTURE_KEY: Final = "_capture_key"
 _REFUNDING: Final = "_refunding"
 _SEQ: Final = "_seq"
 _KEYS: Final = "_keys"
@@ -76,6 +77,7 @@ _INDEXES: Final[dict[str, list[IndexModel]]] = {
         # answered, so PENDING payments without a reference never collide.
         # (partialFilterExpression would do too, but mongomock ignores it.)
         IndexModel([(_PROVIDER_KEY, ASCENDING)], name="provider_ref_unique", unique=True, sparse=True),
+        IndexModel([(_CAPTURE_KEY, ASCENDING)], name="capture_ref", sparse=True),
         # Present only while refunds are reserved: reconcile() finds interrupted refunds by it.
         IndexModel([(_REFUNDING, ASCENDING), ("updated_at", ASCENDING)], name="refunding", sparse=True),
         IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="user_created"),
@@ -540,6 +542,9 @@ class MongoStorage:
             doc[_PROVIDER_KEY] = _provider_key(payment.provider, payment.provider_ref)
         if payment.pending_refunds:
             doc[_REFUNDING] = True
+        capture = payment.provider_data.get("capture_id")
+        if capture:
+            doc[_CAPTURE_KEY] = _provider_key(payment.provider, capture)
         return doc
 
     @_storage_op
@@ -564,6 +569,12 @@ class MongoStorage:
         return _load(Payment, doc)
 
     @_storage_op
+    def find_payment_by_capture_ref(self, provider: str, capture_ref: str) -> Payment | None:
+        """The payment whose provider data names this capture (indexed), or ``None``."""
+        doc = self._col("payments").find_one({_CAPTURE_KEY: _provider_key(provider, capture_ref)}, {_OUTBOX: 0})
+        return _load(Payment, doc)
+
+    @_storage_op
     def update_payment(self, payment: Payment, *, expected_version: int, effects: Sequence[Effect] = ()) -> bool:
         """Compare-and-set: write ``payment`` if the stored version is ``expected_version``.
 
@@ -576,7 +587,7 @@ class MongoStorage:
             StorageError: The server failed.
         """
         doc = self._payment_doc(payment)
-        unset = [key for key in (_PROVIDER_KEY, _REFUNDING) if key not in doc]
+        unset = [key for key in (_PROVIDER_KEY, _REFUNDING, _CAPTURE_KEY) if key not in doc]
         return self._cas("payments", payment, doc, expected_version=expected_version, effects=effects, unset=unset)
 
     @_storage_op
