@@ -49,6 +49,7 @@ EXPECTED_INDEXES = {
     "payments": {
         "_id_",
         "provider_ref_unique",
+        "capture_ref",
         "refunding",
         "user_created",
         "created",
@@ -56,13 +57,14 @@ EXPECTED_INDEXES = {
         "status_money",
         "outbox_pending",
     },
-    "refunds": {"_id_", "payment_created", "outbox_pending"},
+    "refunds": {"_id_", "payment_created", "status_updated", "outbox_pending"},
     "invoices": {"_id_", "number_unique", "user_created", "outbox_pending"},
     "payment_methods": {"_id_", "user_created", "outbox_pending"},
     "customers": {"_id_", "provider_user_unique"},
     "audit_log": {"_id_", "keys_at"},
     "webhook_events": {"_id_", "provider_event_unique"},
     "notifications": {"_id_", "delivery_due", "user_created"},
+    "reactions": {"_id_", "pending"},
 }
 
 
