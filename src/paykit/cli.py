@@ -29,7 +29,7 @@ from ._service import PaymentService
 from ._status import PaymentStatus
 from ._version import DISTRIBUTION
 from .notify import CallbackNotifier
-from .storage._base import Storage
+from .storage._sync.protocol import Storage
 from .storage.memory import MemoryStorage
 from .testing._clock import ManualClock
 from .testing._fake import FakeProvider

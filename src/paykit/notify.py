@@ -23,7 +23,7 @@ from typing import Literal, Protocol, runtime_checkable
 from ._log import get_logger
 from ._models import Notification
 from .audit import redact
-from .storage._base import Storage
+from .storage._sync.protocol import Storage
 
 __all__ = ["CallbackNotifier", "DispatchReport", "LoggingNotifier", "NotificationDispatcher", "Notifier"]
 

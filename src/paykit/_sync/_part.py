@@ -9,7 +9,8 @@ from .._errors import IdempotencyConflictError
 from .._models import Payment
 from ..notify import NotificationDispatcher
 from ..providers._base import Provider
-from ..storage._base import KeyClaim, Storage
+from ..storage._base import KeyClaim
+from ..storage._sync.protocol import Storage
 from .engine import Engine
 
 

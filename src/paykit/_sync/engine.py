@@ -28,7 +28,8 @@ from .._log import get_logger
 from .._models import AuditEntry, Invoice, Payment, PaymentMethod
 from ..audit import _HookRunner
 from ..providers._base import Provider
-from ..storage._base import Effect, Reaction, Storage
+from ..storage._base import Effect, Reaction
+from ..storage._sync.protocol import Storage
 
 __all__ = ["Engine"]
 

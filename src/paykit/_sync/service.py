@@ -10,7 +10,7 @@ from .._errors import ConfigurationError
 from ..audit import AuditHook, _HookRunner
 from ..notify import NotificationDispatcher, Notifier
 from ..providers._base import Provider
-from ..storage._base import Storage
+from ..storage._sync.protocol import Storage
 from .engine import Engine
 from .invoices import _Invoices
 from .methods import _Methods

@@ -1,16 +1,20 @@
-"""Storage backends: the :class:`Storage` protocol, memory and MongoDB."""
+"""Storage backends: the :class:`Storage` protocol and its async twin, memory and MongoDB."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._base import Effect, PageCursor, PaymentStats, Storage, WebhookEventRecord
-from .memory import MemoryStorage
+from ._async.protocol import AsyncStorage
+from ._base import Effect, PageCursor, PaymentStats, WebhookEventRecord
+from ._sync.protocol import Storage
+from .memory import AsyncMemoryStorage, MemoryStorage
 
 if TYPE_CHECKING:
     from .mongo import MongoStorage
 
 __all__ = [
+    "AsyncMemoryStorage",
+    "AsyncStorage",
     "Effect",
     "MemoryStorage",
     "MongoStorage",

@@ -1,0 +1,115 @@
+"""Generate paykit's sync code from its async source, or check that the two agree.
+
+    python scripts/unasync.py           # write every generated file
+    python scripts/unasync.py --check   # fail on any drift, or on a rule that never fires
+
+The I/O paths are written once, as async code, in the source folders below; the
+sync twin of each file is made line for line by the rule table, the way
+encode/httpcore's ``scripts/unasync.py`` and pymongo's ``tools/synchro.py`` do,
+then formatted with ruff. A source file's first line says it is the source; a
+generated file's first line says where it comes from. Only what cannot be
+renamed (a thread and a task, their locks) is written twice, by hand, outside
+these folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PAIRS: list[tuple[str, str]] = [
+    ("src/paykit/storage/_async", "src/paykit/storage/_sync"),
+]
+"""(source folder, generated folder), from the repository root: every ``*.py`` of a source folder is generated."""
+
+SOURCE_HEADER = "# Source of the generated sync twin (scripts/unasync.py): edit here."
+GENERATED_HEADER = "# Generated from {source} by scripts/unasync.py: do not edit."
+
+RULES: list[tuple[str, str]] = [
+    (r"\basync def\b", "def"),
+    (r"\b_async\b", "_sync"),
+    (r"\bAsyncStorage\b", "Storage"),
+    (r"\bAsyncMemoryStorage\b", "MemoryStorage"),
+]
+"""(pattern, replacement) applied in order to every line of every source file."""
+
+
+def generated_text(source: Path, fired: set[str]) -> str:
+    """The sync twin of ``source``, formatted; the patterns that changed a line go into ``fired``."""
+    lines = source.read_text().splitlines()
+    if not lines or lines[0] != SOURCE_HEADER:
+        sys.exit(f"{source.relative_to(ROOT)}: the first line must be {SOURCE_HEADER!r}")
+    out = [GENERATED_HEADER.format(source=source.relative_to(ROOT).as_posix())]
+    for line in lines[1:]:
+        text = line
+        for pattern, replacement in RULES:
+            changed = re.sub(pattern, replacement, text)
+            if changed != text:
+                fired.add(pattern)
+                text = changed
+        out.append(text)
+    return _ruff_format("\n".join(out) + "\n", source)
+
+
+def _ruff_format(text: str, source: Path) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(source), "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    if result.returncode:
+        sys.exit(f"ruff could not format the twin of {source.relative_to(ROOT)}:\n{result.stderr}")
+    return result.stdout
+
+
+def plan() -> tuple[dict[Path, str], set[str]]:
+    """Every generated file's path and text, and the rules that fired."""
+    fired: set[str] = set()
+    files: dict[Path, str] = {}
+    for source_dir, target_dir in PAIRS:
+        for source in sorted((ROOT / source_dir).rglob("*.py")):
+            target = ROOT / target_dir / source.relative_to(ROOT / source_dir)
+            files[target] = generated_text(source, fired)
+    return files, fired
+
+
+def main() -> int:
+    """Generate, or with ``--check`` compare; return the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="fail if a generated file differs or a rule never fires")
+    args = parser.parse_args()
+    files, fired = plan()
+    problems: list[str] = []
+    unused = [pattern for pattern, _ in RULES if pattern not in fired]
+    if unused:
+        problems.append("rules that never fire (remove them): " + ", ".join(unused))
+    for target_dir in {t for _, t in PAIRS}:
+        for existing in sorted((ROOT / target_dir).rglob("*.py")):
+            if existing not in files:
+                problems.append(f"{existing.relative_to(ROOT)} has no async source (delete it or add one)")
+    for target, text in files.items():
+        current = target.read_text() if target.exists() else None
+        if current == text:
+            continue
+        if args.check:
+            problems.append(f"{target.relative_to(ROOT)} differs from what its source makes: run scripts/unasync.py")
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            print(f"wrote {target.relative_to(ROOT)}")
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

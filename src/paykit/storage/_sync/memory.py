@@ -1,0 +1,429 @@
+# Generated from src/paykit/storage/_async/memory.py by scripts/unasync.py: do not edit.
+"""In-memory storage: the whole storage protocol behind one lock, for tests and demos.
+
+Nothing in it waits: the async twin's methods finish without suspending, so the
+threading lock is never held across an await.
+"""
+
+from __future__ import annotations
+
+import bisect
+import secrets
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from ..._errors import DuplicateRecordError
+from ..._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund, RefundStatus
+from ..._status import SETTLED_STATUSES, PaymentStatus
+from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
+
+__all__ = ["MemoryStorage"]
+
+_Versioned = TypeVar("_Versioned", Payment, Refund, Invoice, PaymentMethod)
+_SortKey = tuple[datetime, str]
+
+
+class MemoryStorage:
+    """Thread-safe storage in process memory.
+
+    Every method holds one lock for its whole duration, which gives each call
+    the atomicity a database gives a single-document operation. Nothing
+    survives the process: use :class:`~paykit.storage.MongoStorage` for that.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._payments: dict[str, Payment] = {}
+        self._by_provider_ref: dict[tuple[str, str], str] = {}
+        self._by_capture_ref: dict[tuple[str, str], str] = {}
+        # Newest-first listings come from these sorted (created_at, id) keys.
+        self._all_keys: list[_SortKey] = []
+        self._user_keys: defaultdict[str, list[_SortKey]] = defaultdict(list)
+        self._refunds: dict[str, Refund] = {}
+        self._refunds_by_payment: defaultdict[str, list[str]] = defaultdict(list)
+        self._invoices: dict[str, Invoice] = {}
+        self._invoice_numbers: set[str] = set()
+        self._sequences: defaultdict[str, int] = defaultdict(int)
+        self._methods: dict[str, PaymentMethod] = {}
+        self._customers: dict[tuple[str, str], str] = {}
+        self._audit_ids: set[str] = set()
+        self._audit: defaultdict[str, list[AuditEntry]] = defaultdict(list)
+        self._events: dict[tuple[str, str], WebhookEventRecord] = {}
+        self._notifications: dict[str, Notification] = {}
+        self._reactions: dict[str, Reaction] = {}
+        self._key_claims: dict[tuple[str, str], KeyClaim] = {}
+
+    def ping(self) -> None:
+        """Memory is always reachable."""
+
+    # -- effects ------------------------------------------------------------
+    def _write_effects(self, effects: Sequence[Effect]) -> None:
+        self._append_audit([e for e in effects if isinstance(e, AuditEntry)])
+        self._insert_notifications([e for e in effects if isinstance(e, Notification)])
+        for effect in effects:
+            if isinstance(effect, WebhookEventRecord):
+                self._record_webhook_event(effect)
+            elif isinstance(effect, Reaction):
+                self._reactions.setdefault(effect.id, effect)
+            elif isinstance(effect, Refund):
+                stored = self._refunds.get(effect.id)
+                if stored is None:
+                    self._refunds_by_payment[effect.payment_id].append(effect.id)
+                if stored is None or stored.version < effect.version:
+                    self._refunds[effect.id] = effect
+
+    def flush_pending_effects(self, *, limit: int = 1000) -> int:
+        """Effects are written with their change here, so nothing is ever pending."""
+        return 0
+
+    def list_pending_reactions(self, *, limit: int) -> list[Reaction]:
+        """Reactions not yet done, oldest first."""
+        with self._lock:
+            pending = sorted((r for r in self._reactions.values() if not r.done), key=lambda r: (r.created_at, r.id))
+            return pending[:limit]
+
+    def complete_reaction(self, reaction_id: str) -> None:
+        """Mark a reaction done."""
+        with self._lock:
+            stored = self._reactions.get(reaction_id)
+            if stored is not None and not stored.done:
+                self._reactions[reaction_id] = replace(stored, done=True)
+
+    def claim_key(self, claim: KeyClaim) -> KeyClaim:
+        """Store the claim unless its key is claimed; return the stored one."""
+        with self._lock:
+            return self._key_claims.setdefault((claim.scope, claim.key), claim)
+
+    @staticmethod
+    def _cas(table: dict[str, _Versioned], new: _Versioned, expected_version: int) -> bool:
+        current = table.get(new.id)
+        if current is None or current.version != expected_version:
+            return False
+        if new.version != expected_version + 1:
+            raise ValueError("the new version must be expected_version + 1")
+        table[new.id] = new
+        return True
+
+    # -- payments -----------------------------------------------------------
+    def insert_payment(self, payment: Payment, effects: Sequence[Effect] = ()) -> None:
+        """Insert a new payment."""
+        with self._lock:
+            if payment.id in self._payments:
+                raise DuplicateRecordError(f"payment {payment.id} exists")
+            ref_key = (payment.provider, payment.provider_ref) if payment.provider_ref else None
+            if ref_key and ref_key in self._by_provider_ref:
+                raise DuplicateRecordError(f"provider reference {payment.provider_ref} exists")
+            self._payments[payment.id] = payment
+            if ref_key:
+                self._by_provider_ref[ref_key] = payment.id
+            self._index_capture(payment)
+            key = (payment.created_at, payment.id)
+            bisect.insort(self._all_keys, key)
+            bisect.insort(self._user_keys[payment.user_id], key)
+            self._write_effects(effects)
+
+    def get_payment(self, payment_id: str) -> Payment | None:
+        """The payment with this id, or ``None``."""
+        with self._lock:
+            return self._payments.get(payment_id)
+
+    def find_payment_by_provider_ref(self, provider: str, provider_ref: str) -> Payment | None:
+        """The payment a provider knows by ``provider_ref``, or ``None``."""
+        with self._lock:
+            payment_id = self._by_provider_ref.get((provider, provider_ref))
+            return self._payments.get(payment_id) if payment_id else None
+
+    def find_payment_by_capture_ref(self, provider: str, capture_ref: str) -> Payment | None:
+        """The payment whose provider data names this capture, or ``None``."""
+        with self._lock:
+            payment_id = self._by_capture_ref.get((provider, capture_ref))
+            return self._payments.get(payment_id) if payment_id else None
+
+    def _index_capture(self, payment: Payment, before: Payment | None = None) -> None:
+        capture = payment.provider_data.get("capture_id")
+        previous = before.provider_data.get("capture_id") if before is not None else None
+        if previous and previous != capture:
+            self._by_capture_ref.pop((payment.provider, previous), None)
+        if capture:
+            self._by_capture_ref[(payment.provider, capture)] = payment.id
+
+    def update_payment(self, payment: Payment, *, expected_version: int, effects: Sequence[Effect] = ()) -> bool:
+        """Compare-and-set replace."""
+        with self._lock:
+            ref_key = (payment.provider, payment.provider_ref) if payment.provider_ref else None
+            if ref_key and self._by_provider_ref.get(ref_key, payment.id) != payment.id:
+                raise DuplicateRecordError(f"provider reference {payment.provider_ref} exists")
+            before = self._payments.get(payment.id)
+            if not self._cas(self._payments, payment, expected_version):
+                return False
+            if ref_key:
+                self._by_provider_ref[ref_key] = payment.id
+            self._index_capture(payment, before)
+            self._write_effects(effects)
+            return True
+
+    def list_payments(
+        self,
+        *,
+        user_id: str | None,
+        status: PaymentStatus | None,
+        limit: int,
+        after: PageCursor | None,
+    ) -> list[Payment]:
+        """Payments newest first, after the cursor."""
+        with self._lock:
+            keys = self._user_keys.get(user_id, []) if user_id is not None else self._all_keys
+            end = bisect.bisect_left(keys, (after.created_at, after.id)) if after else len(keys)
+            found: list[Payment] = []
+            for index in range(end - 1, -1, -1):
+                payment = self._payments[keys[index][1]]
+                if status is None or payment.status == status:
+                    found.append(payment)
+                    if len(found) == limit:
+                        break
+            return found
+
+    def list_payments_in_status(
+        self, statuses: Iterable[PaymentStatus], *, updated_before: datetime, limit: int
+    ) -> list[Payment]:
+        """Payments in any of ``statuses`` not updated since ``updated_before``."""
+        wanted = set(statuses)
+        with self._lock:
+            found = [p for p in self._payments.values() if p.status in wanted and p.updated_at < updated_before]
+        return sorted(found, key=lambda p: p.updated_at)[:limit]
+
+    def list_payments_refunding(self, *, updated_before: datetime, limit: int) -> list[Payment]:
+        """Payments holding refund reservations, not updated since ``updated_before``."""
+        with self._lock:
+            found = [p for p in self._payments.values() if p.pending_refunds and p.updated_at < updated_before]
+        return sorted(found, key=lambda p: p.updated_at)[:limit]
+
+    # -- refunds ------------------------------------------------------------
+    def insert_refund(self, refund: Refund, effects: Sequence[Effect] = ()) -> None:
+        """Insert a new refund."""
+        with self._lock:
+            if refund.id in self._refunds:
+                raise DuplicateRecordError(f"refund {refund.id} exists")
+            self._refunds[refund.id] = refund
+            self._refunds_by_payment[refund.payment_id].append(refund.id)
+            self._write_effects(effects)
+
+    def get_refund(self, refund_id: str) -> Refund | None:
+        """The refund with this id, or ``None``."""
+        with self._lock:
+            return self._refunds.get(refund_id)
+
+    def update_refund(self, refund: Refund, *, expected_version: int, effects: Sequence[Effect] = ()) -> bool:
+        """Compare-and-set replace."""
+        with self._lock:
+            if not self._cas(self._refunds, refund, expected_version):
+                return False
+            self._write_effects(effects)
+            return True
+
+    def list_refunds(self, payment_id: str) -> list[Refund]:
+        """A payment's refunds, oldest first."""
+        with self._lock:
+            return [self._refunds[i] for i in self._refunds_by_payment.get(payment_id, [])]
+
+    def list_refunds_succeeded_since(self, *, since: datetime, limit: int) -> list[Refund]:
+        """Refunds SUCCEEDED whose record changed at or after ``since``, oldest change first."""
+        with self._lock:
+            found = [r for r in self._refunds.values() if r.status == RefundStatus.SUCCEEDED and r.updated_at >= since]
+        return sorted(found, key=lambda r: (r.updated_at, r.id))[: max(limit, 0)]
+
+    # -- invoices -----------------------------------------------------------
+    def insert_invoice(self, invoice: Invoice, effects: Sequence[Effect] = ()) -> None:
+        """Insert a new invoice."""
+        with self._lock:
+            if invoice.id in self._invoices or invoice.number in self._invoice_numbers:
+                raise DuplicateRecordError(f"invoice {invoice.id} ({invoice.number}) exists")
+            self._invoices[invoice.id] = invoice
+            self._invoice_numbers.add(invoice.number)
+            self._write_effects(effects)
+
+    def get_invoice(self, invoice_id: str) -> Invoice | None:
+        """The invoice with this id, or ``None``."""
+        with self._lock:
+            return self._invoices.get(invoice_id)
+
+    def update_invoice(self, invoice: Invoice, *, expected_version: int, effects: Sequence[Effect] = ()) -> bool:
+        """Compare-and-set replace."""
+        with self._lock:
+            if not self._cas(self._invoices, invoice, expected_version):
+                return False
+            self._write_effects(effects)
+            return True
+
+    def next_invoice_sequence(self, series: str) -> int:
+        """Allocate the next number in ``series``."""
+        with self._lock:
+            self._sequences[series] += 1
+            return self._sequences[series]
+
+    # -- payment methods ----------------------------------------------------
+    def insert_payment_method(self, method: PaymentMethod, effects: Sequence[Effect] = ()) -> None:
+        """Insert a new saved method."""
+        with self._lock:
+            if method.id in self._methods:
+                raise DuplicateRecordError(f"payment method {method.id} exists")
+            self._methods[method.id] = method
+            self._write_effects(effects)
+
+    def get_payment_method(self, method_id: str) -> PaymentMethod | None:
+        """The saved method with this id, or ``None``."""
+        with self._lock:
+            return self._methods.get(method_id)
+
+    def update_payment_method(
+        self, method: PaymentMethod, *, expected_version: int, effects: Sequence[Effect] = ()
+    ) -> bool:
+        """Compare-and-set replace."""
+        with self._lock:
+            if not self._cas(self._methods, method, expected_version):
+                return False
+            self._write_effects(effects)
+            return True
+
+    def list_payment_methods(self, user_id: str) -> list[PaymentMethod]:
+        """A user's methods that are not deleted, oldest first."""
+        with self._lock:
+            methods = [m for m in self._methods.values() if m.user_id == user_id and not m.deleted]
+        return sorted(methods, key=lambda m: m.created_at)  # stable: ties keep insertion order
+
+    def get_customer_ref(self, provider: str, user_id: str) -> str | None:
+        """The provider's customer id for this user."""
+        with self._lock:
+            return self._customers.get((provider, user_id))
+
+    def set_customer_ref(self, provider: str, user_id: str, customer_ref: str) -> str:
+        """Store the customer id unless one exists; return the stored one."""
+        with self._lock:
+            return self._customers.setdefault((provider, user_id), customer_ref)
+
+    # -- audit --------------------------------------------------------------
+    def append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries, skipping ids already stored."""
+        with self._lock:
+            self._append_audit(entries)
+
+    def _append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        for entry in entries:
+            if entry.id in self._audit_ids:
+                continue
+            self._audit_ids.add(entry.id)
+            self._audit[entry.subject_id].append(entry)
+            if entry.payment_id and entry.payment_id != entry.subject_id:
+                self._audit[entry.payment_id].append(entry)
+
+    def list_audit(self, subject_id: str, *, limit: int) -> list[AuditEntry]:
+        """Entries about ``subject_id``, oldest first."""
+        with self._lock:
+            return list(self._audit.get(subject_id, [])[:limit])
+
+    # -- webhook events -----------------------------------------------------
+    def record_webhook_event(self, record: WebhookEventRecord) -> bool:
+        """Record a processed event once."""
+        with self._lock:
+            return self._record_webhook_event(record)
+
+    def _record_webhook_event(self, record: WebhookEventRecord) -> bool:
+        key = (record.provider, record.event_id)
+        if key in self._events:
+            return False
+        self._events[key] = record
+        return True
+
+    def get_webhook_event(self, provider: str, event_id: str) -> WebhookEventRecord | None:
+        """The recorded event, or ``None``."""
+        with self._lock:
+            return self._events.get((provider, event_id))
+
+    # -- notifications ------------------------------------------------------
+    def insert_notifications(self, notifications: Sequence[Notification]) -> None:
+        """Insert notifications, skipping ids already stored."""
+        with self._lock:
+            self._insert_notifications(notifications)
+
+    def _insert_notifications(self, notifications: Sequence[Notification]) -> None:
+        for notification in notifications:
+            self._notifications.setdefault(notification.id, notification)
+
+    def claim_notifications(self, *, now: datetime, lease: timedelta, limit: int) -> list[Notification]:
+        """Lease due pending notifications, each under a fresh claim token."""
+        claimed: list[Notification] = []
+        with self._lock:
+            for notification in sorted(self._notifications.values(), key=lambda n: (n.next_attempt_at, n.id)):
+                if len(claimed) == limit or notification.next_attempt_at > now:
+                    break
+                if notification.delivery != "pending":
+                    continue
+                if notification.lease_until is not None and notification.lease_until > now:
+                    continue
+                leased = notification.model_copy(
+                    update={"lease_until": now + lease, "claim_token": secrets.token_urlsafe(16)}
+                )
+                self._notifications[notification.id] = leased
+                claimed.append(leased)
+        return claimed
+
+    def save_notification_delivery(self, notification: Notification, *, claim_token: str) -> bool:
+        """Store the delivery fields if ``claim_token`` is still the stored one."""
+        with self._lock:
+            stored = self._notifications.get(notification.id)
+            if stored is None or stored.claim_token != claim_token:
+                return False
+            delivery_fields = (
+                "delivery",
+                "attempts",
+                "next_attempt_at",
+                "lease_until",
+                "claim_token",
+                "delivered_to",
+                "last_error",
+            )
+            self._notifications[notification.id] = stored.model_copy(
+                update={field: getattr(notification, field) for field in delivery_fields}
+            )
+            return True
+
+    def list_notifications(self, user_id: str, *, unread_only: bool, limit: int) -> list[Notification]:
+        """A user's notifications, newest first."""
+        with self._lock:
+            found = [n for n in self._notifications.values() if n.user_id == user_id and not (unread_only and n.read)]
+        return sorted(found, key=lambda n: (n.created_at, n.id), reverse=True)[:limit]
+
+    def mark_notification_read(self, notification_id: str) -> bool:
+        """Mark as read."""
+        with self._lock:
+            stored = self._notifications.get(notification_id)
+            if stored is None:
+                return False
+            self._notifications[notification_id] = stored.model_copy(update={"read": True})
+            return True
+
+    # -- aggregates ---------------------------------------------------------
+    def payment_stats(self, *, created_since: datetime) -> PaymentStats:
+        """Counts and per-currency sums over every payment."""
+        counts: dict[str, int] = {}
+        captured: dict[str, int] = {}
+        refunded: dict[str, int] = {}
+        recent = 0
+        with self._lock:
+            payments = list(self._payments.values())
+        for p in payments:
+            counts[p.status.value] = counts.get(p.status.value, 0) + 1
+            if p.status in SETTLED_STATUSES or p.captured_minor:
+                captured[p.currency] = captured.get(p.currency, 0) + p.captured_minor
+                refunded[p.currency] = refunded.get(p.currency, 0) + p.refunded_minor
+            recent += p.created_at >= created_since
+        return PaymentStats(
+            count_by_status=counts,
+            captured_by_currency=captured,
+            refunded_by_currency=refunded,
+            created_since=recent,
+        )
