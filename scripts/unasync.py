@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PAIRS: list[tuple[str, str]] = [
     ("src/paykit/storage/_async", "src/paykit/storage/_sync"),
+    ("src/paykit/providers/_async", "src/paykit/providers/_sync"),
 ]
 """(source folder, generated folder), from the repository root: every ``*.py`` of a source folder is generated."""
 
@@ -35,6 +36,8 @@ RULES: list[tuple[str, str]] = [
     (r"\b_async\b", "_sync"),
     (r"\bAsyncStorage\b", "Storage"),
     (r"\bAsyncMemoryStorage\b", "MemoryStorage"),
+    (r"\bAsyncProvider\b", "Provider"),
+    (r"\bAsyncBaseProvider\b", "BaseProvider"),
 ]
 """(pattern, replacement) applied in order to every line of every source file."""
 

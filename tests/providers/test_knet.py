@@ -25,7 +25,8 @@ from paykit._errors import (
     WebhookVerificationError,
 )
 from paykit._models import EventKind, Payment, Refund, RefundStatus
-from paykit.providers._base import CreatePaymentRequest, Provider
+from paykit.providers import Provider
+from paykit.providers._base import CreatePaymentRequest
 from paykit.providers._knet_crypto import decrypt_trandata, encrypt_trandata
 from paykit.providers._knet_wire import (
     derive_trackid,

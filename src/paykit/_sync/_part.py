@@ -8,7 +8,7 @@ from .._decisions import common as d
 from .._errors import IdempotencyConflictError
 from .._models import Payment
 from ..notify import NotificationDispatcher
-from ..providers._base import Provider
+from ..providers._sync.base import Provider
 from ..storage._base import KeyClaim
 from ..storage._sync.protocol import Storage
 from .engine import Engine

@@ -27,7 +27,7 @@ from .._errors import (
 from .._log import get_logger
 from .._models import AuditEntry, Invoice, Payment, PaymentMethod
 from ..audit import _HookRunner
-from ..providers._base import Provider
+from ..providers._sync.base import Provider
 from ..storage._base import Effect, Reaction
 from ..storage._sync.protocol import Storage
 

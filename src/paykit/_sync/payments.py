@@ -25,7 +25,8 @@ from .._models import AuditAction, CaptureMethod, Payment
 from .._money import Money
 from .._results import Page
 from .._status import PaymentStatus, can_transition
-from ..providers._base import CreatePaymentRequest, Provider, ProviderPayment
+from ..providers._base import CreatePaymentRequest, ProviderPayment
+from ..providers._sync.base import Provider
 from ._part import _Part
 
 log = get_logger(__name__)

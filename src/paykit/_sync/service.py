@@ -9,7 +9,7 @@ from .._decisions import effects as fx
 from .._errors import ConfigurationError
 from ..audit import AuditHook, _HookRunner
 from ..notify import NotificationDispatcher, Notifier
-from ..providers._base import Provider
+from ..providers._sync.base import Provider
 from ..storage._sync.protocol import Storage
 from .engine import Engine
 from .invoices import _Invoices

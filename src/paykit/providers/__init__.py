@@ -9,15 +9,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._async.base import AsyncBaseProvider, AsyncProvider
 from ._base import (
-    BaseProvider,
     CreatePaymentRequest,
-    Provider,
     ProviderCapabilities,
     ProviderPayment,
     ProviderPaymentMethod,
     ProviderRefund,
 )
+from ._sync.base import BaseProvider, Provider
 
 if TYPE_CHECKING:
     from .knet import KnetProvider
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from .stripe import StripeProvider
 
 __all__ = [
+    "AsyncBaseProvider",
+    "AsyncProvider",
     "BaseProvider",
     "CreatePaymentRequest",
     "KnetProvider",

@@ -40,7 +40,7 @@ from .._log import get_logger
 from .._models import EventKind, Payment, Refund, RefundStatus, WebhookEvent
 from .._money import Money
 from .._status import PaymentStatus
-from ._base import BaseProvider, CreatePaymentRequest, ProviderCapabilities, ProviderPayment, ProviderRefund
+from ._base import CreatePaymentRequest, ProviderCapabilities, ProviderPayment, ProviderRefund
 from ._knet_crypto import RESOURCE_KEY_LENGTH, decrypt_trandata, encrypt_trandata
 from ._knet_wire import (
     CURRENCY,
@@ -66,6 +66,7 @@ from ._knet_wire import (
     status_for_result,
     udfs_from_metadata,
 )
+from ._sync.base import BaseProvider
 
 __all__ = ["KnetProvider"]
 

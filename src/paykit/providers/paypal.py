@@ -31,8 +31,9 @@ from .._money import Money
 from .._status import PaymentStatus
 from . import _paypal_verify as verify
 from . import _paypal_wire as wire
-from ._base import BaseProvider, CreatePaymentRequest, ProviderCapabilities, ProviderPayment, ProviderRefund
+from ._base import CreatePaymentRequest, ProviderCapabilities, ProviderPayment, ProviderRefund
 from ._json import load_object
+from ._sync.base import BaseProvider
 
 if TYPE_CHECKING:
     from cryptography import x509

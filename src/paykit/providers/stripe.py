@@ -31,7 +31,6 @@ from .._log import get_logger
 from .._models import EventKind, Payment, PaymentMethod, Refund, WebhookEvent
 from .._money import Money
 from ._base import (
-    BaseProvider,
     CreatePaymentRequest,
     ProviderCapabilities,
     ProviderPayment,
@@ -54,6 +53,7 @@ from ._stripe_wire import (
     refund_params,
     verify_and_parse_webhook,
 )
+from ._sync.base import BaseProvider
 
 try:
     import stripe

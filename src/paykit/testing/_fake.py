@@ -25,13 +25,13 @@ from .._models import EventKind, Payment, PaymentMethod, Refund, RefundStatus, W
 from .._money import Money
 from .._status import PaymentStatus
 from ..providers._base import (
-    BaseProvider,
     CreatePaymentRequest,
     ProviderCapabilities,
     ProviderPayment,
     ProviderPaymentMethod,
     ProviderRefund,
 )
+from ..providers._sync.base import BaseProvider
 
 __all__ = ["FakeBehavior", "FakeCall", "FakeProvider", "FakeWebhook", "LookupFault"]
 

@@ -1,0 +1,168 @@
+# Source of the generated sync twin (scripts/unasync.py): edit here.
+"""The provider protocol every adapter implements, and the defaults adapters inherit.
+
+An adapter speaks one provider's wire format and nothing else: it never reads
+or writes storage, and it translates every exception of its HTTP client or SDK
+into a :class:`~paykit.PaykitError` at its edge. Its pure parts (``name``,
+``capabilities``, ``check_amount``) are plain methods in both twins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+from ..._errors import InvalidStateError
+from ..._models import Payment, PaymentMethod, Refund, WebhookEvent
+from ..._money import Money
+from .._base import (
+    CreatePaymentRequest,
+    ProviderCapabilities,
+    ProviderPayment,
+    ProviderPaymentMethod,
+    ProviderRefund,
+)
+
+__all__ = ["AsyncBaseProvider", "AsyncProvider"]
+
+
+@runtime_checkable
+class AsyncProvider(Protocol):
+    """What the service needs from a payment provider adapter."""
+
+    @property
+    def name(self) -> str:
+        """The name payments refer to (``"stripe"``, ``"paypal"``, ``"knet"``)."""
+        ...
+
+    @property
+    def capabilities(self) -> ProviderCapabilities:
+        """What this provider supports."""
+        ...
+
+    async def create_payment(self, request: CreatePaymentRequest) -> ProviderPayment:
+        """Create the payment at the provider."""
+        ...
+
+    async def confirm_payment(
+        self, payment: Payment, *, payment_method_ref: str | None, idempotency_key: str
+    ) -> ProviderPayment:
+        """Confirm (authorize, or capture for automatic capture) the payment."""
+        ...
+
+    async def capture_payment(self, payment: Payment, *, amount: Money | None, idempotency_key: str) -> ProviderPayment:
+        """Capture an authorized payment, in full (``amount=None``) or in part."""
+        ...
+
+    async def cancel_payment(self, payment: Payment, *, idempotency_key: str) -> ProviderPayment:
+        """Cancel (void) a payment that was not captured."""
+        ...
+
+    async def retrieve_payment(self, payment: Payment) -> ProviderPayment:
+        """Fetch the payment's current state from the provider."""
+        ...
+
+    async def refund_payment(self, payment: Payment, refund: Refund, *, idempotency_key: str) -> ProviderRefund:
+        """Refund ``refund.amount`` of a captured payment.
+
+        The adapter passes ``refund.id`` to the provider where it keeps metadata
+        (Stripe: ``metadata.paykit_refund_id``), so :meth:`find_refund` can find it.
+        """
+        ...
+
+    def check_amount(self, amount: Money) -> None:
+        """Raise ``InvalidRequestError`` when the provider cannot take ``amount``.
+
+        Pure: no I/O. The service calls it before anything is stored or reserved,
+        so a refused amount leaves no record behind.
+        """
+        ...
+
+    async def retrieve_refund(self, payment: Payment, refund: Refund) -> ProviderRefund:
+        """Fetch a refund the provider knows (``refund.provider_ref`` is set).
+
+        Needed only when ``capabilities.refund_lookup`` is true.
+        """
+        ...
+
+    async def find_refund(self, payment: Payment, refund: Refund) -> ProviderRefund | None:
+        """Look a refund up by paykit's ``refund.id``; ``None`` when the provider has none.
+
+        Needed only when ``capabilities.refund_lookup`` is true. The service asks
+        this before it sends a refund whose earlier attempt had no clear answer.
+        """
+        ...
+
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Verify and normalize a webhook request.
+
+        ``headers`` keys are lower-case. Raises ``WebhookVerificationError`` for
+        anything forged, stale or malformed.
+        """
+        ...
+
+    async def save_payment_method(
+        self, user_id: str, token: str, *, customer_ref: str | None, idempotency_key: str
+    ) -> tuple[ProviderPaymentMethod, str | None]:
+        """Attach a tokenized method to the user's provider customer.
+
+        Returns the method and the customer reference the provider used (new or
+        ``customer_ref``), so the service can remember it.
+        """
+        ...
+
+    async def delete_payment_method(self, method: PaymentMethod) -> None:
+        """Detach the method at the provider."""
+        ...
+
+    async def set_default_payment_method(self, method: PaymentMethod, *, customer_ref: str | None) -> None:
+        """Make the method the customer's default at the provider, where the provider keeps one."""
+        ...
+
+
+class AsyncBaseProvider:
+    """Defaults for the optional parts of :class:`AsyncProvider`.
+
+    Adapters subclass it and override what their provider supports; what is
+    left raises :class:`InvalidStateError` naming the provider.
+    """
+
+    name: str = "base"
+    capabilities: ProviderCapabilities = ProviderCapabilities()
+
+    def _unsupported(self, what: str) -> InvalidStateError:
+        return InvalidStateError(f"provider {self.name!r} does not support {what}")
+
+    async def confirm_payment(
+        self, payment: Payment, *, payment_method_ref: str | None, idempotency_key: str
+    ) -> ProviderPayment:
+        raise self._unsupported("server-side confirmation")
+
+    async def capture_payment(self, payment: Payment, *, amount: Money | None, idempotency_key: str) -> ProviderPayment:
+        raise self._unsupported("manual capture")
+
+    async def cancel_payment(self, payment: Payment, *, idempotency_key: str) -> ProviderPayment:
+        raise self._unsupported("cancellation")
+
+    async def refund_payment(self, payment: Payment, refund: Refund, *, idempotency_key: str) -> ProviderRefund:
+        raise self._unsupported("refunds")
+
+    def check_amount(self, amount: Money) -> None:
+        """Any amount the provider's currencies allow; adapters with amount rules override this."""
+
+    async def retrieve_refund(self, payment: Payment, refund: Refund) -> ProviderRefund:
+        raise self._unsupported("refund lookups")
+
+    async def find_refund(self, payment: Payment, refund: Refund) -> ProviderRefund | None:
+        raise self._unsupported("refund lookups")
+
+    async def save_payment_method(
+        self, user_id: str, token: str, *, customer_ref: str | None, idempotency_key: str
+    ) -> tuple[ProviderPaymentMethod, str | None]:
+        raise self._unsupported("saved payment methods")
+
+    async def delete_payment_method(self, method: PaymentMethod) -> None:
+        raise self._unsupported("saved payment methods")
+
+    async def set_default_payment_method(self, method: PaymentMethod, *, customer_ref: str | None) -> None:
+        """Nothing to do for providers that keep no default of their own."""
