@@ -152,6 +152,21 @@ class TestTimeline:
 
         assert {"payment": payment.provider_ref, "capture_id": "CAP-1"} == service.explain(payment.id).provider_refs
 
+    def test_notifications_about_a_refund(self, service: PaymentService, fake: FakeProvider) -> None:
+        """A refund that fails after succeeding notifies about the refund; the payment's explanation shows it."""
+        payment = service.initialize_payment(user_id="u", amount=Money.of("20.00", "USD"), provider="fake")
+        service.confirm_payment(payment.id, payment_method="pm_card_visa")
+        fake.fail_next("refund_fails_later")
+        refund = service.refund_payment(payment.id, amount=Money.of("5.00", "USD"))
+        failed = fake.refund_webhook(refund.id)
+        assert "applied" == handle_webhook(service, "fake", failed.body, failed.headers).outcome
+
+        explanation = service.explain(payment.id)
+
+        about_refund = [n for n in explanation.notifications if n.subject_id == refund.id]
+        assert [("refund_failed", "pending")] == [(n.kind.value, n.delivery) for n in about_refund]
+        assert RefundStatus.FAILED == explanation.refunds[0].status
+
     def test_unknown_payment(self, service: PaymentService) -> None:
         with pytest.raises(NotFoundError):
             service.explain("pay_missing")

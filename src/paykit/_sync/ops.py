@@ -15,7 +15,7 @@ from .._money import Money
 from .._results import Explanation, HealthReport, MetricsReport
 from .._status import PaymentStatus
 from ..notify import DispatchReport
-from ..providers._base import ProviderRefund
+from ..providers._base import Provider, ProviderRefund
 from ._part import _Part
 
 _EXPLAIN_LIMIT: Final = 1000
@@ -160,7 +160,7 @@ class _Ops(_Part):
             known = []
         for refund in known:
             try:
-                found = self._lookup_refund(payment, refund)
+                found = self._lookup_refund(adapter, payment, refund)
             except PaykitError as exc:
                 errors.append(f"retrieve_refund {refund.id} failed: {type(exc).__name__}: {exc}")
                 continue
@@ -178,8 +178,7 @@ class _Ops(_Part):
             differences=tuple(differences),
         )
 
-    def _lookup_refund(self, payment: Payment, refund: Refund) -> ProviderRefund:
-        adapter = self._engine.provider(payment.provider)
+    def _lookup_refund(self, adapter: Provider, payment: Payment, refund: Refund) -> ProviderRefund:
         return self._engine.call_provider(
             adapter,
             "retrieve_refund",
