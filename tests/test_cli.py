@@ -53,7 +53,7 @@ class TestDemo:
 class TestCommands:
     """health, metrics and audit read what an application stored, so they need --mongo-uri."""
 
-    @pytest.mark.parametrize("command", [["health"], ["metrics"], ["audit", "pay_1"]])
+    @pytest.mark.parametrize("command", [["health"], ["metrics"], ["audit", "pay_1"], ["explain", "pay_1"]])
     def test_refuse_to_run_without_a_database(self, command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
         """A new in-memory store is always empty: exit 2 and say so, rather than report an empty "ok"."""
         with pytest.raises(SystemExit) as exit_info:
@@ -61,6 +61,16 @@ class TestCommands:
 
         assert 2 == exit_info.value.code
         assert f"{command[0]} needs --mongo-uri" in capsys.readouterr().err
+
+    def test_explain_live_points_to_the_python_api(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """The command line builds no providers, so --live says to call service.explain(..., live=True)."""
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--mongo-uri", "mongodb://127.0.0.1:1", "explain", "pay_1", "--live"])
+
+        assert 2 == exit_info.value.code
+        err = capsys.readouterr().err
+        assert "explain --live asks the payment's provider, and the command line has no providers to ask" in err
+        assert "service.explain(payment_id, live=True)" in err
 
     def test_version(self, capsys: pytest.CaptureFixture[str]) -> None:
         """--version names the distribution and its installed version."""

@@ -41,3 +41,11 @@ def test_importing_paykit_needs_no_optional_extra() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
 
     assert "[]" == out.strip()
+
+
+def test_explain_returns_exported_values() -> None:
+    """What service.explain() returns can be imported and annotated from paykit."""
+    import paykit
+
+    assert {"Explanation", "TimelineEntry"} <= set(paykit.__all__)
+    assert paykit.Explanation.__module__ == "paykit._results"

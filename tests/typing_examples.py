@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from paykit import (
+    Explanation,
     InvalidRequestError,
     LineItem,
     MissingExtraError,
@@ -14,6 +15,7 @@ from paykit import (
     PaymentService,
     PaymentStatus,
     Refund,
+    TimelineEntry,
 )
 from paykit.notify import CallbackNotifier
 from paykit.providers import Provider
@@ -72,3 +74,10 @@ def captured_events(service: PaymentService) -> list[str]:
     with capture_logs() as logs:
         service.health()
     return [str(event["event"]) for event in logs]
+
+
+def explained(service: PaymentService, payment_id: str) -> list[str]:
+    explanation: Explanation = service.explain(payment_id, live=True)
+    first: TimelineEntry = explanation.timeline[0]
+    differences: tuple[str, ...] = explanation.differences
+    return [first.summary, explanation.render(), *differences, *explanation.as_dict()["differences"]]

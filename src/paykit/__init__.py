@@ -41,6 +41,7 @@ from ._models import (
     WebhookEvent,
 )
 from ._money import CURRENCY_EXPONENTS, Money, currency_exponent
+from ._results import Explanation, TimelineEntry
 from ._service import HealthReport, MetricsReport, Page, PaymentService, ReconcileReport, WebhookOutcome
 from ._status import PaymentStatus, can_transition
 from .audit import AuditHook, redact
@@ -64,6 +65,7 @@ __all__ = [
     "DispatchReport",
     "DuplicateRecordError",
     "EventKind",
+    "Explanation",
     "HealthReport",
     "IdempotencyConflictError",
     "InvalidRequestError",
@@ -93,6 +95,7 @@ __all__ = [
     "Refund",
     "RefundStatus",
     "StorageError",
+    "TimelineEntry",
     "WebhookEvent",
     "WebhookOutcome",
     "WebhookVerificationError",

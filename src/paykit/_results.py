@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from ._models import Payment
+from ._models import AuditEntry, Notification, Payment, Refund, RefundStatus
 from ._money import Money
+from ._status import PaymentStatus
+from .storage._base import WebhookEventRecord
 
-__all__ = ["HealthReport", "MetricsReport", "Page", "ReconcileReport", "WebhookOutcome"]
+__all__ = [
+    "Explanation",
+    "HealthReport",
+    "MetricsReport",
+    "Page",
+    "ReconcileReport",
+    "TimelineEntry",
+    "WebhookOutcome",
+]
 
 
 class WebhookOutcome(StrEnum):
@@ -93,3 +103,151 @@ class ReconcileReport:
     errors: dict[str, str] = field(default_factory=dict)
     effects_flushed: int = 0
     reactions_applied: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One line of an :class:`Explanation`'s timeline.
+
+    Attributes:
+        at: When it happened (a refund or notification: when it was created).
+        kind: ``"webhook"``, ``"refund"``, ``"audit"`` or ``"notification"``.
+        subject_id: The payment or refund the line is about.
+        summary: The line as :meth:`Explanation.render` prints it.
+        details: The record's fields, JSON-ready (amounts as decimal strings), redacted.
+
+    .. versionadded:: 0.2.0
+    """
+
+    at: datetime
+    kind: str
+    subject_id: str
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "at": self.at.isoformat(),
+            "kind": self.kind,
+            "subject_id": self.subject_id,
+            "summary": self.summary,
+            "details": self.details,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Everything paykit knows about one payment, as one timeline: what :meth:`PaymentService.explain` returns.
+
+    The timeline merges the payment's audit entries (its refunds' included), every
+    provider event recorded for it with its outcome, its refunds and the
+    notifications about it and its refunds, oldest first. Nothing secret is kept:
+    the payment's ``client_secret`` is never shown, payloads are redacted.
+
+    Attributes:
+        payment: The payment as stored.
+        timeline: Every record about it, oldest first.
+        audit: Its audit entries, oldest first.
+        webhook_events: The provider events recorded for it, with their outcomes.
+        refunds: Its refunds, oldest first.
+        notifications: Notifications about it and its refunds, with their delivery state.
+        provider_refs: The provider's ids: ``payment`` (its ``provider_ref``), the
+            payment's ``provider_data`` (a PayPal ``capture_id``...), and
+            ``refund <id>`` for each refund the provider knows.
+        explained_at: The service clock's time when it was put together.
+        live: Whether the provider was asked (``explain(..., live=True)``).
+        provider_status: The payment's status at the provider, when asked.
+        provider_captured: What the provider says it captured, when it says.
+        provider_refund_statuses: Refund statuses at the provider, by paykit refund id.
+        provider_errors: Provider calls that failed or could not be made, as sentences.
+        differences: Where the provider's view and paykit's differ, as sentences.
+
+    .. versionadded:: 0.2.0
+    """
+
+    payment: Payment
+    timeline: tuple[TimelineEntry, ...]
+    audit: tuple[AuditEntry, ...]
+    webhook_events: tuple[WebhookEventRecord, ...]
+    refunds: tuple[Refund, ...]
+    notifications: tuple[Notification, ...]
+    provider_refs: dict[str, str]
+    explained_at: datetime
+    live: bool = False
+    provider_status: PaymentStatus | None = None
+    provider_captured: Money | None = None
+    provider_refund_statuses: dict[str, RefundStatus] = field(default_factory=dict)
+    provider_errors: tuple[str, ...] = ()
+    differences: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; amounts are decimal strings, times ISO 8601."""
+        p = self.payment
+        data: dict[str, Any] = {
+            "payment": {
+                "id": p.id,
+                "user_id": p.user_id,
+                "provider": p.provider,
+                "status": p.status.value,
+                "currency": p.currency,
+                "amount": p.amount.to_decimal_string(),
+                "captured": p.amount_captured.to_decimal_string(),
+                "refunded": p.amount_refunded.to_decimal_string(),
+                "refundable": p.amount_refundable.to_decimal_string(),
+                "capture_method": p.capture_method,
+                "invoice_id": p.invoice_id,
+                "failure_code": p.failure_code,
+                "failure_message": p.failure_message,
+                "version": p.version,
+                "created_at": p.created_at.isoformat(),
+                "updated_at": p.updated_at.isoformat(),
+            },
+            "provider_refs": dict(self.provider_refs),
+            "timeline": [entry.as_dict() for entry in self.timeline],
+            "explained_at": self.explained_at.isoformat(),
+            "live": None,
+            "differences": list(self.differences),
+        }
+        if self.live:
+            data["live"] = {
+                "status": self.provider_status.value if self.provider_status else None,
+                "captured": self.provider_captured.to_decimal_string() if self.provider_captured else None,
+                "refund_statuses": {rid: status.value for rid, status in self.provider_refund_statuses.items()},
+                "errors": list(self.provider_errors),
+            }
+        return data
+
+    def render(self) -> str:
+        """The explanation as readable text: the payment, its provider ids, the timeline, the provider's view."""
+        p = self.payment
+        lines = [
+            f"payment {p.id}: {p.amount} via {p.provider}, {p.status.value} (user {p.user_id})",
+            f"  captured {p.amount_captured}, refunded {p.amount_refunded}, refundable {p.amount_refundable}",
+            f"  created {_when(p.created_at)}, updated {_when(p.updated_at)}",
+        ]
+        if p.failure_code or p.failure_message:
+            lines.append(f"  failed: {p.failure_code or '-'}: {p.failure_message or '-'}")
+        lines.append("provider references:")
+        lines.extend(f"  {name}: {value}" for name, value in self.provider_refs.items())
+        if not self.provider_refs:
+            lines.append("  none yet")
+        lines.append("timeline (oldest first):")
+        lines.extend(f"  {_when(e.at)}  {e.kind:<12}  {e.summary}" for e in self.timeline)
+        if self.live:
+            lines.append("at the provider now:")
+            if self.provider_status is not None:
+                captured = f", captured {self.provider_captured}" if self.provider_captured else ""
+                lines.append(f"  status {self.provider_status.value}{captured}")
+            lines.extend(f"  refund {rid}: {status.value}" for rid, status in self.provider_refund_statuses.items())
+            lines.extend(f"  could not ask: {error}" for error in self.provider_errors)
+            if self.differences:
+                lines.append("differences:")
+                lines.extend(f"  - {difference}" for difference in self.differences)
+            elif not self.provider_errors:
+                lines.append("  no differences: the provider agrees with paykit")
+        return "\n".join(lines)
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}"

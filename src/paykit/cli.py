@@ -5,6 +5,7 @@ paykit demo [--mongo-uri URI]        a walk through the payment lifecycle (datab
 paykit health --mongo-uri URI        storage reachable? payments in the last 24 h
 paykit metrics --mongo-uri URI       counts, revenue and refunds per currency
 paykit audit PAYMENT_ID --mongo-uri URI
+paykit explain PAYMENT_ID --mongo-uri URI [--json]   one timeline of a payment
 
 Every command that takes ``--mongo-uri`` also takes ``--database`` and
 ``--connect-timeout`` (seconds, 5 by default).
@@ -42,7 +43,12 @@ DEMO_DATABASE = "paykit_demo"
 DEFAULT_CONNECT_TIMEOUT = 5.0
 _DEMO_MARKER = "paykit_demo_marker"
 # An in-memory store is always empty in a new process: these commands need the database.
-_NEED_STORAGE = ("health", "metrics", "audit")
+_NEED_STORAGE = ("health", "metrics", "audit", "explain")
+_LIVE_NEEDS_PYTHON = (
+    "explain --live asks the payment's provider, and the command line has no providers to ask "
+    "(it builds none from credentials): call service.explain(payment_id, live=True) on your "
+    "application's PaymentService instead"
+)
 
 
 class _CommandError(Exception):
@@ -247,7 +253,7 @@ def _storage_options(parser: argparse.ArgumentParser, default: object) -> None:
     parser.add_argument(
         "--mongo-uri",
         default=default,
-        help="the MongoDB your application's MongoStorage uses (health, metrics and audit need it; "
+        help="the MongoDB your application's MongoStorage uses (health, metrics, audit and explain need it; "
         "the demo runs in memory without it)",
     )
     parser.add_argument(
@@ -275,13 +281,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("health", "check storage and recent activity"),
         ("metrics", "counts and money per currency"),
         ("audit", "print a payment's audit trail"),
+        ("explain", "one timeline of a payment: audit, webhooks, refunds, notifications"),
     ):
         cmd = sub.add_parser(name, help=text)
         # The same options after the command name; SUPPRESS keeps a value given before it.
         _storage_options(cmd, argparse.SUPPRESS)
-        if name == "audit":
+        if name in ("audit", "explain"):
             cmd.add_argument("payment_id")
+        if name == "explain":
+            cmd.add_argument("--json", action="store_true", help="print the explanation as JSON")
+            cmd.add_argument("--live", action="store_true", help="needs the Python API: see the message")
     args = parser.parse_args(argv)
+    if args.command == "explain" and args.live:
+        parser.error(_LIVE_NEEDS_PYTHON)
     if args.database is None:
         args.database = DEMO_DATABASE if args.command == "demo" else DEFAULT_DATABASE
     if args.command in _NEED_STORAGE and args.mongo_uri is None:
@@ -309,6 +321,10 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
             return 0 if health.ok else 1
         if args.command == "metrics":
             print(json.dumps(service.metrics().as_dict(), indent=2))
+            return 0
+        if args.command == "explain":
+            explanation = service.explain(args.payment_id)
+            print(json.dumps(explanation.as_dict(), indent=2) if args.json else explanation.render())
             return 0
         entries = service.audit_trail(args.payment_id)
         if not entries:

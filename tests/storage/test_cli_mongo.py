@@ -81,3 +81,55 @@ class TestCommandsOnMongo:
         assert 2 == result.returncode
         assert "holds data the demo did not write" in result.stderr
         assert 1 == mongo_client[mongo_database]["payments"].count_documents({})
+
+
+@pytest.mark.mongo_server
+class TestExplainOnMongo:
+    """`paykit explain` reads one payment's whole story from the database another process wrote."""
+
+    @staticmethod
+    def _demo_payment(mongo_uri: str, database: str, client: pymongo.MongoClient[dict[str, Any]]) -> str:
+        demo = _paykit("demo", "--mongo-uri", mongo_uri, "--database", database)
+        assert 0 == demo.returncode, demo.stderr
+        storage = MongoStorage(client, database)
+        (refunded,) = storage.list_payments(
+            user_id="alice", status=PaymentStatus.PARTIALLY_REFUNDED, limit=5, after=None
+        )
+        return refunded.id
+
+    def test_the_demo_payment_as_text_and_json(
+        self, mongo_uri: str, mongo_database: str, mongo_client: pymongo.MongoClient[dict[str, Any]]
+    ) -> None:
+        """Webhook outcomes, the refund, delivered notifications and provider ids; no client secret."""
+        payment_id = self._demo_payment(mongo_uri, mongo_database, mongo_client)
+        where = ["--mongo-uri", mongo_uri, "--database", mongo_database]
+
+        text = _paykit("explain", payment_id, *where)
+        as_json = _paykit("explain", payment_id, "--json", *where)
+
+        assert (0, 0) == (text.returncode, as_json.returncode), text.stderr + as_json.stderr
+        assert text.stdout.startswith(f"payment {payment_id}: 49.99 USD via fake, partially_refunded (user alice)")
+        for line in (
+            "payment.succeeded evt_demo_1 from fake: applied",
+            "payment.processing evt_demo_0 from fake: stale",
+            "PAYMENT_REFUND succeeded -> partially_refunded by demo",
+            "10.00 USD: succeeded, provider ref re_fake_",
+            "payment_succeeded for alice: delivered to app, 1 attempt",
+            "  payment: pi_fake_",
+        ):
+            assert line in text.stdout
+        data = json.loads(as_json.stdout)
+        assert ("partially_refunded", "49.99", "10.00") == (
+            data["payment"]["status"],
+            data["payment"]["captured"],
+            data["payment"]["refunded"],
+        )
+        kinds = [entry["kind"] for entry in data["timeline"]]
+        assert {"audit", "webhook", "refund", "notification"} == set(kinds)
+        assert "_secret_" not in text.stdout + as_json.stdout
+
+    def test_an_unknown_payment(self, mongo_uri: str, mongo_database: str) -> None:
+        result = _paykit("explain", "pay_missing", "--mongo-uri", mongo_uri, "--database", mongo_database)
+
+        assert 2 == result.returncode
+        assert "NotFoundError" in result.stderr

@@ -930,3 +930,65 @@ class TestExactlyOnceDispatch:
         clock.advance(hours=1)
         assert (0, 0, 0) == astuple(dispatcher.dispatch())
         assert {"n000": 1} == dict(slow.calls)
+
+
+class TestWebhookEventsOfAPayment:
+    """list_webhook_events: one payment's recorded events, oldest first, effects included."""
+
+    def test_oldest_first_only_that_payment_and_limited(self, storage: Storage) -> None:
+        late = WebhookEventRecord("fake", "evt_2", "payment.processing", "stale", at(5), "pay_1")
+        early = WebhookEventRecord("fake", "evt_1", "payment.succeeded", "applied", at(1), "pay_1")
+        storage.record_webhook_event(late)
+        storage.record_webhook_event(early)
+        storage.record_webhook_event(WebhookEventRecord("fake", "evt_3", "payment.succeeded", "applied", at(2), "p2"))
+        storage.record_webhook_event(WebhookEventRecord("fake", "evt_4", "ping", "ignored", at(3)))
+
+        assert [early, late] == storage.list_webhook_events("pay_1", limit=10)
+        assert [early] == storage.list_webhook_events("pay_1", limit=1)
+        assert [] == storage.list_webhook_events("pay_9", limit=10)
+
+    def test_records_written_as_effects_are_listed(self, storage: Storage) -> None:
+        """A record that rode in the payment's own write is listed (a storage with outboxes flushes first)."""
+        payment = make_payment()
+        storage.insert_payment(payment)
+        record = WebhookEventRecord("fake", "evt_1", "payment.succeeded", "duplicate", at(1), "pay_1")
+
+        assert storage.update_payment(bump(payment), expected_version=0, effects=[record])
+
+        assert [record] == storage.list_webhook_events("pay_1", limit=10)
+
+
+class TestNotificationsAboutSubjects:
+    """list_notifications_for: notifications about given subjects, oldest first, with delivery state."""
+
+    @staticmethod
+    def about(nid: str, subject: str, *, when: int, user: str = "u1") -> Notification:
+        return make_notification(nid, user=user, when=when).model_copy(update={"subject_id": subject})
+
+    def test_only_those_subjects_oldest_first_and_limited(self, storage: Storage) -> None:
+        storage.insert_notifications(
+            [
+                self.about("n3", "re_1", when=3),
+                self.about("n1", "pay_1", when=1),
+                self.about("n2", "pay_1", when=2, user="u2"),
+                self.about("x", "pay_2", when=0),
+            ]
+        )
+
+        found = storage.list_notifications_for(["pay_1", "re_1"], limit=10)
+
+        assert ["n1", "n2", "n3"] == [n.id for n in found]
+        assert ["n1", "n2"] == [n.id for n in storage.list_notifications_for(["pay_1", "re_1"], limit=2)]
+        assert [] == storage.list_notifications_for([], limit=10)
+
+    def test_delivery_state_and_outboxed_notifications(self, storage: Storage) -> None:
+        """Delivery fields are as last saved; notifications written as effects are listed."""
+        storage.insert_payment(make_payment(), [self.about("n1", "pay_1", when=1)])
+        (claimed,) = storage.claim_notifications(now=at(2), lease=timedelta(seconds=5), limit=1)
+        delivered = released(claimed, delivery="delivered", attempts=1, delivered_to=("app",))
+        storage.save_notification_delivery(delivered, claim_token=token(claimed))
+
+        (found,) = storage.list_notifications_for(["pay_1"], limit=10)
+
+        state = (found.delivery, found.attempts, found.delivered_to, found.last_error)
+        assert ("delivered", 1, ("app",), None) == state

@@ -62,8 +62,8 @@ EXPECTED_INDEXES = {
     "payment_methods": {"_id_", "user_created", "outbox_pending"},
     "customers": {"_id_", "provider_user_unique"},
     "audit_log": {"_id_", "keys_at"},
-    "webhook_events": {"_id_", "provider_event_unique"},
-    "notifications": {"_id_", "delivery_due", "user_created"},
+    "webhook_events": {"_id_", "provider_event_unique", "payment_received"},
+    "notifications": {"_id_", "delivery_due", "user_created", "subject_created"},
     "reactions": {"_id_", "pending"},
 }
 

@@ -119,6 +119,8 @@ _INDEXES: Final[dict[str, list[IndexModel]]] = {
     ],
     "webhook_events": [
         IndexModel([("provider", ASCENDING), ("event_id", ASCENDING)], name="provider_event_unique", unique=True),
+        # explain(): every event recorded about one payment.
+        IndexModel([("payment_id", ASCENDING), ("received_at", ASCENDING)], name="payment_received"),
     ],
     "reactions": [
         IndexModel([("done", ASCENDING), ("created_at", ASCENDING)], name="pending"),
@@ -126,6 +128,8 @@ _INDEXES: Final[dict[str, list[IndexModel]]] = {
     "notifications": [
         IndexModel([("delivery", ASCENDING), ("next_attempt_at", ASCENDING)], name="delivery_due"),
         IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="user_created"),
+        # explain(): the notifications about one payment and its refunds.
+        IndexModel([("subject_id", ASCENDING), ("created_at", ASCENDING)], name="subject_created"),
     ],
 }
 
@@ -945,8 +949,48 @@ class MongoStorage:
             created_since=recent,
         )
 
+    # -- explaining one payment -------------------------------------------------
+    @_storage_op
+    def list_webhook_events(self, payment_id: str, *, limit: int) -> list[WebhookEventRecord]:
+        """The provider events recorded about a payment, oldest first (records still in outboxes included)."""
+        if limit <= 0:
+            return []
+        self.flush_pending_effects()
+        cursor = (
+            self._col("webhook_events")
+            .find({"payment_id": payment_id})
+            .sort([("received_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [_event_record(doc) for doc in cursor]
+
+    @_storage_op
+    def list_notifications_for(self, subject_ids: Sequence[str], *, limit: int) -> list[Notification]:
+        """Notifications about any of ``subject_ids``, oldest first (those still in outboxes included)."""
+        if limit <= 0 or not subject_ids:
+            return []
+        self.flush_pending_effects()
+        cursor = (
+            self._col("notifications")
+            .find({"subject_id": {"$in": list(subject_ids)}})
+            .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [_load_required(Notification, doc) for doc in cursor]
+
 
 def _load_required(model: type[_M], doc: Mapping[str, Any]) -> _M:
     loaded = _load(model, doc)
     assert loaded is not None  # noqa: S101 - a cursor never yields None
     return loaded
+
+
+def _event_record(doc: Mapping[str, Any]) -> WebhookEventRecord:
+    return WebhookEventRecord(
+        provider=doc["provider"],
+        event_id=doc["event_id"],
+        type=doc["type"],
+        outcome=doc["outcome"],
+        received_at=_from_bson(doc["received_at"]),
+        payment_id=doc.get("payment_id"),
+    )

@@ -427,3 +427,17 @@ class AsyncMemoryStorage:
             refunded_by_currency=refunded,
             created_since=recent,
         )
+
+    # -- explaining one payment -------------------------------------------------
+    async def list_webhook_events(self, payment_id: str, *, limit: int) -> list[WebhookEventRecord]:
+        """The provider events recorded about a payment, oldest first."""
+        with self._lock:
+            found = [r for r in self._events.values() if r.payment_id == payment_id]
+        return sorted(found, key=lambda r: r.received_at)[: max(limit, 0)]  # stable: ties keep arrival order
+
+    async def list_notifications_for(self, subject_ids: Sequence[str], *, limit: int) -> list[Notification]:
+        """Notifications about any of ``subject_ids``, oldest first."""
+        wanted = set(subject_ids)
+        with self._lock:
+            found = [n for n in self._notifications.values() if n.subject_id in wanted]
+        return sorted(found, key=lambda n: (n.created_at, n.id))[: max(limit, 0)]

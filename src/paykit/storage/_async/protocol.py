@@ -222,3 +222,22 @@ class AsyncStorage(Protocol):
     async def payment_stats(self, *, created_since: datetime) -> PaymentStats:
         """Counts per status, money per currency, and payments created since a time."""
         ...
+
+    # -- explaining one payment -------------------------------------------------
+    async def list_webhook_events(self, payment_id: str, *, limit: int) -> list[WebhookEventRecord]:
+        """The provider events recorded about a payment, oldest first (``received_at``).
+
+        Includes records still held in outboxes: materialize pending effects first.
+
+        .. versionadded:: 0.2.0
+        """
+        ...
+
+    async def list_notifications_for(self, subject_ids: Sequence[str], *, limit: int) -> list[Notification]:
+        """Notifications whose ``subject_id`` is one of ``subject_ids``, oldest first (``created_at``, id).
+
+        Includes notifications still held in outboxes: materialize pending effects first.
+
+        .. versionadded:: 0.2.0
+        """
+        ...

@@ -222,3 +222,22 @@ class Storage(Protocol):
     def payment_stats(self, *, created_since: datetime) -> PaymentStats:
         """Counts per status, money per currency, and payments created since a time."""
         ...
+
+    # -- explaining one payment -------------------------------------------------
+    def list_webhook_events(self, payment_id: str, *, limit: int) -> list[WebhookEventRecord]:
+        """The provider events recorded about a payment, oldest first (``received_at``).
+
+        Includes records still held in outboxes: materialize pending effects first.
+
+        .. versionadded:: 0.2.0
+        """
+        ...
+
+    def list_notifications_for(self, subject_ids: Sequence[str], *, limit: int) -> list[Notification]:
+        """Notifications whose ``subject_id`` is one of ``subject_ids``, oldest first (``created_at``, id).
+
+        Includes notifications still held in outboxes: materialize pending effects first.
+
+        .. versionadded:: 0.2.0
+        """
+        ...
