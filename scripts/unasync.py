@@ -6,7 +6,7 @@
 The I/O paths are written once, as async code, in the source folders below; the
 sync twin of each file is made line for line by the rule table, the way
 encode/httpcore's ``scripts/unasync.py`` and pymongo's ``tools/synchro.py`` do,
-then formatted with ruff. A source file's first line says it is the source; a
+then tidied with ruff (imports sorted, formatted). A source file's first line says it is the source; a
 generated file's first line says where it comes from. Only what cannot be
 renamed (a thread and a task, their locks) is written twice, by hand, outside
 these folders.
@@ -23,8 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 PAIRS: list[tuple[str, str]] = [
+    ("src/paykit/_async", "src/paykit/_sync"),
     ("src/paykit/storage/_async", "src/paykit/storage/_sync"),
     ("src/paykit/providers/_async", "src/paykit/providers/_sync"),
+    ("src/paykit/testing/_async", "src/paykit/testing/_sync"),
 ]
 """(source folder, generated folder), from the repository root: every ``*.py`` of a source folder is generated."""
 
@@ -33,11 +35,22 @@ GENERATED_HEADER = "# Generated from {source} by scripts/unasync.py: do not edit
 
 RULES: list[tuple[str, str]] = [
     (r"\basync def\b", "def"),
+    (r"\bawait ", ""),
+    (r"^from asyncio import sleep$", "from time import sleep"),
+    (r"^from collections\.abc import Awaitable, ", "from collections.abc import "),
+    (r"\bAwaitable\[(\w+)\]", r"\1"),
+    (r"\b__aenter__\b", "__enter__"),
+    (r"\b__aexit__\b", "__exit__"),
+    (r"\baclose\b", "close"),
+    (r"\bAsyncPaymentService\b", "PaymentService"),
+    (r"\bAsyncNotificationDispatcher\b", "NotificationDispatcher"),
+    (r"\b_AsyncHookRunner\b", "_HookRunner"),
     (r"\b_async\b", "_sync"),
     (r"\bAsyncStorage\b", "Storage"),
     (r"\bAsyncMemoryStorage\b", "MemoryStorage"),
     (r"\bAsyncProvider\b", "Provider"),
     (r"\bAsyncBaseProvider\b", "BaseProvider"),
+    (r"\bAsyncFakeProvider\b", "FakeProvider"),
 ]
 """(pattern, replacement) applied in order to every line of every source file."""
 
@@ -60,17 +73,20 @@ def generated_text(source: Path, fired: set[str]) -> str:
 
 
 def _ruff_format(text: str, source: Path) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(source), "-"],
-        input=text,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
-    if result.returncode:
-        sys.exit(f"ruff could not format the twin of {source.relative_to(ROOT)}:\n{result.stderr}")
-    return result.stdout
+    """Sort the imports the rules renamed, then format: the twin reads as if written by hand."""
+    for command in (["check", "--select", "I", "--fix", "--quiet"], ["format"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "--stdin-filename", str(source), "-"],
+            input=text,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+        )
+        if result.returncode:
+            sys.exit(f"ruff could not tidy the twin of {source.relative_to(ROOT)}:\n{result.stderr}{result.stdout}")
+        text = result.stdout
+    return text
 
 
 def plan() -> tuple[dict[Path, str], set[str]]:

@@ -7,6 +7,7 @@ Money('12.500', 'KWD')
 
 import logging as _logging
 
+from ._async.service import AsyncPaymentService
 from ._errors import (
     AuthenticationError,
     ConfigurationError,
@@ -55,6 +56,7 @@ _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = [
     "CURRENCY_EXPONENTS",
+    "AsyncPaymentService",
     "AuditAction",
     "AuditEntry",
     "AuditHook",

@@ -21,9 +21,10 @@ Metrics:
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import Any, Final, ParamSpec, TypeVar, cast
 
 __all__ = ["ENABLED", "mark", "operation", "provider_span", "record", "span"]
 
@@ -75,15 +76,27 @@ def operation(name: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         if _otel_trace is None:
             return method
 
+        if inspect.iscoroutinefunction(method):
+
+            @functools.wraps(method)
+            async def traced_async(*args: _P.args, **kwargs: _P.kwargs) -> Any:
+                with span(f"paykit.{name}", {"paykit.payment_id": _payment_id(args, kwargs)}):
+                    return await method(*args, **kwargs)
+
+            return cast(Callable[_P, _R], traced_async)
+
         @functools.wraps(method)
         def traced(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-            payment_id = kwargs.get("payment_id", args[1] if len(args) > 1 and isinstance(args[1], str) else None)
-            with span(f"paykit.{name}", {"paykit.payment_id": payment_id}):
+            with span(f"paykit.{name}", {"paykit.payment_id": _payment_id(args, kwargs)}):
                 return method(*args, **kwargs)
 
         return traced
 
     return decorate
+
+
+def _payment_id(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    return kwargs.get("payment_id", args[1] if len(args) > 1 and isinstance(args[1], str) else None)
 
 
 @contextmanager

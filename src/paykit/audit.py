@@ -61,3 +61,16 @@ class _HookRunner:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=wait)
+
+
+class _AsyncHookRunner:  # STOPGAP: replaced by the async-notify branch
+    def __init__(self, hooks: Sequence[Callable[[AuditEntry], None]]) -> None:
+        self._hooks = tuple(hooks)
+
+    def submit(self, entries: Sequence[AuditEntry]) -> None:
+        for entry in entries:
+            for hook in self._hooks:
+                hook(entry)
+
+    async def aclose(self) -> None:
+        pass

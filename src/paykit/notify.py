@@ -393,3 +393,19 @@ class _Call:
         except Exception as exc:
             self.error = exc
         self._on_done(self)
+
+
+class AsyncNotificationDispatcher:  # STOPGAP: replaced by the async-notify branch
+    def __init__(
+        self, storage: object, notifiers: Sequence[Notifier], *, clock: Callable[[], datetime], timeout: float = 5.0
+    ) -> None:
+        self._storage = storage
+
+    async def dispatch(self, *, limit: int = 100) -> DispatchReport:
+        return DispatchReport()
+
+    def start(self, *, interval: float = 1.0) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass

@@ -1,3 +1,4 @@
+# Generated from src/paykit/_async/_part.py by scripts/unasync.py: do not edit.
 """What every part of the service shares: the engine, lookups, and idempotency key claims."""
 
 from __future__ import annotations

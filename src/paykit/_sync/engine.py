@@ -1,3 +1,4 @@
+# Generated from src/paykit/_async/engine.py by scripts/unasync.py: do not edit.
 """The engine every part writes through: one compare-and-set loop, one way to call providers.
 
 ``transact`` is the only loop over record versions in paykit: it hands the
@@ -10,8 +11,9 @@ applied right after it, and again by ``reconcile()`` until they are done.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from time import sleep
 from typing import Final, TypeVar
 
 from .. import _telemetry as telemetry
@@ -101,8 +103,9 @@ class Engine:
             StorageError: Every attempt lost to another writer, or storage failed.
         """
         current = record
-        for attempt in _attempts():
+        for attempt in range(_CAS_ATTEMPTS):
             if attempt:
+                sleep(min(0.001 * attempt, 0.02))
                 current = self.load(type(record), record.id)
             change = build(current)
             if not change.write:
@@ -113,7 +116,7 @@ class Engine:
             if self._update(after, current.version, effects):
                 self._written(current, after, effects)
                 return after, change
-        raise AssertionError("unreachable")  # pragma: no cover - _attempts raises
+        raise StorageError("the record kept changing under this write; try again")
 
     def _effects(self, before: _R, after: _R, change: Change, *, actor: str, at: datetime) -> list[Effect]:
         effects: list[Effect] = []
@@ -226,7 +229,7 @@ class Engine:
                     exc.payment_id = exc.payment_id or payment_id
                     self._provider_failed(adapter, operation, exc, attempt, started)
                     if attempt < tries and exc.should_retry:
-                        time.sleep(0.05 * attempt)
+                        sleep(0.05 * attempt)
                         continue
                     raise
                 except PaykitError as exc:
@@ -259,12 +262,3 @@ _GETTERS: Final[dict[type, Callable[[Storage, str], object]]] = {
     Invoice: lambda storage, record_id: storage.get_invoice(record_id),
     PaymentMethod: lambda storage, record_id: storage.get_payment_method(record_id),
 }
-
-
-def _attempts() -> Iterator[int]:
-    """Number the tries of a compare-and-set, pausing briefly between them."""
-    for attempt in range(_CAS_ATTEMPTS):
-        if attempt:
-            time.sleep(min(0.001 * attempt, 0.02))
-        yield attempt
-    raise StorageError("the record kept changing under this write; try again")

@@ -1,3 +1,4 @@
+# Generated from src/paykit/_async/events.py by scripts/unasync.py: do not edit.
 """Provider events: each applied once, forward only, found by every id the provider gives."""
 
 from __future__ import annotations

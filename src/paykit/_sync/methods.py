@@ -1,3 +1,4 @@
+# Generated from src/paykit/_async/methods.py by scripts/unasync.py: do not edit.
 """Saved payment methods per user: provider tokens only, one default, soft deletes."""
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ class _Methods(_Part):
     def _set_method(
         self, method: PaymentMethod, action: AuditAction | None, actor: str | None, **changes: Any
     ) -> PaymentMethod:
-        return self._engine.transact(method, lambda _: Change(changes, action=action), actor=self._actor(actor))[0]
+        return (self._engine.transact(method, lambda _: Change(changes, action=action), actor=self._actor(actor)))[0]
 
     def list_payment_methods(self, user_id: str) -> list[PaymentMethod]:
         """The user's saved methods, oldest first."""

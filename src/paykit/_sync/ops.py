@@ -1,3 +1,4 @@
+# Generated from src/paykit/_async/ops.py by scripts/unasync.py: do not edit.
 """Reading the trail, delivering notifications, health, metrics, and shutting down."""
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class _Ops(_Part):
         storage = self._engine.storage
         try:
             storage.ping()
-            recent: int | None = storage.payment_stats(created_since=now - timedelta(hours=24)).created_since
+            recent: int | None = (storage.payment_stats(created_since=now - timedelta(hours=24))).created_since
             state = "ok"
         except PaykitError as exc:
             recent, state = None, f"unreachable: {type(exc).__name__}"
@@ -189,6 +190,6 @@ class _Ops(_Part):
         )
 
     def close(self) -> None:
-        """Stop the dispatcher thread and wait for audit hooks to finish."""
+        """Stop the dispatcher and wait for audit hooks to finish."""
         self._dispatcher.close()
         self._engine.hooks.close()

@@ -1,9 +1,11 @@
+# Generated from src/paykit/_async/payments.py by scripts/unasync.py: do not edit.
 """The payment lifecycle: initialize, confirm, capture, cancel, read, and status updates."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from time import sleep
 from typing import Any, Final
 
 from .. import _telemetry as telemetry
@@ -166,7 +168,7 @@ class _Payments(_Part):
             and dp.lease_active(payment, self._engine.now())
             and time.monotonic() < deadline
         ):
-            time.sleep(delay)
+            sleep(delay)
             delay = min(delay * 2, 0.1)
             payment = self._load(payment.id)
         return payment
@@ -207,7 +209,7 @@ class _Payments(_Part):
             changes = {**dp.provider_changes(current, result), "call_lease_until": None}
             return Change(changes, action=AuditAction.PAYMENT_INIT)
 
-        return self._engine.transact(payment, build, actor=actor)[0]
+        return (self._engine.transact(payment, build, actor=actor))[0]
 
     def _release_lease(self, payment: Payment) -> None:
         try:
@@ -291,7 +293,7 @@ class _Payments(_Part):
                 changes["operation_keys"] = {**current.operation_keys, f"{op}:{key}": fp}
             return Change(changes, action=action)
 
-        return self._engine.transact(payment, build, actor=actor)[0]
+        return (self._engine.transact(payment, build, actor=actor))[0]
 
     def _call(self, payment: Payment, operation: str, call: Callable[[Provider], ProviderPayment]) -> ProviderPayment:
         adapter = self.provider(payment.provider)
@@ -423,7 +425,7 @@ class _Payments(_Part):
                 changes["operation_keys"] = {**current.operation_keys, f"cancel:{key}": fp}
             return Change(changes, action=AuditAction.PAYMENT_CANCEL)
 
-        return self._engine.transact(payment, build, actor=self._actor(actor))[0]
+        return (self._engine.transact(payment, build, actor=self._actor(actor)))[0]
 
     def get_payment(self, payment_id: str) -> Payment:
         """The payment with this id.
@@ -491,10 +493,12 @@ class _Payments(_Part):
         if payment is None:
             raise NotFoundError(f"no {provider} payment with reference {provider_ref!r}")
         try:
-            return self._engine.transact(
-                payment,
-                lambda c: dp.status_update(c, target, amount_captured=amount_captured, metadata=meta),
-                actor=self._actor(actor),
+            return (
+                self._engine.transact(
+                    payment,
+                    lambda c: dp.status_update(c, target, amount_captured=amount_captured, metadata=meta),
+                    actor=self._actor(actor),
+                )
             )[0]
         except PaykitError as exc:
             exc.payment_id = exc.payment_id or payment.id

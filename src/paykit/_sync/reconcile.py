@@ -1,3 +1,4 @@
+# Generated from src/paykit/_async/reconcile.py by scripts/unasync.py: do not edit.
 """reconcile(): the answer to lost webhooks, crashes between writes, and unclear provider answers."""
 
 from __future__ import annotations

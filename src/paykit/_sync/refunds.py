@@ -1,3 +1,4 @@
+# Generated from src/paykit/_async/refunds.py by scripts/unasync.py: do not edit.
 """Refunds: reserve, send, settle; and when an answer is unclear, look it up before resending."""
 
 from __future__ import annotations
@@ -241,7 +242,7 @@ class _Refunds(_Payments, _Part):
 
     def list_refunds(self, payment_id: str) -> list[Refund]:
         """A payment's refunds, oldest first."""
-        return self._engine.storage.list_refunds(self._load(payment_id).id)
+        return self._engine.storage.list_refunds((self._load(payment_id)).id)
 
 
 def _lookup_resend_key(refund: Refund) -> str:

@@ -1,3 +1,4 @@
+# Generated from src/paykit/_async/service.py by scripts/unasync.py: do not edit.
 """PaymentService: the parts of the service, composed over one engine."""
 
 from __future__ import annotations

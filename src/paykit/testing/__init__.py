@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from ._clock import ManualClock
-from ._fake import FakeBehavior, FakeCall, FakeProvider, FakeWebhook, LookupFault
+from ._fake import AsyncFakeProvider, FakeBehavior, FakeCall, FakeProvider, FakeWebhook, LookupFault
 from ._logs import capture_logs
 
 __all__ = [
+    "AsyncFakeProvider",
     "FakeBehavior",
     "FakeCall",
     "FakeKnet",

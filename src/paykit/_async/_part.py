@@ -1,0 +1,68 @@
+# Source of the generated sync twin (scripts/unasync.py): edit here.
+"""What every part of the service shares: the engine, lookups, and idempotency key claims."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .._decisions import common as d
+from .._errors import IdempotencyConflictError
+from .._models import Payment
+from ..notify import AsyncNotificationDispatcher
+from ..providers._async.base import AsyncProvider
+from ..storage._async.protocol import AsyncStorage
+from ..storage._base import KeyClaim
+from .engine import Engine
+
+
+class _Part:
+    """The state every part reads; ``PaymentService.__init__`` sets it."""
+
+    _engine: Engine
+    _dispatcher: AsyncNotificationDispatcher
+    _invoice_prefix: str
+
+    @property
+    def storage(self) -> AsyncStorage:
+        """The storage this service writes to."""
+        return self._engine.storage
+
+    def provider(self, name: str) -> AsyncProvider:
+        """The configured provider called ``name``.
+
+        Raises:
+            InvalidRequestError: No provider has that name.
+        """
+        return self._engine.provider(name)
+
+    def now(self) -> datetime:
+        """The service clock's current time (timezone-aware)."""
+        return self._engine.now()
+
+    def _actor(self, actor: str | None) -> str:
+        return actor or self._engine.actor
+
+    async def _load(self, payment_id: str) -> Payment:
+        d.check_id(payment_id, "payment_id")
+        return await self._engine.load(Payment, payment_id)
+
+    async def _claim_key(self, scope: str, key: str, *, owner_id: str, fingerprint: str) -> None:
+        """Bind an idempotency key to the record it is first used for.
+
+        Raises:
+            IdempotencyConflictError: The key was used for another record or other parameters.
+        """
+        claim = KeyClaim(
+            scope=scope, key=key, owner_id=owner_id, fingerprint=fingerprint, claimed_at=self._engine.now()
+        )
+        stored = await self._engine.storage.claim_key(claim)
+        if stored.owner_id != owner_id:
+            error = IdempotencyConflictError(f"idempotency key was already used for a {scope} of another payment")
+            error.payment_id = owner_id
+            raise error
+        if stored.fingerprint != fingerprint:
+            error = IdempotencyConflictError(
+                f"idempotency key was already used for a {scope} with different parameters"
+            )
+            error.payment_id = owner_id
+            raise error

@@ -1,0 +1,266 @@
+# Source of the generated sync twin (scripts/unasync.py): edit here.
+"""The engine every part writes through: one compare-and-set loop, one way to call providers.
+
+``transact`` is the only loop over record versions in paykit: it hands the
+current record to a pure ``build``, writes the new version with its audit entry,
+notifications and other effects in one atomic write, and on a lost race reloads
+and builds again. Reactions a write carries (effects on other records) are
+applied right after it, and again by ``reconcile()`` until they are done.
+"""
+
+from __future__ import annotations
+
+import time
+from asyncio import sleep
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Final, TypeVar
+
+from .. import _telemetry as telemetry
+from .._decisions import effects as fx
+from .._decisions.change import Change
+from .._errors import (
+    InvalidRequestError,
+    NotFoundError,
+    PaykitError,
+    ProviderError,
+    StorageError,
+)
+from .._log import get_logger
+from .._models import AuditEntry, Invoice, Payment, PaymentMethod
+from ..audit import _AsyncHookRunner
+from ..providers._async.base import AsyncProvider
+from ..storage._async.protocol import AsyncStorage
+from ..storage._base import Effect, Reaction
+
+__all__ = ["Engine"]
+
+log = get_logger(__name__)
+
+_CAS_ATTEMPTS: Final = 200
+_READ_RETRIES: Final = 2
+
+_R = TypeVar("_R", Payment, Invoice, PaymentMethod)
+_T = TypeVar("_T")
+
+
+class Engine:
+    """AsyncStorage, providers, clock and hooks, and the two ways parts use them."""
+
+    def __init__(
+        self,
+        *,
+        storage: AsyncStorage,
+        providers: Mapping[str, AsyncProvider],
+        clock: Callable[[], datetime],
+        actor: str,
+        hooks: _AsyncHookRunner,
+    ) -> None:
+        self.storage = storage
+        self.providers = dict(providers)
+        self.actor = actor
+        self.hooks = hooks
+        self._clock = clock
+        self.reactors: dict[str, Callable[[Reaction], Awaitable[None]]] = {}
+
+    def now(self) -> datetime:
+        """The service clock's time; it must be timezone-aware."""
+        now = self._clock()
+        if now.tzinfo is None:
+            raise InvalidRequestError("the clock must return timezone-aware datetimes")
+        return now
+
+    def provider(self, name: str) -> AsyncProvider:
+        """The configured provider called ``name``."""
+        try:
+            return self.providers[name]
+        except KeyError:
+            known = ", ".join(sorted(self.providers)) or "none"
+            raise InvalidRequestError(f"unknown provider {name!r} (configured: {known})") from None
+
+    # -- reads ----------------------------------------------------------------
+    async def load(self, kind: type[_R], record_id: str) -> _R:
+        """The stored record, or ``NotFoundError``."""
+        record = await _GETTERS[kind](self.storage, record_id)
+        if not isinstance(record, kind):
+            raise NotFoundError(f"no {_NAMES[kind]} {record_id!r}")
+        return record
+
+    # -- the one compare-and-set loop ---------------------------------------
+    async def transact(
+        self,
+        record: _R,
+        build: Callable[[_R], Change],
+        *,
+        actor: str | None = None,
+    ) -> tuple[_R, Change]:
+        """Write what ``build`` decides over the current record, reloading on a lost race.
+
+        ``record`` is the copy in hand: it saves a read while it is current.
+        Returns the record as written (or as found, when ``build`` skips) and the change.
+
+        Raises:
+            StorageError: Every attempt lost to another writer, or storage failed.
+        """
+        current = record
+        for attempt in range(_CAS_ATTEMPTS):
+            if attempt:
+                await sleep(min(0.001 * attempt, 0.02))
+                current = await self.load(type(record), record.id)
+            change = build(current)
+            if not change.write:
+                return current, change
+            now = self.now()
+            after = current.model_copy(update={**change.updates, "version": current.version + 1, "updated_at": now})
+            effects = self._effects(current, after, change, actor=actor or self.actor, at=now)
+            if await self._update(after, current.version, effects):
+                await self._written(current, after, effects)
+                return after, change
+        raise StorageError("the record kept changing under this write; try again")
+
+    def _effects(self, before: _R, after: _R, change: Change, *, actor: str, at: datetime) -> list[Effect]:
+        effects: list[Effect] = []
+        if isinstance(before, Payment) and isinstance(after, Payment):
+            if change.action is not None:
+                effects.append(
+                    fx.payment_audit(before, after, change.action, actor=actor, at=at, payload=change.payload)
+                )
+            effects.extend(fx.payment_notifications(before, after, at=at))
+            effects.extend(fx.payment_reactions(before, after, at=at))
+        elif isinstance(before, Invoice) and isinstance(after, Invoice):
+            if change.action is not None:
+                effects.append(fx.invoice_audit(before, after, change.action, actor=actor, at=at))
+        elif isinstance(after, PaymentMethod) and change.action is not None:
+            effects.append(fx.method_audit(after, change.action, actor=actor))
+        effects.extend(change.effects)
+        return effects
+
+    async def _update(self, after: _R, expected: int, effects: Sequence[Effect]) -> bool:
+        if isinstance(after, Payment):
+            return await self.storage.update_payment(after, expected_version=expected, effects=effects)
+        if isinstance(after, Invoice):
+            return await self.storage.update_invoice(after, expected_version=expected, effects=effects)
+        return await self.storage.update_payment_method(after, expected_version=expected, effects=effects)
+
+    async def _written(self, before: _R, after: _R, effects: Sequence[Effect]) -> None:
+        self.emit(effects)
+        if isinstance(before, Payment) and isinstance(after, Payment) and before.status != after.status:
+            telemetry.record("paykit.payment.transitions", provider=after.provider, status=after.status.value)
+            log.info(
+                "payment status changed",
+                payment_id=after.id,
+                provider=after.provider,
+                status_before=before.status.value,
+                status=after.status.value,
+            )
+        await self.react([e for e in effects if isinstance(e, Reaction)])
+
+    def emit(self, effects: Sequence[Effect]) -> None:
+        """Hand stored audit entries to the audit hooks, off the payment path."""
+        self.hooks.submit([e for e in effects if isinstance(e, AuditEntry)])
+
+    # -- reactions ------------------------------------------------------------
+    async def react(self, reactions: Sequence[Reaction]) -> int:
+        """Apply reactions and mark them done; a failure leaves them for ``reconcile()``.
+
+        Returns how many were applied.
+        """
+        applied = 0
+        for reaction in reactions:
+            reactor = self.reactors.get(reaction.kind)
+            if reactor is None:
+                log.warning("no reactor for reaction", kind=reaction.kind, reaction_id=reaction.id)
+                continue
+            try:
+                await reactor(reaction)
+                await self.storage.complete_reaction(reaction.id)
+            except PaykitError as exc:
+                log.warning("reaction left for reconcile", reaction_id=reaction.id, error=type(exc).__name__)
+                continue
+            applied += 1
+        return applied
+
+    # -- providers --------------------------------------------------------------
+    @staticmethod
+    def _provider_failed(
+        adapter: AsyncProvider, operation: str, exc: PaykitError, attempt: int, started: float
+    ) -> None:
+        decline = getattr(exc, "decline_code", None) or getattr(exc, "code", None)
+        telemetry.mark(outcome="error", decline_code=decline, error=type(exc).__name__)
+        telemetry.record(
+            "paykit.provider.duration",
+            time.perf_counter() - started,
+            provider=adapter.name,
+            operation=operation,
+            outcome="error",
+        )
+        telemetry.record("paykit.provider.errors", provider=adapter.name, operation=operation, error=type(exc).__name__)
+        log.info(
+            "provider call failed",
+            provider=adapter.name,
+            operation=operation,
+            error=type(exc).__name__,
+            code=getattr(exc, "code", None),
+            should_retry=getattr(exc, "should_retry", False),
+            attempt=attempt,
+        )
+
+    async def call_provider(
+        self,
+        adapter: AsyncProvider,
+        operation: str,
+        call: Callable[[], Awaitable[_T]],
+        *,
+        payment_id: str | None = None,
+        read_only: bool = False,
+    ) -> _T:
+        """Call an adapter: the one place provider calls pass through.
+
+        Reads (``read_only``) are retried once when the failure may pass; writes
+        never are here, since their idempotency keys make the caller's retry (or
+        ``reconcile()``) the safe one. Errors carry the payment id, and anything
+        an adapter lets escape untranslated becomes a :class:`ProviderError`.
+        """
+        tries = _READ_RETRIES if read_only else 1
+        for attempt in range(1, tries + 1):
+            started = time.perf_counter()
+            with telemetry.provider_span(adapter.name, operation, attempt):
+                try:
+                    result = await call()
+                except ProviderError as exc:
+                    exc.payment_id = exc.payment_id or payment_id
+                    self._provider_failed(adapter, operation, exc, attempt, started)
+                    if attempt < tries and exc.should_retry:
+                        await sleep(0.05 * attempt)
+                        continue
+                    raise
+                except PaykitError as exc:
+                    exc.payment_id = exc.payment_id or payment_id
+                    self._provider_failed(adapter, operation, exc, attempt, started)
+                    raise
+                except Exception as exc:
+                    log.exception(
+                        "provider adapter raised an untranslated error", provider=adapter.name, operation=operation
+                    )
+                    error = ProviderError(
+                        f"{adapter.name} {operation} failed: {type(exc).__name__}", provider=adapter.name
+                    )
+                    error.payment_id = payment_id
+                    self._provider_failed(adapter, operation, error, attempt, started)
+                    raise error from exc
+                seconds = time.perf_counter() - started
+                telemetry.mark(outcome="ok")
+                telemetry.record(
+                    "paykit.provider.duration", seconds, provider=adapter.name, operation=operation, outcome="ok"
+                )
+                log.debug("provider call", provider=adapter.name, operation=operation, ms=round(seconds * 1000, 3))
+                return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+_NAMES: Final[dict[type, str]] = {Payment: "payment", Invoice: "invoice", PaymentMethod: "payment method"}
+_GETTERS: Final[dict[type, Callable[[AsyncStorage, str], Awaitable[object]]]] = {
+    Payment: lambda storage, record_id: storage.get_payment(record_id),
+    Invoice: lambda storage, record_id: storage.get_invoice(record_id),
+    PaymentMethod: lambda storage, record_id: storage.get_payment_method(record_id),
+}

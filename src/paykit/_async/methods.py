@@ -1,0 +1,163 @@
+# Source of the generated sync twin (scripts/unasync.py): edit here.
+"""Saved payment methods per user: provider tokens only, one default, soft deletes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import _telemetry as telemetry
+from .._decisions import common as d
+from .._decisions import effects as fx
+from .._decisions.change import Change
+from .._errors import DuplicateRecordError, InvalidRequestError, InvalidStateError, NotFoundError
+from .._models import AuditAction, PaymentMethod
+from ._part import _Part
+
+
+class _Methods(_Part):
+    @telemetry.operation("save_payment_method")
+    async def save_payment_method(
+        self,
+        *,
+        user_id: str,
+        provider: str,
+        token: str,
+        make_default: bool = False,
+        idempotency_key: str | None = None,
+        actor: str | None = None,
+    ) -> PaymentMethod:
+        """Save a provider token (``pm_...``) as a payment method of the user.
+
+        The user's first method becomes the default. Card numbers are refused:
+        collect cards with the provider's own client-side tools.
+
+        Raises:
+            InvalidRequestError: A card number instead of a token, or an unknown provider.
+            InvalidStateError: The provider does not keep payment methods.
+        """
+        d.check_id(user_id, "user_id")
+        d.check_id(token, "token")
+        if d.looks_like_card_number(token):
+            raise InvalidRequestError("pass a provider token (e.g. 'pm_...'), never a card number")
+        key = d.check_key(idempotency_key)
+        adapter = self.provider(provider)
+        if not adapter.capabilities.saved_payment_methods:
+            raise InvalidStateError(f"provider {provider!r} does not keep payment methods")
+        storage = self._engine.storage
+        fp = d.fingerprint(user_id=user_id, provider=provider, token=token, make_default=make_default)
+        method_id = d.keyed_id("pm", "payment_method", key) if key else d.new_id("pm")
+        if key is not None and (existing := await storage.get_payment_method(method_id)) is not None:
+            d.check_replay(existing.request_fingerprint, fp, "payment method")
+            return existing
+        customer_ref = await storage.get_customer_ref(provider, user_id)
+        saved, new_customer = await self._engine.call_provider(
+            adapter,
+            "save_payment_method",
+            lambda: adapter.save_payment_method(
+                user_id, token, customer_ref=customer_ref, idempotency_key=f"paykit-{method_id}-save"
+            ),
+        )
+        if new_customer is not None and new_customer != customer_ref:
+            await storage.set_customer_ref(provider, user_id, new_customer)
+        first = not await storage.list_payment_methods(user_id)
+        now = self._engine.now()
+        method = PaymentMethod(
+            id=method_id,
+            user_id=user_id,
+            provider=provider,
+            provider_ref=saved.provider_ref,
+            type=saved.type,
+            brand=saved.brand,
+            last4=saved.last4,
+            exp_month=saved.exp_month,
+            exp_year=saved.exp_year,
+            is_default=first,
+            idempotency_key=key,
+            request_fingerprint=fp,
+            created_at=now,
+            updated_at=now,
+        )
+        audit = fx.method_audit(method, AuditAction.PAYMENT_METHOD_SAVE, actor=self._actor(actor))
+        try:
+            await storage.insert_payment_method(method, [audit])
+        except DuplicateRecordError:
+            existing = await storage.get_payment_method(method_id)
+            if existing is None:
+                raise
+            d.check_replay(existing.request_fingerprint, fp, "payment method")
+            return existing
+        self._engine.emit([audit])
+        if make_default and not first:
+            return await self.set_default_payment_method(user_id, method.id, actor=actor)
+        if first:
+            # Two first saves may race and both claim the default: keep the oldest.
+            await self._settle_default(user_id, actor=actor)
+            return await storage.get_payment_method(method.id) or method
+        return method
+
+    async def _settle_default(self, user_id: str, *, actor: str | None) -> None:
+        defaults = [m for m in await self._engine.storage.list_payment_methods(user_id) if m.is_default]
+        for extra in sorted(defaults, key=lambda m: (m.created_at, m.id))[1:]:
+            await self._set_method(extra, None, actor, is_default=False)
+
+    async def _own_method(self, user_id: str, method_id: str) -> PaymentMethod:
+        d.check_id(user_id, "user_id")
+        d.check_id(method_id, "method_id")
+        method = await self._engine.storage.get_payment_method(method_id)
+        if method is None or method.deleted or method.user_id != user_id:
+            raise NotFoundError(f"user {user_id!r} has no payment method {method_id!r}")
+        return method
+
+    async def _set_method(
+        self, method: PaymentMethod, action: AuditAction | None, actor: str | None, **changes: Any
+    ) -> PaymentMethod:
+        return (
+            await self._engine.transact(method, lambda _: Change(changes, action=action), actor=self._actor(actor))
+        )[0]
+
+    async def list_payment_methods(self, user_id: str) -> list[PaymentMethod]:
+        """The user's saved methods, oldest first."""
+        d.check_id(user_id, "user_id")
+        return await self._engine.storage.list_payment_methods(user_id)
+
+    @telemetry.operation("set_default_payment_method")
+    async def set_default_payment_method(
+        self, user_id: str, method_id: str, *, actor: str | None = None
+    ) -> PaymentMethod:
+        """Make ``method_id`` the user's default (and no other), at its provider too.
+
+        Raises:
+            NotFoundError: The user has no such method.
+            ProviderError: The provider refused; nothing changed.
+        """
+        method = await self._own_method(user_id, method_id)
+        storage = self._engine.storage
+        if not method.is_default:
+            # The provider first: if it refuses, nothing changed here either.
+            customer_ref = await storage.get_customer_ref(method.provider, user_id)
+            adapter = self.provider(method.provider)
+            await self._engine.call_provider(
+                adapter,
+                "set_default_payment_method",
+                lambda: adapter.set_default_payment_method(method, customer_ref=customer_ref),
+            )
+        for other in await storage.list_payment_methods(user_id):
+            if other.is_default and other.id != method.id:
+                await self._set_method(other, None, actor, is_default=False)
+        if method.is_default:
+            return method
+        return await self._set_method(method, AuditAction.PAYMENT_METHOD_DEFAULT, actor, is_default=True)
+
+    @telemetry.operation("delete_payment_method")
+    async def delete_payment_method(self, user_id: str, method_id: str, *, actor: str | None = None) -> PaymentMethod:
+        """Delete a saved method here and at its provider.
+
+        Raises:
+            NotFoundError: The user has no such method.
+        """
+        method = await self._own_method(user_id, method_id)
+        adapter = self.provider(method.provider)
+        await self._engine.call_provider(
+            adapter, "delete_payment_method", lambda: adapter.delete_payment_method(method)
+        )
+        return await self._set_method(method, AuditAction.PAYMENT_METHOD_DELETE, actor, deleted=True, is_default=False)

@@ -1,0 +1,521 @@
+# Source of the generated sync twin (scripts/unasync.py): edit here.
+"""The payment lifecycle: initialize, confirm, capture, cancel, read, and status updates."""
+
+from __future__ import annotations
+
+import time
+from asyncio import sleep
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+from .. import _telemetry as telemetry
+from .._decisions import common as d
+from .._decisions import payments as dp
+from .._decisions.change import Change, skip
+from .._errors import (
+    DuplicateRecordError,
+    InvalidRequestError,
+    InvalidStateError,
+    NotFoundError,
+    PaykitError,
+    PaymentDeclinedError,
+    ProviderError,
+    ProviderRequestError,
+)
+from .._log import get_logger
+from .._models import AuditAction, CaptureMethod, Payment
+from .._money import Money
+from .._results import Page
+from .._status import PaymentStatus, can_transition
+from ..providers._async.base import AsyncProvider
+from ..providers._base import CreatePaymentRequest, ProviderPayment
+from ._part import _Part
+
+log = get_logger(__name__)
+
+_REGISTRATION_WAIT: Final = dp.CALL_LEASE.total_seconds() + 1
+"""Seconds a caller waits for another caller's provider registration of the same payment."""
+
+
+class _Payments(_Part):
+    @telemetry.operation("initialize_payment")
+    async def initialize_payment(
+        self,
+        *,
+        user_id: str,
+        amount: Money,
+        provider: str,
+        idempotency_key: str | None = None,
+        capture_method: CaptureMethod = "automatic",
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        payment_method: str | None = None,
+        return_url: str | None = None,
+        cancel_url: str | None = None,
+        actor: str | None = None,
+        invoice_id: str | None = None,
+    ) -> Payment:
+        """Create a payment and register it with its provider.
+
+        The payment is stored as PENDING before the provider is called, with a
+        provider idempotency key derived from its id, so a retry with the same
+        ``idempotency_key`` (or :meth:`reconcile`) completes it without a second
+        charge. Concurrent calls with one key make one provider call: the others
+        wait for it (up to its 10 s lease) and return the same payment.
+
+        Args:
+            user_id: Your id for the paying user.
+            amount: What to charge.
+            provider: The name of a configured provider.
+            idempotency_key: Replays with the same parameters return the first payment.
+            capture_method: ``"manual"`` authorizes now and captures with :meth:`capture_payment`.
+            description: Shown by providers that display one.
+            metadata: Your own str -> str data, passed to the provider.
+            payment_method: A saved method's id or a provider token (``pm_...``).
+            return_url: Where redirect-based providers send the payer back.
+            cancel_url: Where they send a payer who cancels.
+            actor: Who to attribute the operation to in the audit trail.
+            invoice_id: The invoice this payment settles (set by :meth:`pay_invoice`).
+
+        Returns:
+            The payment, with ``client_secret`` or ``redirect_url`` when the payer must act.
+
+        Raises:
+            InvalidRequestError: A bad argument, or an amount or currency the provider does not take
+                (checked before anything is stored).
+            IdempotencyConflictError: The key was used with other parameters.
+            PaymentDeclinedError: The provider declined at creation; the payment is FAILED.
+            ProviderError: Any other provider failure; the payment stays PENDING.
+        """
+        d.check_id(user_id, "user_id")
+        d.check_positive(amount)
+        key = d.check_key(idempotency_key)
+        adapter = self.provider(provider)
+        if capture_method not in ("automatic", "manual"):
+            raise InvalidRequestError("capture_method must be 'automatic' or 'manual'")
+        if capture_method == "manual" and not adapter.capabilities.manual_capture:
+            raise InvalidRequestError(f"provider {provider!r} does not support manual capture")
+        currencies = adapter.capabilities.currencies
+        if currencies is not None and amount.currency not in currencies:
+            raise InvalidRequestError(f"provider {provider!r} does not take {amount.currency}")
+        adapter.check_amount(amount)
+        d.check_text(description, "description")
+        meta = d.check_metadata(metadata)
+        method_ref = await self._resolve_method(user_id, provider, payment_method)
+        fp = d.fingerprint(
+            user_id=user_id,
+            amount=amount,
+            provider=provider,
+            capture_method=capture_method,
+            description=description,
+            metadata=meta,
+            payment_method=payment_method,
+            return_url=return_url,
+            cancel_url=cancel_url,
+            invoice_id=invoice_id,
+        )
+        payment_id = d.keyed_id("pay", "payment", key) if key else d.new_id("pay")
+        now = self._engine.now()
+        fresh = Payment(
+            id=payment_id,
+            user_id=user_id,
+            provider=provider,
+            amount=amount,
+            capture_method=capture_method,
+            description=description,
+            metadata=meta,
+            payment_method_ref=method_ref,
+            invoice_id=invoice_id,
+            idempotency_key=key,
+            request_fingerprint=fp,
+            call_lease_until=now + dp.CALL_LEASE,
+            created_at=now,
+            updated_at=now,
+        )
+        actor = self._actor(actor)
+        try:
+            await self._engine.storage.insert_payment(fresh)
+        except DuplicateRecordError:
+            payment = await self._load(payment_id)
+            _check_replay(payment, fp, "payment")
+            telemetry.mark(idempotent_replay=True, payment_id=payment.id)
+            return await self._ensure_registered(payment, actor=actor, return_url=return_url, cancel_url=cancel_url)
+        telemetry.mark(payment_id=payment_id, provider=provider)
+        log.info("payment initializing", payment_id=payment_id, provider=provider, amount=str(amount))
+        return await self._register(fresh, actor=actor, return_url=return_url, cancel_url=cancel_url)
+
+    async def _ensure_registered(
+        self, payment: Payment, *, actor: str, return_url: str | None = None, cancel_url: str | None = None
+    ) -> Payment:
+        """Register a PENDING payment with its provider once, whoever asks and however often."""
+        payment = await self._await_registration(payment)
+        if payment.provider_ref is not None or payment.status != PaymentStatus.PENDING:
+            return payment
+        if dp.lease_active(payment, self._engine.now()):
+            return payment  # still in flight elsewhere after the wait: return it as it is
+        payment, change = await self._engine.transact(payment, lambda c: dp.lease(c, self._engine.now()))
+        if not change.write:
+            return await self._await_registration(payment)
+        return await self._register(payment, actor=actor, return_url=return_url, cancel_url=cancel_url)
+
+    async def _await_registration(self, payment: Payment) -> Payment:
+        """Wait while another caller holds the registration lease; return the payment then."""
+        deadline = time.monotonic() + _REGISTRATION_WAIT
+        delay = 0.005
+        while (
+            payment.provider_ref is None
+            and payment.status == PaymentStatus.PENDING
+            and dp.lease_active(payment, self._engine.now())
+            and time.monotonic() < deadline
+        ):
+            await sleep(delay)
+            delay = min(delay * 2, 0.1)
+            payment = await self._load(payment.id)
+        return payment
+
+    async def _register(
+        self, payment: Payment, *, actor: str, return_url: str | None = None, cancel_url: str | None = None
+    ) -> Payment:
+        """Create the payment at its provider; the caller holds the registration lease."""
+        adapter = self.provider(payment.provider)
+        request = CreatePaymentRequest(
+            payment_id=payment.id,
+            user_id=payment.user_id,
+            amount=payment.amount,
+            capture_method=payment.capture_method,
+            idempotency_key=f"paykit-{payment.id}-create",
+            description=payment.description,
+            metadata=payment.metadata,
+            payment_method_ref=payment.payment_method_ref,
+            customer_ref=await self._customer_ref(adapter, payment),
+            return_url=return_url,
+            cancel_url=cancel_url,
+        )
+        try:
+            result = await self._engine.call_provider(
+                adapter, "create_payment", lambda: adapter.create_payment(request), payment_id=payment.id
+            )
+        except (PaymentDeclinedError, ProviderRequestError) as exc:
+            # The provider refused this very request: the same request would be refused again.
+            await self._fail(payment, exc, AuditAction.PAYMENT_INIT, actor=actor)
+            raise
+        except PaykitError:
+            await self._release_lease(payment)
+            raise
+
+        def build(current: Payment) -> Change:
+            if current.provider_ref is not None:
+                return skip("duplicate")
+            changes = {**dp.provider_changes(current, result), "call_lease_until": None}
+            return Change(changes, action=AuditAction.PAYMENT_INIT)
+
+        return (await self._engine.transact(payment, build, actor=actor))[0]
+
+    async def _release_lease(self, payment: Payment) -> None:
+        try:
+            await self._engine.transact(payment, dp.release_lease)
+        except PaykitError as exc:  # the lease then simply expires
+            log.warning("could not release a registration lease", payment_id=payment.id, error=type(exc).__name__)
+
+    async def _customer_ref(self, adapter: AsyncProvider, payment: Payment) -> str | None:
+        """The user's provider customer, needed only to pay with a method saved on it."""
+        if payment.payment_method_ref is None or not adapter.capabilities.saved_payment_methods:
+            return None
+        return await self._engine.storage.get_customer_ref(payment.provider, payment.user_id)
+
+    async def _fail(self, payment: Payment, exc: ProviderError, action: AuditAction, *, actor: str) -> None:
+        """Record a provider refusal as FAILED, attaching the payment id to the error."""
+        exc.payment_id = payment.id
+
+        def build(current: Payment) -> Change:
+            if not can_transition(current.status, PaymentStatus.FAILED):
+                return skip()
+            changes = {
+                "status": PaymentStatus.FAILED,
+                "failure_code": getattr(exc, "decline_code", None) or exc.code,
+                "failure_message": exc.message,
+                "call_lease_until": None,
+            }
+            return Change(changes, action=action, payload={"error": exc.code})
+
+        await self._engine.transact(payment, build, actor=actor)
+
+    async def _resolve_method(self, user_id: str, provider: str, payment_method: str | None) -> str | None:
+        """A saved method id becomes its provider token; anything else is passed through."""
+        if payment_method is None:
+            return None
+        d.check_id(payment_method, "payment_method")
+        if d.looks_like_card_number(payment_method):
+            raise InvalidRequestError("pass a provider token or saved method id, never a card number")
+        saved = await self._engine.storage.get_payment_method(payment_method)
+        if saved is None:
+            return payment_method
+        if saved.user_id != user_id or saved.deleted or saved.provider != provider:
+            raise InvalidRequestError("that saved payment method does not belong to this user and provider")
+        return saved.provider_ref
+
+    async def _operation(
+        self, payment_id: str, op: str, key: str | None, fp: str, allowed: frozenset[PaymentStatus]
+    ) -> tuple[Payment, str | None]:
+        """Load a payment for an operation; return it and ``None`` when the key replays it.
+
+        A key is bound to the payment it is first used on: on another payment it is a conflict.
+        """
+        payment = await self._load(payment_id)
+        if key is not None:
+            await self._claim_key(f"payment {op}", key, owner_id=payment.id, fingerprint=fp)
+            stored = dp.operation_replay(payment, op, key)
+            if stored is not None:
+                _check_replay_fp(payment, stored, fp, op)
+                telemetry.mark(idempotent_replay=True)
+                return payment, None
+        if payment.status not in allowed:
+            error = InvalidStateError(f"cannot {op} a payment that is {payment.status.value}")
+            error.payment_id = payment.id
+            raise error
+        return payment, f"paykit-{payment.id}-{op}-{key or payment.version}"
+
+    async def _apply_result(
+        self,
+        payment: Payment,
+        result: ProviderPayment,
+        action: AuditAction,
+        *,
+        op: str,
+        key: str | None,
+        fp: str,
+        actor: str,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Payment:
+        def build(current: Payment) -> Change:
+            changes = {**dp.provider_changes(current, result), **(extra or {})}
+            if key is not None:
+                changes["operation_keys"] = {**current.operation_keys, f"{op}:{key}": fp}
+            return Change(changes, action=action)
+
+        return (await self._engine.transact(payment, build, actor=actor))[0]
+
+    async def _call(
+        self, payment: Payment, operation: str, call: Callable[[AsyncProvider], Awaitable[ProviderPayment]]
+    ) -> ProviderPayment:
+        adapter = self.provider(payment.provider)
+        return await self._engine.call_provider(adapter, operation, lambda: call(adapter), payment_id=payment.id)
+
+    @telemetry.operation("confirm_payment")
+    async def confirm_payment(
+        self,
+        payment_id: str,
+        *,
+        payment_method: str | None = None,
+        idempotency_key: str | None = None,
+        actor: str | None = None,
+    ) -> Payment:
+        """Confirm a payment server-side (with a saved method id or provider token).
+
+        Raises:
+            NotFoundError: No such payment.
+            InvalidStateError: The payment is past confirmation, or the provider confirms client-side only.
+            IdempotencyConflictError: The key was used on another payment or with another method.
+            PaymentDeclinedError: Declined; the payment is now FAILED.
+        """
+        key = d.check_key(idempotency_key)
+        fp = d.fingerprint(payment_method=payment_method)
+        payment, provider_key = await self._operation(payment_id, "confirm", key, fp, dp.CONFIRMABLE)
+        if provider_key is None:
+            return payment
+        actor = self._actor(actor)
+        adapter = self.provider(payment.provider)
+        if not adapter.capabilities.server_side_confirm:
+            error = InvalidStateError(
+                f"provider {payment.provider!r} payments are confirmed by the payer (redirect_url)"
+            )
+            error.payment_id = payment.id
+            raise error
+        method_ref = await self._resolve_method(payment.user_id, payment.provider, payment_method)
+        payment = await self._ensure_registered(payment, actor=actor)
+        if payment.provider_ref is None:
+            error = InvalidStateError("the payment is still being registered with its provider; try again")
+            error.payment_id = payment.id
+            raise error
+        ref = method_ref or payment.payment_method_ref
+        try:
+            result = await self._call(
+                payment,
+                "confirm_payment",
+                lambda a: a.confirm_payment(payment, payment_method_ref=ref, idempotency_key=provider_key),
+            )
+        except PaymentDeclinedError as exc:
+            await self._fail(payment, exc, AuditAction.PAYMENT_CONFIRM, actor=actor)
+            raise
+        return await self._apply_result(
+            payment, result, AuditAction.PAYMENT_CONFIRM, op="confirm", key=key, fp=fp, actor=actor
+        )
+
+    @telemetry.operation("capture_payment")
+    async def capture_payment(
+        self,
+        payment_id: str,
+        *,
+        amount: Money | None = None,
+        idempotency_key: str | None = None,
+        actor: str | None = None,
+    ) -> Payment:
+        """Capture an AUTHORIZED payment, in full or (``amount``) in part.
+
+        Raises:
+            InvalidStateError: The payment is not authorized.
+            InvalidRequestError: ``amount`` is above the authorized amount, in another currency,
+                or not an amount the provider takes.
+        """
+        key = d.check_key(idempotency_key)
+        fp = d.fingerprint(amount=amount)
+        payment, provider_key = await self._operation(
+            payment_id, "capture", key, fp, frozenset({PaymentStatus.AUTHORIZED})
+        )
+        if provider_key is None:
+            return payment
+        adapter = self.provider(payment.provider)
+        if amount is not None:
+            d.check_positive(amount)
+            minor = dp.same_currency(payment, amount)
+            if minor > payment.amount.minor_units:
+                raise InvalidRequestError(f"cannot capture {amount}: only {payment.amount} was authorized")
+            if minor < payment.amount.minor_units and not adapter.capabilities.partial_capture:
+                raise InvalidRequestError(f"provider {payment.provider!r} does not support partial capture")
+            adapter.check_amount(amount)
+        result = await self._call(
+            payment,
+            "capture_payment",
+            lambda a: a.capture_payment(payment, amount=amount, idempotency_key=provider_key),
+        )
+        captured = result.amount_captured or amount or payment.amount
+        return await self._apply_result(
+            payment,
+            result,
+            AuditAction.PAYMENT_CAPTURE,
+            op="capture",
+            key=key,
+            fp=fp,
+            actor=self._actor(actor),
+            extra={"captured_minor": dp.same_currency(payment, captured)},
+        )
+
+    @telemetry.operation("cancel_payment")
+    async def cancel_payment(
+        self, payment_id: str, *, idempotency_key: str | None = None, actor: str | None = None
+    ) -> Payment:
+        """Cancel a payment that was not captured.
+
+        Raises:
+            InvalidStateError: The payment was captured, failed or already canceled.
+        """
+        key = d.check_key(idempotency_key)
+        fp = d.fingerprint()
+        payment, provider_key = await self._operation(payment_id, "cancel", key, fp, dp.CANCELABLE)
+        if provider_key is None:
+            return payment
+        if payment.provider_ref is None:
+            result = ProviderPayment(provider_ref="", status=PaymentStatus.CANCELED)
+        else:
+            result = await self._call(
+                payment, "cancel_payment", lambda a: a.cancel_payment(payment, idempotency_key=provider_key)
+            )
+
+        def build(current: Payment) -> Change:
+            changes: dict[str, Any] = dp.provider_changes(current, result) if result.provider_ref else {}
+            if can_transition(current.status, PaymentStatus.CANCELED):
+                changes["status"] = PaymentStatus.CANCELED
+            if key is not None:
+                changes["operation_keys"] = {**current.operation_keys, f"cancel:{key}": fp}
+            return Change(changes, action=AuditAction.PAYMENT_CANCEL)
+
+        return (await self._engine.transact(payment, build, actor=self._actor(actor)))[0]
+
+    async def get_payment(self, payment_id: str) -> Payment:
+        """The payment with this id.
+
+        Raises:
+            NotFoundError: No such payment.
+        """
+        return await self._load(payment_id)
+
+    async def list_payments(
+        self,
+        *,
+        user_id: str | None = None,
+        status: PaymentStatus | str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Payments newest first, ``limit`` per page (1-500), by user and status.
+
+        Raises:
+            InvalidRequestError: A bad limit, status or cursor.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 500:
+            raise InvalidRequestError("limit must be an int from 1 to 500")
+        if user_id is not None:
+            d.check_id(user_id, "user_id")
+        try:
+            wanted = PaymentStatus(status) if status is not None else None
+        except ValueError:
+            raise InvalidRequestError(f"unknown status {status!r}") from None
+        after = d.decode_cursor(cursor) if cursor is not None else None
+        items = await self._engine.storage.list_payments(user_id=user_id, status=wanted, limit=limit + 1, after=after)
+        more = len(items) > limit
+        items = items[:limit]
+        return Page(items=items, next_cursor=d.encode_cursor(items[-1]) if more else None)
+
+    @telemetry.operation("update_payment_status")
+    async def update_payment_status(
+        self,
+        provider: str,
+        provider_ref: str,
+        status: PaymentStatus | str,
+        *,
+        amount_captured: Money | None = None,
+        metadata: Mapping[str, str] | None = None,
+        actor: str | None = None,
+    ) -> Payment:
+        """Move the payment a provider knows as ``provider_ref`` to ``status``.
+
+        The generic updater for applications that learn of changes their own way.
+        Repeating the current status is a no-op.
+
+        Raises:
+            NotFoundError: No payment has that provider reference.
+            InvalidStateError: The transition is not allowed (a payment never moves backwards).
+        """
+        d.check_id(provider, "provider")
+        d.check_id(provider_ref, "provider_ref")
+        try:
+            target = PaymentStatus(status)
+        except ValueError:
+            raise InvalidRequestError(f"unknown status {status!r}") from None
+        meta = d.check_metadata(metadata)
+        payment = await self._engine.storage.find_payment_by_provider_ref(provider, provider_ref)
+        if payment is None:
+            raise NotFoundError(f"no {provider} payment with reference {provider_ref!r}")
+        try:
+            return (
+                await self._engine.transact(
+                    payment,
+                    lambda c: dp.status_update(c, target, amount_captured=amount_captured, metadata=meta),
+                    actor=self._actor(actor),
+                )
+            )[0]
+        except PaykitError as exc:
+            exc.payment_id = exc.payment_id or payment.id
+            raise
+
+
+def _check_replay(payment: Payment, fp: str, what: str) -> None:
+    _check_replay_fp(payment, payment.request_fingerprint, fp, what)
+
+
+def _check_replay_fp(payment: Payment, stored: str, fp: str, what: str) -> None:
+    try:
+        d.check_replay(stored, fp, what)
+    except PaykitError as exc:
+        exc.payment_id = payment.id
+        raise

@@ -1,0 +1,258 @@
+# Source of the generated sync twin (scripts/unasync.py): edit here.
+"""Refunds: reserve, send, settle; and when an answer is unclear, look it up before resending."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .. import _telemetry as telemetry
+from .._decisions import common as d
+from .._decisions import payments as dp
+from .._decisions import refunds as dr
+from .._errors import InvalidStateError, NotFoundError, PaykitError, ProviderError
+from .._log import get_logger
+from .._models import Payment, Refund, RefundStatus
+from .._money import Money
+from ._part import _Part
+from .payments import _Payments
+
+log = get_logger(__name__)
+
+_UNKNOWN_OUTCOME: Final = "the provider gave no clear answer"
+
+
+class _Refunds(_Payments, _Part):
+    @telemetry.operation("refund_payment")
+    async def refund_payment(
+        self,
+        payment_id: str,
+        *,
+        amount: Money | None = None,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+        actor: str | None = None,
+    ) -> Refund:
+        """Refund a captured payment, in full (``amount=None``: all that remains) or in part.
+
+        The amount is reserved on the payment with compare-and-set before the
+        provider is called, together with the PENDING refund record, so
+        concurrent refunds can never exceed the capture and a refund in flight
+        is never lost. The provider's answer settles (or releases) it in one
+        more write. A refund whose answer is unclear (timeout, 5xx) keeps its
+        reservation; before it is ever sent again, paykit looks it up at the
+        provider by its id (where the provider can), so it is made at most once.
+
+        Raises:
+            InvalidStateError: Nothing captured to refund, ``amount`` above what remains,
+                or a provider without refunds.
+            InvalidRequestError: A bad amount, currency or reason, or an amount the provider cannot take.
+            IdempotencyConflictError: The key was used on another payment or with other parameters.
+            ProviderError: The provider refused; the refund is FAILED and the amount released.
+                A ``ProviderUnavailableError`` keeps the reservation: retry with the same key,
+                or let ``reconcile()`` finish it.
+        """
+        key = d.check_key(idempotency_key)
+        d.check_text(reason, "reason")
+        payment = await self._load(payment_id)
+        actor = self._actor(actor)
+        try:
+            adapter = self.provider(payment.provider)
+            if not adapter.capabilities.refunds:
+                raise InvalidStateError(f"provider {payment.provider!r} does not support refunds")
+            if amount is not None:
+                d.check_positive(amount)
+                dp.same_currency(payment, amount)
+                adapter.check_amount(amount)
+            fp = d.fingerprint(payment_id=payment_id, amount=amount, reason=reason)
+            refund_id = d.keyed_id("re", "refund", key) if key else d.new_id("re")
+            operation = f"refund:{key}" if key else None
+            if key is not None:
+                await self._claim_key("refund", key, owner_id=payment.id, fingerprint=fp)
+                if operation in payment.operation_keys:
+                    telemetry.mark(idempotent_replay=True)
+                    return await self._resume_refund(await self.get_refund(refund_id), payment, actor=actor)
+            now = self._engine.now()
+            draft = Refund(
+                id=refund_id,
+                payment_id=payment.id,
+                user_id=payment.user_id,
+                provider=payment.provider,
+                amount=amount or payment.amount_refundable,
+                reason=reason,
+                idempotency_key=key,
+                request_fingerprint=fp,
+                created_at=now,
+                updated_at=now,
+            )
+            reserved, change = await self._engine.transact(
+                payment,
+                lambda c: dr.reserve(
+                    c,
+                    draft,
+                    amount=amount,
+                    operation=operation,
+                    fingerprint=fp,
+                    partial_refunds=adapter.capabilities.partial_refunds,
+                    check_amount=adapter.check_amount,
+                ),
+                actor=actor,
+            )
+        except PaykitError as exc:
+            exc.payment_id = exc.payment_id or payment.id
+            raise
+        if not change.write:
+            telemetry.mark(idempotent_replay=True)
+            return await self._resume_refund(await self.get_refund(refund_id), reserved, actor=actor)
+        refund = _refund_in(change.effects, refund_id)
+        return await self._send_refund(refund, reserved, actor=actor, provider_key=f"paykit-{refund.id}-refund")
+
+    async def _send_refund(self, refund: Refund, payment: Payment, *, actor: str, provider_key: str) -> Refund:
+        """Ask the provider to make a reserved refund, then settle, release, or keep it unknown."""
+        adapter = self.provider(refund.provider)
+        try:
+            result = await self._engine.call_provider(
+                adapter,
+                "refund_payment",
+                lambda: adapter.refund_payment(payment, refund, idempotency_key=provider_key),
+                payment_id=payment.id,
+            )
+        except ProviderError as exc:
+            if exc.should_retry:
+                raise  # outcome unknown: the reservation stays, and a lookup comes before any resend
+            await self._settle(
+                refund, payment, RefundStatus.FAILED, actor=actor, failure_message=exc.message, code=exc.code
+            )
+            raise
+        except PaykitError as exc:
+            await self._settle(refund, payment, RefundStatus.FAILED, actor=actor, failure_message=exc.message)
+            raise
+        return await self._settle(
+            refund,
+            payment,
+            result.status,
+            actor=actor,
+            provider_ref=result.provider_ref,
+            failure_message=result.failure_message,
+        )
+
+    async def _settle(
+        self,
+        refund: Refund,
+        payment: Payment,
+        status: RefundStatus,
+        *,
+        actor: str,
+        provider_ref: str | None = None,
+        failure_message: str | None = None,
+        code: str | None = None,
+        origin: str = "answer",
+        abandoned: bool = False,
+    ) -> Refund:
+        """Write what the provider says of a refund, with its payment, in one compare-and-set."""
+        now = self._engine.now()
+        _, change = await self._engine.transact(
+            payment,
+            lambda c: dr.settle(
+                c,
+                refund,
+                status,
+                now=now,
+                provider_ref=provider_ref,
+                failure_message=failure_message,
+                code=code,
+                origin=origin,
+                abandoned=abandoned,
+            ),
+            actor=actor,
+        )
+        if change.write:
+            return _refund_in(change.effects, refund.id)
+        return await self.get_refund(refund.id)
+
+    async def _resume_refund(self, refund: Refund, payment: Payment, *, actor: str) -> Refund:
+        """Finish a refund that a replayed key or a crash left behind."""
+        if refund.status == RefundStatus.CANCELED and refund.failure_message:
+            error = InvalidStateError(f"refund {refund.id} was rejected: {refund.failure_message}")
+            error.payment_id = payment.id
+            raise error
+        if refund.status != RefundStatus.PENDING or refund.id not in payment.pending_refunds:
+            return refund
+        if refund.provider_ref is not None:
+            return refund  # the provider has it; its webhook or reconcile() settles it
+        return await self._resend_refund(refund, payment, actor=actor)
+
+    async def _resend_refund(self, refund: Refund, payment: Payment, *, actor: str) -> Refund:
+        """Send a reserved refund again, only after the provider says it has none under this id.
+
+        The second attempt reuses the first one's provider key, which also covers a
+        first request still in flight at the provider. From the third on, providers
+        that can look refunds up get a fresh key per attempt, so an error the
+        provider replays for a key, or a key it has forgotten, cannot block or
+        double the refund; the others are sent the same key again, their own
+        idempotency being the only guard.
+        """
+        adapter = self.provider(refund.provider)
+        if refund.attempts > 0 and adapter.capabilities.refund_lookup:
+            found = await self._engine.call_provider(
+                adapter,
+                "find_refund",
+                lambda: adapter.find_refund(payment, refund),
+                payment_id=payment.id,
+                read_only=True,
+            )
+            if found is not None:
+                return await self._settle(
+                    refund,
+                    payment,
+                    found.status,
+                    actor=actor,
+                    provider_ref=found.provider_ref,
+                    failure_message=found.failure_message,
+                    origin="lookup",
+                )
+            if refund.attempts >= dr.MAX_REFUND_ATTEMPTS:
+                message = f"not made after {refund.attempts} attempts without a clear answer"
+                return await self._settle(
+                    refund, payment, RefundStatus.FAILED, actor=actor, failure_message=message, abandoned=True
+                )
+            provider_key = _lookup_resend_key(refund)
+        elif refund.attempts >= dr.MAX_REFUND_ATTEMPTS:
+            error = InvalidStateError(
+                f"refund {refund.id}: {_UNKNOWN_OUTCOME} after {refund.attempts} attempts, and "
+                f"{refund.provider!r} cannot look refunds up; check the provider's dashboard"
+            )
+            error.payment_id = payment.id
+            raise error
+        else:
+            provider_key = f"paykit-{refund.id}-refund"
+        payment, change = await self._engine.transact(payment, lambda c: dr.retry_attempt(c, refund), actor=actor)
+        if not change.write:
+            return await self.get_refund(refund.id)
+        return await self._send_refund(
+            _refund_in(change.effects, refund.id), payment, actor=actor, provider_key=provider_key
+        )
+
+    async def get_refund(self, refund_id: str) -> Refund:
+        """The refund with this id.
+
+        Raises:
+            NotFoundError: No such refund.
+        """
+        d.check_id(refund_id, "refund_id")
+        refund = await self._engine.storage.get_refund(refund_id)
+        if refund is None:
+            raise NotFoundError(f"no refund {refund_id!r}")
+        return refund
+
+    async def list_refunds(self, payment_id: str) -> list[Refund]:
+        """A payment's refunds, oldest first."""
+        return await self._engine.storage.list_refunds((await self._load(payment_id)).id)
+
+
+def _lookup_resend_key(refund: Refund) -> str:
+    attempt = refund.attempts + 1
+    return f"paykit-{refund.id}-refund" if attempt <= 2 else f"paykit-{refund.id}-refund-{attempt}"
+
+
+def _refund_in(effects: tuple[object, ...], refund_id: str) -> Refund:
+    return next(e for e in effects if isinstance(e, Refund) and e.id == refund_id)

@@ -1,0 +1,73 @@
+# Source of the generated sync twin (scripts/unasync.py): edit here.
+"""PaymentService: the parts of the service, composed over one engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from .._decisions import effects as fx
+from .._errors import ConfigurationError
+from ..audit import AuditHook, _AsyncHookRunner
+from ..notify import AsyncNotificationDispatcher, Notifier
+from ..providers._async.base import AsyncProvider
+from ..storage._async.protocol import AsyncStorage
+from .engine import Engine
+from .invoices import _Invoices
+from .methods import _Methods
+from .ops import _Ops
+from .reconcile import _Reconcile
+
+__all__ = ["AsyncPaymentService"]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops):
+    """Drives payments, refunds, invoices and saved methods through providers.
+
+    Args:
+        storage: Where everything is kept (``MemoryStorage()``, ``MongoStorage(...)``).
+        providers: The adapters payments may use, looked up by their ``name``.
+        notifiers: Receive notifications through :meth:`dispatch_notifications`.
+        audit_hooks: Callables that receive each stored audit entry, off the payment path.
+        clock: Returns the current timezone-aware time; inject one in tests.
+        actor: Who operations are attributed to when a call names no ``actor``.
+        notifier_timeout: Seconds a notifier call may take before it counts as failed.
+        invoice_prefix: Invoice numbers read ``{prefix}-{year}-{sequence:06d}``.
+
+    Raises:
+        ConfigurationError: Two providers share a name.
+    """
+
+    def __init__(
+        self,
+        *,
+        storage: AsyncStorage,
+        providers: Sequence[AsyncProvider] = (),
+        notifiers: Sequence[Notifier] = (),
+        audit_hooks: Sequence[AuditHook] = (),
+        clock: Callable[[], datetime] = _utcnow,
+        actor: str = "system",
+        notifier_timeout: float = 5.0,
+        invoice_prefix: str = "INV",
+    ) -> None:
+        by_name: dict[str, AsyncProvider] = {}
+        for provider in providers:
+            if provider.name in by_name:
+                raise ConfigurationError(f"two providers are named {provider.name!r}")
+            by_name[provider.name] = provider
+        self._engine = Engine(
+            storage=storage, providers=by_name, clock=clock, actor=actor, hooks=_AsyncHookRunner(audit_hooks)
+        )
+        self._engine.reactors[fx.INVOICE_PAID] = self._react_invoice_paid
+        self._invoice_prefix = invoice_prefix
+        self._dispatcher = AsyncNotificationDispatcher(storage, notifiers, clock=clock, timeout=notifier_timeout)
+
+    async def __aenter__(self) -> AsyncPaymentService:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
