@@ -139,22 +139,12 @@ def bench_lifecycle(report: Report, sizes: Sizes) -> None:
     [only] = check.list_payments().items
     assert only.status == PaymentStatus.PARTIALLY_REFUNDED
 
-    single: list[float] = []
-    threaded: list[float] = []
-    for _ in range(sizes.repeats):
-        single.append(_threaded_throughput(n, 1))
-        threaded.append(_threaded_throughput(n, sizes.threads))
+    single = [_threaded_throughput(n, 1) for _ in range(sizes.repeats)]
     one = statistics.median(single)
-    many = statistics.median(threaded)
     report.add("3", "Lifecycle init+confirm+partial refund (memory, fake), 1 thread", f"{us(1 / one)} per lifecycle")
     report.add("3", "Lifecycles per second, 1 thread", f"{one:,.0f}/s")
-    report.add(
-        "3",
-        f"Lifecycles per second, {sizes.threads} threads (total)",
-        f"{many:,.0f}/s = {ratio(many / one)} of 1 thread",
-        ">= 1.00x",
-        many >= one,
-    )
+    # Threads on a CPU-bound run measure the interpreter on two cores; section 7 measures them
+    # where they matter, with a provider that makes them wait.
 
 
 def _threaded_throughput(n: int, threads: int) -> float:

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))  # tests._mongo_server starts SecantusDB
 
 import pymongo  # noqa: E402
 from _common import Report, quiet_logging  # noqa: E402
+from _concurrency import bench_concurrency  # noqa: E402
 from _cpu import (  # noqa: E402
     Sizes,
     bench_bytes_per_payment,
@@ -147,6 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     bench_memory_growth(report, sizes)
     print("[6] memory", flush=True)
     bench_bytes_per_payment(report, sizes)
+    print("[7] the async service, and concurrency that waits on providers", flush=True)
+    bench_concurrency(
+        report,
+        lifecycles=sizes.lifecycles,
+        sequential=5 if args.quick else 40,
+        concurrent=50 if args.quick else 1000,
+        repeats=1 if args.quick else 3,
+    )
 
     report.rows.sort(key=lambda row: row.section)
     print()

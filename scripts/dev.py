@@ -1,7 +1,7 @@
 """Bootstrap paykit's virtual environment and run a task in it.
 
     python3 scripts/dev.py demo     # the demo, on in-memory storage
-    python3 scripts/dev.py check    # ruff, mypy --strict, the docs site build and the whole test suite
+    python3 scripts/dev.py check    # the sync twin, ruff, mypy --strict, the docs site and the whole test suite
     python3 scripts/dev.py docs     # build the docs site into site/ (mkdocs serve previews it)
 
 Needs only Python 3.11+; creates ``.venv`` beside the project on first use and
@@ -60,6 +60,7 @@ def main() -> None:
     if task == "demo":
         _run(PYTHON, "-m", "paykit", "demo", *sys.argv[2:])
     elif task == "check":
+        _run(PYTHON, "scripts/unasync.py", "--check")
         _run(PYTHON, "-m", "ruff", "check", ".")
         _run(PYTHON, "-m", "ruff", "format", "--check", ".")
         _run(PYTHON, "-m", "mypy")

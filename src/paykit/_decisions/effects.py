@@ -34,15 +34,25 @@ def effect_id(subject_id: str, version: int, name: str) -> str:
 
 
 def notification(
-    *, user_id: str, subject_id: str, version: int, kind: NotificationKind, payload: Mapping[str, Any], at: datetime
+    *,
+    user_id: str,
+    subject_id: str,
+    version: int,
+    kind: NotificationKind,
+    payload: Mapping[str, Any],
+    at: datetime,
+    redacted: bool = False,
 ) -> Notification:
-    """A notification produced by writing ``version`` of ``subject_id``; its payload is redacted."""
+    """A notification produced by writing ``version`` of ``subject_id``; its payload is redacted.
+
+    Pass ``redacted=True`` for a payload that already is, so it is redacted once.
+    """
     return Notification(
         id=effect_id(subject_id, version, kind.value),
         user_id=user_id,
         kind=kind,
         subject_id=subject_id,
-        payload=redact(payload),
+        payload=dict(payload) if redacted else redact(payload),
         created_at=at,
         next_attempt_at=at,
     )
@@ -98,7 +108,15 @@ def payment_notifications(before: Payment, after: Payment, *, at: datetime) -> l
         payload["failure_code"] = after.failure_code
     safe = redact(payload)
     return [
-        notification(user_id=after.user_id, subject_id=after.id, version=after.version, kind=kind, payload=safe, at=at)
+        notification(
+            user_id=after.user_id,
+            subject_id=after.id,
+            version=after.version,
+            kind=kind,
+            payload=safe,
+            at=at,
+            redacted=True,
+        )
         for kind in kinds
     ]
 
