@@ -8,7 +8,8 @@ service on the same storage (and the same provider) runs ``reconcile()`` and
 the scenario again with the same keys and the same events, and everything is
 compared with the run that never crashed: payment, invoice, refunds, audit
 trail, notifications, and what happened at the provider. On memory and on the
-MongoDB-wire server, where the crash abandons every object in the process.
+MongoDB-wire server (and mongomock), where the crash abandons every object in the process;
+``test_crash_by_kill`` kills a real process instead.
 """
 
 from __future__ import annotations
@@ -146,14 +147,14 @@ def run(make_storage: Any, die_at: int) -> tuple[tuple[Any, ...], list[str]]:
     return outcome(first, fake, payment_id), dying.writes
 
 
-@pytest.fixture(params=["memory", pytest.param("mongo_server", marks=pytest.mark.mongo_server)])
+@pytest.fixture(params=["memory", "mongomock", pytest.param("mongo_server", marks=pytest.mark.mongo_server)])
 def make_storage(request: pytest.FixtureRequest) -> Iterator[Any]:
     if request.param == "memory":
         yield MemoryStorage
         return
     from paykit.storage.mongo import MongoStorage
 
-    client = request.getfixturevalue("mongo_client")
+    client = request.getfixturevalue("mongomock_client" if request.param == "mongomock" else "mongo_client")
     names: list[str] = []
 
     def fresh() -> MongoStorage:

@@ -1,9 +1,8 @@
-"""The service's crash safety and concurrency, on MongoStorage."""
+"""The service under contention and outages, on MongoStorage (crash injection: ``test_crash_safety``)."""
 
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,104 +10,6 @@ import pytest
 from paykit import Money, PaymentService, PaymentStatus
 from paykit.storage.mongo import MongoStorage
 from paykit.testing import FakeProvider
-
-WRITES = {
-    "insert_payment",
-    "update_payment",
-    "insert_refund",
-    "update_refund",
-    "insert_invoice",
-    "update_invoice",
-    "insert_payment_method",
-    "update_payment_method",
-    "set_customer_ref",
-    "append_audit",
-    "record_webhook_event",
-    "insert_notifications",
-    "save_notification_delivery",
-    "mark_notification_read",
-    "next_invoice_sequence",
-    "claim_key",
-    "complete_reaction",
-}
-
-
-class SimulatedCrash(Exception):
-    """The process died right after a write succeeded."""
-
-
-class CrashAfterWrite:
-    """Delegates to a storage and raises after its ``crash_at``-th successful write."""
-
-    def __init__(self, inner: MongoStorage, crash_at: int) -> None:
-        self.inner = inner
-        self.crash_at = crash_at
-        self.writes = 0
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self.inner, name)
-        if name not in WRITES:
-            return attribute
-
-        def write(*args: Any, **kwargs: Any) -> Any:
-            result = attribute(*args, **kwargs)
-            self.writes += 1
-            if self.writes == self.crash_at:
-                raise SimulatedCrash(name)
-            return result
-
-        return write
-
-
-def scenario(service: PaymentService) -> str:
-    payment = service.initialize_payment(
-        user_id="u1", amount=Money.of("12.500", "KWD"), provider="fake", idempotency_key="order-1"
-    )
-    service.confirm_payment(payment.id, idempotency_key="confirm-1")
-    service.refund_payment(payment.id, amount=Money.of("2.000", "KWD"), idempotency_key="refund-1")
-    return payment.id
-
-
-def outcome(storage: MongoStorage, payment_id: str) -> tuple[Any, ...]:
-    payment = storage.get_payment(payment_id)
-    assert payment is not None
-    audit = [(e.action.value, e.subject_type, e.status_after) for e in storage.list_audit(payment_id, limit=100)]
-    notes = sorted((n.kind.value, n.subject_id) for n in storage.list_notifications("u1", unread_only=False, limit=100))
-    return payment.status, payment.refunded_minor, audit, notes
-
-
-def test_baseline_has_writes(mongomock_storage: MongoStorage) -> None:
-    counting = CrashAfterWrite(mongomock_storage, crash_at=-1)
-    service = PaymentService(storage=counting, providers=[FakeProvider()])  # type: ignore[arg-type]
-
-    scenario(service)
-
-    assert counting.writes >= 4
-
-
-class TestCrashAfterEachWrite:
-    """Stop after any write, retry with the same keys and reconcile: no effect lost or duplicated."""
-
-    def test_every_crash_point(self, mongomock_client: Any) -> None:
-        baseline_storage = MongoStorage(mongomock_client, "baseline")
-        counting = CrashAfterWrite(baseline_storage, crash_at=-1)
-        provider = FakeProvider()
-        baseline_id = scenario(PaymentService(storage=counting, providers=[provider]))  # type: ignore[arg-type]
-        expected = outcome(baseline_storage, baseline_id)
-
-        for crash_at in range(1, counting.writes + 1):
-            storage = MongoStorage(mongomock_client, f"crash_{crash_at}")
-            provider = FakeProvider()
-            crashing = CrashAfterWrite(storage, crash_at)
-            with pytest.raises(SimulatedCrash):
-                scenario(PaymentService(storage=crashing, providers=[provider]))  # type: ignore[arg-type]
-
-            restarted = PaymentService(storage=storage, providers=[provider])
-            restarted.reconcile(older_than=timedelta(0))
-            payment_id = scenario(restarted)
-            restarted.reconcile(older_than=timedelta(0))
-
-            assert (crash_at, outcome(storage, payment_id)) == (crash_at, expected)
 
 
 @pytest.mark.mongo_server
