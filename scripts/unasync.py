@@ -39,7 +39,12 @@ RULES: list[tuple[str, str]] = [
     (r"\bAsyncProvider\b", "Provider"),
     (r"\bAsyncBaseProvider\b", "BaseProvider"),
 ]
-"""(pattern, replacement) applied in order to every line of every source file."""
+"""(pattern, replacement) applied in order to every line of every source file.
+
+A source line that the rules leave blank is dropped from the twin; imports the
+rules left unused (``Coroutine`` once ``Coroutine[Any, Any, T]`` became ``T``) or
+out of order (``AsyncStorage`` renamed ``Storage``) are fixed before formatting.
+"""
 
 
 def generated_text(source: Path, fired: set[str]) -> str:
@@ -55,13 +60,15 @@ def generated_text(source: Path, fired: set[str]) -> str:
             if changed != text:
                 fired.add(pattern)
                 text = changed
-        out.append(text)
-    return _ruff_format("\n".join(out) + "\n", source)
+        if text.strip() or not line.strip():
+            out.append(text)
+    imports_fixed = _ruff(["check", "--fix-only", "--select", "F401,I001"], "\n".join(out) + "\n", source)
+    return _ruff(["format"], imports_fixed, source)
 
 
-def _ruff_format(text: str, source: Path) -> str:
+def _ruff(command: list[str], text: str, source: Path) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(source), "-"],
+        [sys.executable, "-m", "ruff", *command, "--stdin-filename", str(source), "-"],
         input=text,
         capture_output=True,
         text=True,
@@ -69,7 +76,7 @@ def _ruff_format(text: str, source: Path) -> str:
         check=False,
     )
     if result.returncode:
-        sys.exit(f"ruff could not format the twin of {source.relative_to(ROOT)}:\n{result.stderr}")
+        sys.exit(f"ruff {command[0]} failed on the twin of {source.relative_to(ROOT)}:\n{result.stderr}")
     return result.stdout
 
 
