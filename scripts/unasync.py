@@ -38,6 +38,15 @@ RULES: list[tuple[str, str]] = [
     (r"\bAsyncMemoryStorage\b", "MemoryStorage"),
     (r"\bAsyncProvider\b", "Provider"),
     (r"\bAsyncBaseProvider\b", "BaseProvider"),
+    (r"\bAsyncMongoStorage\b", "MongoStorage"),
+    # pymongo's async API: same names without "Async", modules without ".asynchronous".
+    (r"\bAsyncMongoClient\b", "MongoClient"),
+    (r"\bAsyncCollection\b", "Collection"),
+    (r"\bAsyncDatabase\b", "Database"),
+    (r"\bpymongo\.asynchronous\.", "pymongo."),
+    (r"\bawait ", ""),
+    (r"\basync for\b", "for"),
+    (r"\bCoroutine\[Any, Any, (\w+)\]", r"\1"),
 ]
 """(pattern, replacement) applied in order to every line of every source file.
 
