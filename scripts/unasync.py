@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAIRS: list[tuple[str, str]] = [
     ("src/paykit/storage/_async", "src/paykit/storage/_sync"),
     ("src/paykit/providers/_async", "src/paykit/providers/_sync"),
+    ("tests/_async/storage", "tests/_sync/storage"),
 ]
 """(source folder, generated folder), from the repository root: every ``*.py`` of a source folder is generated."""
 
@@ -47,6 +48,8 @@ RULES: list[tuple[str, str]] = [
     (r"\bawait ", ""),
     (r"\basync for\b", "for"),
     (r"\bCoroutine\[Any, Any, (\w+)\]", r"\1"),
+    # A line the rules empty is dropped: the async tests' marker means nothing to the sync twin.
+    (r"^pytestmark = pytest\.mark\.anyio$", ""),
 ]
 """(pattern, replacement) applied in order to every line of every source file.
 

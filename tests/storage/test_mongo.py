@@ -27,18 +27,8 @@ from paykit.storage.mongo import MongoStorage
 from paykit.testing import ManualClock
 
 from .conftest import random_database_name
-from .test_contract import (
-    T0,
-    CountingNotifier,
-    at,
-    bump,
-    deliveries,
-    dispatch_until_done,
-    due_notifications,
-    make_audit,
-    make_notification,
-    make_payment,
-)
+from .records import T0, at, bump, make_audit, make_notification, make_payment
+from .test_dispatch_on_storage import CountingNotifier, deliveries, dispatch_until_done, due_notifications
 
 try:
     from tests._mongo_server import SecantusServer
