@@ -123,9 +123,6 @@ class MongoStorage:
             to you (:meth:`ensure_indexes`, or your own migrations).
 
     .. versionadded:: 0.1.0
-    .. versionchanged:: 0.2.0
-       Indexes are created on first use or by :meth:`ensure_indexes`, no
-       longer by the constructor.
     """
 
     def __init__(
