@@ -19,7 +19,7 @@ from paykit import (
 )
 from paykit.notify import CallbackNotifier
 from paykit.providers import Provider
-from paykit.storage import MemoryStorage, Storage
+from paykit.storage import AsyncMongoStorage, AsyncStorage, MemoryStorage, MongoStorage, Storage
 from paykit.testing import FakeProvider, ManualClock, capture_logs
 from paykit.webhooks import WebhookResponse, handle_webhook
 
@@ -81,3 +81,12 @@ def explained(service: PaymentService, payment_id: str) -> list[str]:
     first: TimelineEntry = explanation.timeline[0]
     differences: tuple[str, ...] = explanation.differences
     return [first.summary, explanation.render(), *differences, *explanation.as_dict()["differences"]]
+
+
+async def mongo_storages(uri: str) -> tuple[Storage, AsyncStorage]:
+    """Both Mongo twins satisfy their protocol; the async one's index creation is awaited."""
+    storage: Storage = MongoStorage.from_uri(uri)
+    async_storage = AsyncMongoStorage.from_uri(uri)
+    await async_storage.ensure_indexes()
+    protocol: AsyncStorage = async_storage
+    return storage, protocol

@@ -85,7 +85,10 @@ def _storage(
         stack.callback(client.close)
         if demo:
             _empty_demo_database(client, database)
-        return MongoStorage(client, database)
+        storage = MongoStorage(client, database)
+        # Now, not on first use: an unreachable server is then reported before the command starts.
+        storage.ensure_indexes()
+        return storage
     except (TypeError, ValueError, MongoConfigurationError) as exc:
         raise _CommandError(f"invalid MongoDB URI or options for {_hosts(mongo_uri)}: {exc}") from exc
     except (PyMongoError, StorageError) as exc:

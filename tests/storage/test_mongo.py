@@ -27,18 +27,8 @@ from paykit.storage.mongo import MongoStorage
 from paykit.testing import ManualClock
 
 from .conftest import random_database_name
-from .test_contract import (
-    T0,
-    CountingNotifier,
-    at,
-    bump,
-    deliveries,
-    dispatch_until_done,
-    due_notifications,
-    make_audit,
-    make_notification,
-    make_payment,
-)
+from .records import T0, at, bump, make_audit, make_notification, make_payment
+from .test_dispatch_on_storage import CountingNotifier, deliveries, dispatch_until_done, due_notifications
 
 try:
     from tests._mongo_server import SecantusServer
@@ -99,18 +89,37 @@ class CrashingStorage(MongoStorage):
         super()._drop_outbox(collection, doc_id, outbox, version)
 
 
+def indexes(storage: MongoStorage) -> dict[str, set[str]]:
+    return {name: set(raw(storage, name).index_information()) for name in EXPECTED_INDEXES}
+
+
 class TestIndexes:
-    """ensure_indexes creates every index, and again is a no-op."""
+    """The first operation, or ensure_indexes, creates every index; again is a no-op; construction creates none."""
 
     def test_indexes_are_created_idempotently(self, mongo_storage: MongoStorage) -> None:
         mongo_storage.ensure_indexes()
         mongo_storage.ensure_indexes()
 
-        found = {name: set(raw(mongo_storage, name).index_information()) for name in EXPECTED_INDEXES}
+        assert indexes(mongo_storage) == EXPECTED_INDEXES
 
-        assert found == EXPECTED_INDEXES
+    def test_the_first_operation_creates_them_once(self, mongo_storage: MongoStorage) -> None:
+        fresh = MongoStorage(mongo_storage._client, mongo_storage._db.name)
+        before = raw(fresh, "payments").index_information()
+
+        assert fresh.get_payment("pay_1") is None
+        assert fresh.get_payment("pay_1") is None
+
+        assert ({}, EXPECTED_INDEXES) == (before, indexes(fresh))
+
+    def test_without_ensure_indexes_none_is_created(self, mongo_storage: MongoStorage) -> None:
+        manual = MongoStorage(mongo_storage._client, mongo_storage._db.name, ensure_indexes=False)
+
+        manual.insert_payment(make_payment())
+
+        assert {"_id_"} == set(raw(manual, "payments").index_information())
 
     def test_provider_ref_index_is_sparse_and_unique(self, mongo_storage: MongoStorage) -> None:
+        mongo_storage.ensure_indexes()
         info = raw(mongo_storage, "payments").index_information()["provider_ref_unique"]
 
         assert (info.get("unique"), info.get("sparse")) == (True, True)

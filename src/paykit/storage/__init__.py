@@ -10,10 +10,11 @@ from ._sync.protocol import Storage
 from .memory import AsyncMemoryStorage, MemoryStorage
 
 if TYPE_CHECKING:
-    from .mongo import MongoStorage
+    from .mongo import AsyncMongoStorage, MongoStorage
 
 __all__ = [
     "AsyncMemoryStorage",
+    "AsyncMongoStorage",
     "AsyncStorage",
     "Effect",
     "MemoryStorage",
@@ -26,9 +27,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # pymongo is an optional extra: import it only when MongoStorage is asked for.
+    # pymongo is an optional extra: import it only when a Mongo storage is asked for.
     if name == "MongoStorage":
-        from .mongo import MongoStorage  # noqa: PLC0415
+        from ._sync.mongo import MongoStorage  # noqa: PLC0415
 
         return MongoStorage
+    if name == "AsyncMongoStorage":
+        from ._async.mongo import AsyncMongoStorage  # noqa: PLC0415
+
+        return AsyncMongoStorage
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Sync twins generated from ``tests/_async``, and their hand-written fixtures."""
