@@ -27,6 +27,7 @@ PAIRS: list[tuple[str, str]] = [
     ("src/paykit/storage/_async", "src/paykit/storage/_sync"),
     ("src/paykit/providers/_async", "src/paykit/providers/_sync"),
     ("src/paykit/testing/_async", "src/paykit/testing/_sync"),
+    ("tests/_async", "tests/_sync"),
 ]
 """(source folder, generated folder), from the repository root: every ``*.py`` of a source folder is generated."""
 
@@ -35,7 +36,11 @@ GENERATED_HEADER = "# Generated from {source} by scripts/unasync.py: do not edit
 
 RULES: list[tuple[str, str]] = [
     (r"\basync def\b", "def"),
+    (r"(?<![\w)\]])\(await ([\w.]+\((?:[^()]|\([^()]*\))*\))\)", r"\1"),
     (r"\bawait ", ""),
+    (r"\basync with\b", "with"),
+    (r"\bAsyncIterator\b", "Iterator"),
+    (r"^pytestmark = pytest\.mark\.anyio$", ""),
     (r"^from asyncio import sleep$", "from time import sleep"),
     (r"^from collections\.abc import Awaitable, ", "from collections.abc import "),
     (r"\bAwaitable\[(\w+)\]", r"\1"),

@@ -40,6 +40,12 @@ def _restore_logging() -> Iterator[None]:
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    """The async tests (``pytest.mark.anyio``) run on asyncio, the loop paykit's async API is built for."""
+    return "asyncio"
+
+
+@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
 
