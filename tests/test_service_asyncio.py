@@ -22,6 +22,8 @@ from paykit import (
     AsyncPaymentService,
     AuditAction,
     InvalidStateError,
+    InvoiceStatus,
+    LineItem,
     Money,
     NotificationKind,
     PaymentStatus,
@@ -150,3 +152,32 @@ async def test_a_thousand_shuffled_deliveries_move_each_payment_once(
         assert (PaymentStatus.SUCCEEDED, payment.version + 1) == (stored.status, stored.version)
         assert 1 == len(updates)
         assert sorted([NotificationKind.PAYMENT_SUCCEEDED, NotificationKind.STATUS_CHANGED]) == kinds
+
+
+async def test_invoice_numbers_unique_under_concurrency(service: AsyncPaymentService) -> None:
+    """80 invoices created by concurrent tasks all get distinct, gapless numbers."""
+    lines = [LineItem(description="item", quantity=1, unit_amount=Money.of("1", "USD"))]
+
+    invoices = await asyncio.gather(
+        *(service.create_invoice(user_id="u1", currency="USD", line_items=lines) for _ in range(80))
+    )
+
+    assert {f"INV-2026-{n:06d}" for n in range(1, 81)} == {invoice.number for invoice in invoices}
+
+
+async def test_invoice_paid_by_duplicate_webhooks_once(service: AsyncPaymentService, fake: AsyncFakeProvider) -> None:
+    """A payment settling later pays its invoice when the webhook arrives, once though it comes twice at once."""
+    lines = [LineItem(description="item", quantity=1, unit_amount=Money.of("12.500", "KWD"))]
+    invoice = await service.create_invoice(user_id="u1", currency="KWD", line_items=lines)
+    await service.send_invoice(invoice.id)
+    payment = await service.pay_invoice(invoice.id, provider="fake")
+    fake.behavior = "processing"
+    assert PaymentStatus.PROCESSING == (await service.confirm_payment(payment.id)).status
+    hook = fake.webhook(await service.get_payment(payment.id), PaymentStatus.SUCCEEDED)
+
+    outcomes = await asyncio.gather(_deliver(service, fake, hook), _deliver(service, fake, hook))
+
+    paid_entries = [e for e in await service.audit_trail(invoice.id) if e.action == AuditAction.INVOICE_PAID]
+    assert {WebhookOutcome.APPLIED, WebhookOutcome.DUPLICATE} == set(outcomes)
+    assert InvoiceStatus.PAID == (await service.get_invoice(invoice.id)).status
+    assert 1 == len(paid_entries)
