@@ -11,9 +11,10 @@ its compare-and-set.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -26,10 +27,11 @@ from paykit import (
     LineItem,
     Money,
     NotificationKind,
+    PaymentMethod,
     PaymentStatus,
     WebhookOutcome,
 )
-from paykit.storage import AsyncMemoryStorage
+from paykit.storage import AsyncMemoryStorage, Effect
 from paykit.testing import AsyncFakeProvider, ManualClock
 
 pytestmark = pytest.mark.anyio
@@ -181,3 +183,32 @@ async def test_invoice_paid_by_duplicate_webhooks_once(service: AsyncPaymentServ
     assert {WebhookOutcome.APPLIED, WebhookOutcome.DUPLICATE} == set(outcomes)
     assert InvoiceStatus.PAID == (await service.get_invoice(invoice.id)).status
     assert 1 == len(paid_entries)
+
+
+class _RendezvousStorage(AsyncMemoryStorage):
+    """Holds the first inserts of saved methods until ``parties`` tasks arrived, to make a race certain."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__()
+        self._barrier = asyncio.Barrier(parties)
+
+    async def insert_payment_method(self, method: PaymentMethod, effects: Sequence[Effect] = ()) -> None:
+        with contextlib.suppress(TimeoutError, asyncio.BrokenBarrierError):
+            async with asyncio.timeout(2):
+                await self._barrier.wait()
+        await super().insert_payment_method(method, effects)
+
+
+async def test_concurrent_first_saves_make_one_default(fake: AsyncFakeProvider, clock: ManualClock) -> None:
+    """Two first saves racing for the same user leave exactly one default."""
+    storage = _RendezvousStorage(parties=2)
+    async with AsyncPaymentService(storage=storage, providers=[fake], clock=clock) as service:
+        await asyncio.gather(
+            *(
+                service.save_payment_method(user_id="u1", provider="fake", token=token)
+                for token in ("pm_card_visa", "pm_card_mastercard")
+            )
+        )
+        methods = await service.list_payment_methods("u1")
+    assert 2 == len(methods)
+    assert 1 == len([m for m in methods if m.is_default])
