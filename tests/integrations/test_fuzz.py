@@ -18,7 +18,7 @@ from paykit import Money, Payment, PaymentService, PaymentStatus, StorageError
 from paykit.providers._knet_crypto import encrypt_trandata
 from paykit.storage import MemoryStorage
 from paykit.testing import FakeProvider, ManualClock
-from paykit.testing._fake import SIGNATURE_HEADER
+from paykit.testing._fake_values import SIGNATURE_HEADER
 from paykit.testing._stripe import sign_stripe_webhook
 from paykit.webhooks import WebhookResponse, handle_webhook
 
