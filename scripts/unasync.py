@@ -27,16 +27,22 @@ PAIRS: list[tuple[str, str]] = [
     ("src/paykit/storage/_async", "src/paykit/storage/_sync"),
     ("src/paykit/providers/_async", "src/paykit/providers/_sync"),
     ("src/paykit/testing/_async", "src/paykit/testing/_sync"),
-    ("tests/_async/storage", "tests/_sync/storage"),
+    ("tests/_async", "tests/_sync"),
 ]
 """(source folder, generated folder), from the repository root: every ``*.py`` of a source folder is generated."""
 
 SOURCE_HEADER = "# Source of the generated sync twin (scripts/unasync.py): edit here."
+HAND_WRITTEN_HEADER = "# Written by hand for this API: scripts/unasync.py leaves it alone."
+"""The first line of a module that must differ between the APIs (which backends a suite runs on, say)."""
 GENERATED_HEADER = "# Generated from {source} by scripts/unasync.py: do not edit."
 
 RULES: list[tuple[str, str]] = [
     (r"\basync def\b", "def"),
+    (r"(?<![\w)\]])\(await ([\w.]+\((?:[^()]|\([^()]*\))*\))\)", r"\1"),
     (r"\bawait ", ""),
+    (r"\basync with\b", "with"),
+    (r"\bAsyncIterator\b", "Iterator"),
+    (r"^pytestmark = pytest\.mark\.anyio$", ""),
     (r"^from asyncio import sleep$", "from time import sleep"),
     (r"^from collections\.abc import Awaitable, ", "from collections.abc import "),
     (r"\bAwaitable\[(\w+)\]", r"\1"),
@@ -104,12 +110,19 @@ def _ruff(command: list[str], text: str, source: Path) -> str:
     return result.stdout
 
 
+def _hand_written(path: Path) -> bool:
+    with path.open() as file:
+        return file.readline().rstrip("\n") == HAND_WRITTEN_HEADER
+
+
 def plan() -> tuple[dict[Path, str], set[str]]:
     """Every generated file's path and text, and the rules that fired."""
     fired: set[str] = set()
     files: dict[Path, str] = {}
     for source_dir, target_dir in PAIRS:
         for source in sorted((ROOT / source_dir).rglob("*.py")):
+            if _hand_written(source):
+                continue
             target = ROOT / target_dir / source.relative_to(ROOT / source_dir)
             files[target] = generated_text(source, fired)
     return files, fired
@@ -127,7 +140,7 @@ def main() -> int:
         problems.append("rules that never fire (remove them): " + ", ".join(unused))
     for target_dir in {t for _, t in PAIRS}:
         for existing in sorted((ROOT / target_dir).rglob("*.py")):
-            if existing not in files:
+            if existing not in files and not _hand_written(existing):
                 problems.append(f"{existing.relative_to(ROOT)} has no async source (delete it or add one)")
     for target, text in files.items():
         current = target.read_text() if target.exists() else None

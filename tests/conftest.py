@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pymongo
@@ -37,6 +37,12 @@ def _restore_logging() -> Iterator[None]:
     yield
     root.setLevel(saved[0])
     root.handlers[:] = saved[1]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The async tests (``pytest.mark.anyio``) run on asyncio, the loop paykit's async API is built for."""
+    return "asyncio"
 
 
 @pytest.fixture
@@ -100,3 +106,17 @@ def mongo_database(mongo_client: pymongo.MongoClient[dict[str, Any]]) -> Iterato
 def real_mongo_storage(mongo_client: pymongo.MongoClient[dict[str, Any]], mongo_database: str) -> MongoStorage:
     """MongoStorage on the real server, in a database of its own."""
     return MongoStorage(mongo_client, mongo_database)
+
+
+@pytest.fixture
+def mongo_storage_factory(mongo_client: pymongo.MongoClient[dict[str, Any]]) -> Iterator[Callable[[], MongoStorage]]:
+    """Makes a MongoStorage in a fresh database on the real server at each call; every one is dropped afterwards."""
+    names: list[str] = []
+
+    def fresh() -> MongoStorage:
+        names.append(_random_database_name())
+        return MongoStorage(mongo_client, names[-1])
+
+    yield fresh
+    for name in names:
+        mongo_client.drop_database(name)

@@ -129,3 +129,27 @@ class TestServiceFreeText:
             service.list_refunds(payment.id),
             service.get_payment(payment.id).amount_refundable,
         )
+
+
+class TestPaykitIds:
+    """paykit's own ids may hold a Luhn-valid digit run; the demo once refused its own invoice id for it."""
+
+    def test_an_id_with_a_luhn_valid_run_is_not_a_card(self) -> None:
+        from paykit._decisions.common import check_metadata, check_text
+
+        own = "inv_ab4111111111111111cdef12"
+        assert contains_card_number(own)  # the raw rule would refuse it
+        assert {"invoice_id": own} == check_metadata({"invoice_id": own})
+        assert check_text(f"for {own}", "description") == f"for {own}"
+
+    def test_every_generated_id_passes_the_checks(self) -> None:
+        from paykit._decisions.common import check_metadata, keyed_id, new_id
+
+        ids = [new_id("inv") for _ in range(20_000)] + [keyed_id("inv", "invoice", str(i)) for i in range(20_000)]
+        assert all(check_metadata({"invoice_id": i}) for i in ids)
+
+    def test_a_card_next_to_an_id_is_still_refused(self) -> None:
+        from paykit._decisions.common import check_text
+
+        with pytest.raises(InvalidRequestError):
+            check_text("inv_ab4111111111111111cdef12 paid with 4111 1111 1111 1111", "description")

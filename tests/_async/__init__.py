@@ -1,1 +1,2 @@
-"""Async test suites: the sources of ``tests/_sync``'s generated twins, and their hand-written fixtures."""
+# Source of the generated sync twin (scripts/unasync.py): edit here.
+"""Service tests written once, as async source: ``tests/_sync`` is generated from here."""

@@ -1,42 +1,33 @@
-"""Fixtures of the async suites, written by hand: what differs between the two APIs is which backends exist.
+# Source of the generated sync twin (scripts/unasync.py): edit here.
+"""The fixtures of the service suites: a fake provider and a service on memory, in this folder's API.
 
-The async ``storage`` runs every async storage: ``AsyncMemoryStorage`` and
-``AsyncMongoStorage`` over an ``AsyncMongoClient`` to the suite's MongoDB-wire
-server, in a fresh database dropped afterwards (mongomock has no async API).
-Tests run on asyncio through anyio's pytest plugin.
+``clock`` and the MongoDB-wire server fixtures come from ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
-import pymongo
 import pytest
 
-from paykit.storage import AsyncMemoryStorage, AsyncStorage
-from paykit.storage.mongo import AsyncMongoStorage
+from paykit import AsyncPaymentService
+from paykit.storage import AsyncMemoryStorage
+from paykit.testing import AsyncFakeProvider, ManualClock
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+def fake(clock: ManualClock) -> AsyncFakeProvider:
+    return AsyncFakeProvider(clock=clock.unix)
 
 
-@pytest.fixture(params=["memory", pytest.param("mongo_server", marks=pytest.mark.mongo_server)])
-async def storage(request: pytest.FixtureRequest) -> AsyncIterator[AsyncStorage]:
-    """Every AsyncStorage implementation, for the contract suite."""
-    if request.param == "memory":
-        yield AsyncMemoryStorage()
-        return
-    uri: str = request.getfixturevalue("mongo_uri")
-    client: pymongo.AsyncMongoClient[dict[str, Any]] = pymongo.AsyncMongoClient(
-        uri, tz_aware=True, serverSelectionTimeoutMS=5000
-    )
-    name = f"paykit_test_{uuid.uuid4().hex[:12]}"
-    try:
-        yield AsyncMongoStorage(client, name)
-    finally:
-        await client.drop_database(name)
-        await client.close()
+@pytest.fixture
+def storage() -> AsyncMemoryStorage:
+    return AsyncMemoryStorage()
+
+
+@pytest.fixture
+async def service(
+    storage: AsyncMemoryStorage, fake: AsyncFakeProvider, clock: ManualClock
+) -> AsyncIterator[AsyncPaymentService]:
+    async with AsyncPaymentService(storage=storage, providers=[fake], clock=clock) as svc:
+        yield svc

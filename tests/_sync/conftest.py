@@ -1,11 +1,31 @@
-"""Fixtures of the generated sync suites, written by hand: the sync ``storage`` runs every sync storage.
+# Generated from tests/_async/conftest.py by scripts/unasync.py: do not edit.
+"""The fixtures of the service suites: a fake provider and a service on memory, in this folder's API.
 
-They are the storage suites' own fixtures (memory, mongomock and the suite's
-MongoDB-wire server), imported from ``tests/storage/conftest.py``.
+``clock`` and the MongoDB-wire server fixtures come from ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
-from ..storage.conftest import mongomock_client, mongomock_storage, storage
+from collections.abc import Iterator
 
-__all__ = ["mongomock_client", "mongomock_storage", "storage"]
+import pytest
+
+from paykit import PaymentService
+from paykit.storage import MemoryStorage
+from paykit.testing import FakeProvider, ManualClock
+
+
+@pytest.fixture
+def fake(clock: ManualClock) -> FakeProvider:
+    return FakeProvider(clock=clock.unix)
+
+
+@pytest.fixture
+def storage() -> MemoryStorage:
+    return MemoryStorage()
+
+
+@pytest.fixture
+def service(storage: MemoryStorage, fake: FakeProvider, clock: ManualClock) -> Iterator[PaymentService]:
+    with PaymentService(storage=storage, providers=[fake], clock=clock) as svc:
+        yield svc

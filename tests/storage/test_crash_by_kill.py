@@ -24,7 +24,7 @@ from paykit import PaymentService
 from paykit.storage.mongo import MongoStorage
 from paykit.testing import FakeProvider, ManualClock
 
-from .test_crash_safety import outcome, run, scenario
+from .._sync.storage.test_crash_safety import outcome, run, scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 _UNSAVED = ("_lock", "_refund_lock", "_clock")
@@ -49,7 +49,7 @@ import pymongo
 from paykit import PaymentService
 from paykit.storage.mongo import MongoStorage
 from paykit.testing import FakeProvider, ManualClock
-from tests.storage.test_crash_safety import WRITES, DiesAfterWrite, scenario
+from tests._sync.storage.test_crash_safety import WRITES, DiesAfterWrite, scenario
 from tests.storage.test_crash_by_kill import save_provider
 
 clock = ManualClock()

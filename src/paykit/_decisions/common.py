@@ -18,6 +18,8 @@ from .._money import Money
 from ..storage._base import PageCursor
 
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+# paykit's own ids (new_id, keyed_id): 24 hex digits may hold a Luhn-valid run, but they are never card numbers.
+_PAYKIT_ID = re.compile(r"\b[a-z]{2,4}_[0-9a-f]{24}\b")
 _PAN_RE = re.compile(r"^\d[\d -]{10,22}\d$")
 
 
@@ -79,7 +81,7 @@ def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, str]:
     for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str) or len(key) > 40 or len(value) > 500:
             raise InvalidRequestError("metadata keys (<= 40 chars) and values (<= 500 chars) must be str")
-        if contains_card_number(value):
+        if _holds_card_number(value):
             raise InvalidRequestError(f"metadata[{key!r}] looks like a card number; paykit never stores card numbers")
     return dict(metadata)
 
@@ -120,6 +122,10 @@ def check_text(value: object, what: str, *, max_length: int = 500) -> str | None
         return None
     if not isinstance(value, str) or len(value) > max_length:
         raise InvalidRequestError(f"{what} must be a string of at most {max_length} characters")
-    if contains_card_number(value):
+    if _holds_card_number(value):
         raise InvalidRequestError(f"{what} looks like a card number; paykit never stores card numbers")
     return value
+
+
+def _holds_card_number(text: str) -> bool:
+    return contains_card_number(_PAYKIT_ID.sub(" ", text))

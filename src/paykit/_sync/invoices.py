@@ -119,7 +119,7 @@ class _Invoices(_Payments, _Part):
 
     def _change_invoice(self, invoice_id: str, build: Callable[[Invoice], Change], *, actor: str | None) -> Invoice:
         invoice = self.get_invoice(invoice_id)
-        return (self._engine.transact(invoice, build, actor=self._actor(actor)))[0]
+        return self._engine.transact(invoice, build, actor=self._actor(actor))[0]
 
     @telemetry.operation("send_invoice")
     def send_invoice(self, invoice_id: str, *, actor: str | None = None) -> Invoice:

@@ -59,7 +59,7 @@ class _Ops(_Part):
         storage = self._engine.storage
         try:
             storage.ping()
-            recent: int | None = (storage.payment_stats(created_since=now - timedelta(hours=24))).created_since
+            recent: int | None = storage.payment_stats(created_since=now - timedelta(hours=24)).created_since
             state = "ok"
         except PaykitError as exc:
             recent, state = None, f"unreachable: {type(exc).__name__}"

@@ -209,7 +209,7 @@ class _Payments(_Part):
             changes = {**dp.provider_changes(current, result), "call_lease_until": None}
             return Change(changes, action=AuditAction.PAYMENT_INIT)
 
-        return (self._engine.transact(payment, build, actor=actor))[0]
+        return self._engine.transact(payment, build, actor=actor)[0]
 
     def _release_lease(self, payment: Payment) -> None:
         try:
@@ -293,7 +293,7 @@ class _Payments(_Part):
                 changes["operation_keys"] = {**current.operation_keys, f"{op}:{key}": fp}
             return Change(changes, action=action)
 
-        return (self._engine.transact(payment, build, actor=actor))[0]
+        return self._engine.transact(payment, build, actor=actor)[0]
 
     def _call(self, payment: Payment, operation: str, call: Callable[[Provider], ProviderPayment]) -> ProviderPayment:
         adapter = self.provider(payment.provider)
@@ -425,7 +425,7 @@ class _Payments(_Part):
                 changes["operation_keys"] = {**current.operation_keys, f"cancel:{key}": fp}
             return Change(changes, action=AuditAction.PAYMENT_CANCEL)
 
-        return (self._engine.transact(payment, build, actor=self._actor(actor)))[0]
+        return self._engine.transact(payment, build, actor=self._actor(actor))[0]
 
     def get_payment(self, payment_id: str) -> Payment:
         """The payment with this id.

@@ -242,7 +242,7 @@ class _Refunds(_Payments, _Part):
 
     def list_refunds(self, payment_id: str) -> list[Refund]:
         """A payment's refunds, oldest first."""
-        return self._engine.storage.list_refunds((self._load(payment_id)).id)
+        return self._engine.storage.list_refunds(self._load(payment_id).id)
 
 
 def _lookup_resend_key(refund: Refund) -> str:

@@ -1,2 +1,2 @@
 # Source of the generated sync twin (scripts/unasync.py): edit here.
-"""Storage suites' async source; ``tests/_sync/storage`` holds the generated twin."""
+"""Storage suites written once, as async source: ``tests/_sync/storage`` is generated from here."""

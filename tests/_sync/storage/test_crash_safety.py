@@ -1,3 +1,4 @@
+# Generated from tests/_async/storage/test_crash_safety.py by scripts/unasync.py: do not edit.
 """Crash injection: the process dies after any write of any operation, then retries and reconciles.
 
 The scenario runs an invoice's whole life: created, sent, paid by a payment that
@@ -8,23 +9,26 @@ service on the same storage (and the same provider) runs ``reconcile()`` and
 the scenario again with the same keys and the same events, and everything is
 compared with the run that never crashed: payment, invoice, refunds, audit
 trail, notifications, and what happened at the provider. On memory and on the
-MongoDB-wire server (and mongomock), where the crash abandons every object in the process;
-``test_crash_by_kill`` kills a real process instead.
+MongoDB-wire server, where the crash abandons every object in the process.
+
+Written once for both APIs (tests/_sync/storage/test_crash_safety.py is generated
+from here; the storages of each API are chosen in tests/_storages.py). Webhooks are
+delivered as handle_webhook does with a valid one, verified then applied, until
+ahandle_webhook exists.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from paykit import InvoiceStatus, Money, PaymentService, PaymentStatus
+from paykit import InvoiceStatus, Money, PaymentService, PaymentStatus, WebhookOutcome
 from paykit.storage import MemoryStorage, Storage
-from paykit.testing import FakeProvider, ManualClock
-from paykit.webhooks import handle_webhook
+from paykit.testing import FakeProvider, FakeWebhook, ManualClock
+from tests._storages import mongo_server_fixture, storage_params
 
 WRITES = frozenset(
     {
@@ -76,6 +80,11 @@ class DiesAfterWrite:
         return write
 
 
+def deliver(service: PaymentService, provider: FakeProvider, hook: FakeWebhook) -> WebhookOutcome:
+    """What handle_webhook does with a valid delivery: verify and normalize, then apply."""
+    return service.apply_webhook_event(provider.parse_webhook(hook.body, hook.headers))
+
+
 def scenario(service: PaymentService, fake: FakeProvider) -> str:
     """An invoice's whole life; every step keyed or replayable, as a careful app writes it."""
     invoice = service.create_invoice(
@@ -97,7 +106,7 @@ def scenario(service: PaymentService, fake: FakeProvider) -> str:
     payment = service.get_payment(payment.id)
     hook = fake.webhook(payment, PaymentStatus.SUCCEEDED, event_id="evt_paid")
     for _ in range(2):  # the provider delivers it twice
-        assert 200 == handle_webhook(service, "fake", hook.body, hook.headers).status_code
+        assert deliver(service, fake, hook) in (WebhookOutcome.APPLIED, WebhookOutcome.DUPLICATE)
     service.refund_payment(payment.id, amount=Money.of("2.000", "KWD"), idempotency_key="refund-1")
     return payment.id
 
@@ -147,23 +156,12 @@ def run(make_storage: Any, die_at: int) -> tuple[tuple[Any, ...], list[str]]:
     return outcome(first, fake, payment_id), dying.writes
 
 
-@pytest.fixture(params=["memory", "mongomock", pytest.param("mongo_server", marks=pytest.mark.mongo_server)])
-def make_storage(request: pytest.FixtureRequest) -> Iterator[Any]:
+@pytest.fixture(params=storage_params(Storage))
+def make_storage(request: pytest.FixtureRequest) -> Any:
+    """Makes a fresh, empty storage at each call."""
     if request.param == "memory":
-        yield MemoryStorage
-        return
-    from paykit.storage.mongo import MongoStorage
-
-    client = request.getfixturevalue("mongomock_client" if request.param == "mongomock" else "mongo_client")
-    names: list[str] = []
-
-    def fresh() -> MongoStorage:
-        names.append(f"paykit_crash_{len(names)}_{id(request)}")
-        return MongoStorage(client, names[-1])
-
-    yield fresh
-    for name in names:
-        client.drop_database(name)
+        return MemoryStorage
+    return request.getfixturevalue(mongo_server_fixture(Storage, "mongo_storage_factory"))
 
 
 class TestDeathAfterEveryWrite:

@@ -1,15 +1,19 @@
-"""What the engine guarantees with money, on MemoryStorage and on the MongoDB-wire server.
+# Generated from tests/_async/storage/test_engine_guarantees.py by scripts/unasync.py: do not edit.
+"""What the engine guarantees with money, on memory and on the MongoDB-wire server (tests/_storages.py).
 
 Each class states one guarantee of the issue "One engine for every write" and
 shows it under the fault that broke it: a refund webhook before the refund's
 answer, a key reused on another payment, unclear provider answers, amounts a
-provider cannot take, concurrent deliveries and concurrent initializations.
+provider cannot take.
+
+Written once for both APIs (tests/_sync/storage/test_engine_guarantees.py is
+generated from here). Webhooks are delivered as handle_webhook does with a valid
+one, verified then applied, until ahandle_webhook exists. The thread races and the
+503 answer are in tests/storage/test_engine_guarantees_sync_only.py.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -27,18 +31,19 @@ from paykit import (
     PaymentStatus,
     ProviderUnavailableError,
     RefundStatus,
+    WebhookOutcome,
 )
 from paykit.providers._base import ProviderCapabilities
 from paykit.storage import MemoryStorage, Storage
-from paykit.testing import FakeProvider, ManualClock
-from paykit.webhooks import handle_webhook
+from paykit.testing import FakeProvider, FakeWebhook, ManualClock
+from tests._storages import mongo_server_fixture, storage_params
 
 
-@pytest.fixture(params=["memory", pytest.param("mongo_server", marks=pytest.mark.mongo_server)])
+@pytest.fixture(params=storage_params(Storage))
 def store(request: pytest.FixtureRequest) -> Storage:
     if request.param == "memory":
         return MemoryStorage()
-    return request.getfixturevalue("real_mongo_storage")  # type: ignore[no-any-return]
+    return request.getfixturevalue(mongo_server_fixture(Storage, "real_mongo_storage"))  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -81,6 +86,11 @@ def refund_actions(service: PaymentService, payment_id: str) -> list[str]:
     ]
 
 
+def deliver(service: PaymentService, provider: FakeProvider, hook: FakeWebhook) -> WebhookOutcome:
+    """What handle_webhook does with a valid delivery: verify and normalize, then apply."""
+    return service.apply_webhook_event(provider.parse_webhook(hook.body, hook.headers))
+
+
 class EchoesBeforeAnswering(FakeProvider):
     """A provider whose refund webhook reaches paykit before the refund call returns."""
 
@@ -89,7 +99,7 @@ class EchoesBeforeAnswering(FakeProvider):
     def refund_payment(self, payment: Any, refund: Any, *, idempotency_key: str) -> Any:
         answer = super().refund_payment(payment, refund, idempotency_key=idempotency_key)
         hook = self.refund_webhook(answer.provider_ref)
-        assert 200 == handle_webhook(self.service, self.name, hook.body, hook.headers).status_code
+        assert WebhookOutcome.APPLIED == deliver(self.service, self, hook)
         return answer
 
 
@@ -112,36 +122,15 @@ class TestRefundCountedOnce:
             assert fake.refunded_amount(payment.provider_ref or "") == payment.amount_refunded
             assert ["succeeded"] == refund_actions(service, payment_id)
 
-    def test_webhook_before_the_answer_from_eight_threads(self, store: Storage, clock: ManualClock) -> None:
-        fake = EchoesBeforeAnswering(clock=clock.unix)
-        with PaymentService(storage=store, providers=[fake], clock=clock) as service:
-            fake.service = service
-            ids = [paid(service) for _ in range(8)]
-            start = threading.Barrier(8)
-
-            def refund(payment_id: str) -> None:
-                start.wait()
-                service.refund_payment(payment_id, amount=kwd("2.000"))
-
-            threads = [threading.Thread(target=refund, args=(i,)) for i in ids]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-
-            payments = [service.get_payment(i) for i in ids]
-            assert [2000] * 8 == [p.refunded_minor for p in payments]
-            assert [kwd("2.000")] * 8 == [fake.refunded_amount(p.provider_ref or "") for p in payments]
-
     def test_webhook_after_the_answer_is_a_duplicate(self, service: PaymentService, fake: FakeProvider) -> None:
         payment_id = paid(service)
         refund = service.refund_payment(payment_id, amount=kwd("2.000"))
         hook = fake.refund_webhook(refund.id)
 
-        first = handle_webhook(service, "fake", hook.body, hook.headers)
-        again = handle_webhook(service, "fake", hook.body, hook.headers)
+        first = deliver(service, fake, hook)
+        again = deliver(service, fake, hook)
 
-        assert ("duplicate", "duplicate") == (first.outcome, again.outcome)
+        assert ("duplicate", "duplicate") == (first, again)
         assert 2000 == service.get_payment(payment_id).refunded_minor
 
 
@@ -247,7 +236,7 @@ class TestUnclearRefundAnswers:
         assert PaymentStatus.REFUNDED == service.get_payment(payment_id).status
         hook = fake.refund_webhook(refund.id)
 
-        answers = [handle_webhook(service, "fake", hook.body, hook.headers).outcome for _ in range(2)]
+        answers = [deliver(service, fake, hook) for _ in range(2)]
 
         payment = service.get_payment(payment_id)
         assert ["applied", "duplicate"] == answers
@@ -306,107 +295,16 @@ class TestProviderRulesFirst:
         fake.capabilities = ProviderCapabilities(refunds=False, saved_payment_methods=True)
         with pytest.raises(InvalidStateError):
             service.refund_payment(payment_id)
-        assert ({}, []) == (service.get_payment(payment_id).pending_refunds, service.list_refunds(payment_id))
+        assert ({}, []) == (
+            service.get_payment(payment_id).pending_refunds,
+            service.list_refunds(payment_id),
+        )
 
 
 def stripe_rule(amount: Money) -> None:
     """Stripe's rule for three-decimal currencies: the minor amount must end in 0."""
     if amount.currency == KWD and amount.minor_units % 10:
         raise InvalidRequestError(f"Stripe cannot take {amount}")
-
-
-class TestEventsOnce:
-    """A stale or dispute event delivered many times, concurrently, is recorded once."""
-
-    @pytest.mark.parametrize("kind", ["stale", "dispute"])
-    def test_concurrent_redeliveries(self, service: PaymentService, fake: FakeProvider, kind: str) -> None:
-        payment_id = paid(service)
-        payment = service.get_payment(payment_id)
-        if kind == "stale":
-            hook = fake.webhook(payment, PaymentStatus.PROCESSING, event_id="evt_late")
-            action = AuditAction.PAYMENT_EVENT_IGNORED
-        else:
-            hook = fake.dispute_webhook(payment, event_id="evt_dispute")
-            action = AuditAction.PAYMENT_DISPUTE
-        version = payment.version
-        start = threading.Barrier(8)
-        codes: list[int] = []
-
-        def deliver() -> None:
-            start.wait()
-            for _ in range(5):
-                codes.append(handle_webhook(service, "fake", hook.body, hook.headers).status_code)
-
-        threads = [threading.Thread(target=deliver) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-        entries = [e for e in service.audit_trail(payment_id) if e.action == action]
-        assert ({200}, 1) == (set(codes), len(entries))
-        assert version + 1 == service.get_payment(payment_id).version
-
-    def test_an_event_answered_503_records_nothing(
-        self, store: Storage, fake: FakeProvider, clock: ManualClock
-    ) -> None:
-        class FailingWrites:
-            def __getattr__(self, name: str) -> Any:
-                return getattr(store, name)
-
-            def update_payment(self, *args: Any, **kwargs: Any) -> bool:
-                from paykit import StorageError
-
-                raise StorageError("the database is down")
-
-        with PaymentService(storage=store, providers=[fake], clock=clock) as healthy:
-            payment_id = paid(healthy)
-            before = healthy.audit_trail(payment_id)
-            hook = fake.dispute_webhook(healthy.get_payment(payment_id), event_id="evt_d1")
-            failing = PaymentService(storage=FailingWrites(), providers=[fake], clock=clock)  # type: ignore[arg-type]
-
-            assert 503 == handle_webhook(failing, "fake", hook.body, hook.headers).status_code
-            assert before == healthy.audit_trail(payment_id)
-            assert "applied" == handle_webhook(healthy, "fake", hook.body, hook.headers).outcome
-
-
-class SlowCreate(FakeProvider):
-    """A provider that takes a moment to create a payment, so concurrent callers overlap."""
-
-    def create_payment(self, request: Any) -> Any:
-        time.sleep(0.05)
-        return super().create_payment(request)
-
-
-class TestConcurrentInitialize:
-    """Concurrent initializations with one key make one provider call and return one payment."""
-
-    def test_eight_callers_one_key(self, store: Storage, clock: ManualClock) -> None:
-        fake = SlowCreate(clock=clock.unix)
-        with PaymentService(storage=store, providers=[fake], clock=clock) as service:
-            start = threading.Barrier(8)
-            results: list[Any] = []
-
-            def initialize() -> None:
-                start.wait()
-                try:
-                    results.append(
-                        service.initialize_payment(
-                            user_id="u1", amount=kwd("5.000"), provider="fake", idempotency_key="o-1"
-                        )
-                    )
-                except Exception as exc:  # any error is a failure of this guarantee
-                    results.append(exc)
-
-            threads = [threading.Thread(target=initialize) for _ in range(8)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-
-            assert 1 == len(fake.calls_to("create_payment"))
-            assert 1 == len({p.id for p in results})
-            assert all(p.provider_ref is not None for p in results)
 
 
 class TestEventsFoundByCapture:

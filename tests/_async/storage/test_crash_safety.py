@@ -1,0 +1,202 @@
+# Source of the generated sync twin (scripts/unasync.py): edit here.
+"""Crash injection: the process dies after any write of any operation, then retries and reconciles.
+
+The scenario runs an invoice's whole life: created, sent, paid by a payment that
+is confirmed, settled by a webhook (and redelivered), refunded in part. It is
+run once to count its writes; then, for every write N, a service whose storage
+dies right after its N-th successful write runs it until it dies, a fresh
+service on the same storage (and the same provider) runs ``reconcile()`` and
+the scenario again with the same keys and the same events, and everything is
+compared with the run that never crashed: payment, invoice, refunds, audit
+trail, notifications, and what happened at the provider. On memory and on the
+MongoDB-wire server, where the crash abandons every object in the process.
+
+Written once for both APIs (tests/_sync/storage/test_crash_safety.py is generated
+from here; the storages of each API are chosen in tests/_storages.py). Webhooks are
+delivered as handle_webhook does with a valid one, verified then applied, until
+ahandle_webhook exists.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from paykit import AsyncPaymentService, InvoiceStatus, Money, PaymentStatus, WebhookOutcome
+from paykit.storage import AsyncMemoryStorage, AsyncStorage
+from paykit.testing import AsyncFakeProvider, FakeWebhook, ManualClock
+from tests._storages import mongo_server_fixture, storage_params
+
+pytestmark = pytest.mark.anyio
+
+WRITES = frozenset(
+    {
+        "insert_payment",
+        "update_payment",
+        "insert_refund",
+        "update_refund",
+        "insert_invoice",
+        "update_invoice",
+        "insert_payment_method",
+        "update_payment_method",
+        "set_customer_ref",
+        "append_audit",
+        "record_webhook_event",
+        "insert_notifications",
+        "save_notification_delivery",
+        "mark_notification_read",
+        "next_invoice_sequence",
+        "claim_key",
+        "complete_reaction",
+    }
+)
+
+
+class ProcessDied(BaseException):
+    """The process died right after a write succeeded (nothing in paykit may catch it)."""
+
+
+class DiesAfterWrite:
+    """Delegates to a storage and dies after its ``die_at``-th successful write (never when 0)."""
+
+    def __init__(self, inner: AsyncStorage, die_at: int = 0) -> None:
+        self.inner = inner
+        self.die_at = die_at
+        self.writes: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.inner, name)
+        if name not in WRITES:
+            return attribute
+
+        async def write(*args: Any, **kwargs: Any) -> Any:
+            result = await attribute(*args, **kwargs)
+            self.writes.append(name)
+            if len(self.writes) == self.die_at:
+                raise ProcessDied(name)
+            return result
+
+        return write
+
+
+async def deliver(service: AsyncPaymentService, provider: AsyncFakeProvider, hook: FakeWebhook) -> WebhookOutcome:
+    """What handle_webhook does with a valid delivery: verify and normalize, then apply."""
+    return await service.apply_webhook_event(await provider.parse_webhook(hook.body, hook.headers))
+
+
+async def scenario(service: AsyncPaymentService, fake: AsyncFakeProvider) -> str:
+    """An invoice's whole life; every step keyed or replayable, as a careful app writes it."""
+    invoice = await service.create_invoice(
+        user_id="u1",
+        currency="KWD",
+        line_items=[{"description": "Dates, 1 kg", "quantity": 3, "unit_amount": Money.of("4.250", "KWD")}],
+        idempotency_key="inv-1",
+    )
+    if invoice.status == InvoiceStatus.DRAFT:
+        await service.send_invoice(invoice.id)
+    invoice = await service.get_invoice(invoice.id)
+    if invoice.status == InvoiceStatus.OPEN:
+        payment = await service.pay_invoice(invoice.id, provider="fake")
+    else:  # paid before the process died
+        payment = await service.get_payment(invoice.payment_id or "")
+    if (await service.get_payment(payment.id)).status == PaymentStatus.PENDING:
+        fake.behavior = "processing"
+        await service.confirm_payment(payment.id, payment_method="pm_card_visa", idempotency_key="confirm-1")
+    payment = await service.get_payment(payment.id)
+    hook = fake.webhook(payment, PaymentStatus.SUCCEEDED, event_id="evt_paid")
+    for _ in range(2):  # the provider delivers it twice
+        assert await deliver(service, fake, hook) in (WebhookOutcome.APPLIED, WebhookOutcome.DUPLICATE)
+    await service.refund_payment(payment.id, amount=Money.of("2.000", "KWD"), idempotency_key="refund-1")
+    return payment.id
+
+
+async def outcome(service: AsyncPaymentService, fake: AsyncFakeProvider, payment_id: str) -> tuple[Any, ...]:
+    payment = await service.get_payment(payment_id)
+    invoice = await service.get_invoice(payment.invoice_id or "")
+    refunds = [(r.status, r.amount) for r in await service.list_refunds(payment_id)]
+    audit = [(e.action.value, e.status_after) for e in await service.audit_trail(payment_id)]
+    invoice_audit = [e.action.value for e in await service.audit_trail(invoice.id)]
+    notes = Counter((n.kind.value, n.subject_id) for n in await service.list_notifications("u1", limit=500))
+    at_provider = (
+        len({c.provider_ref for c in fake.calls_to("create_payment")}),
+        [len(fake.refunds_for(r.id)) for r in await service.list_refunds(payment_id)],
+        fake.refunded_amount(payment.provider_ref or ""),
+    )
+    return (
+        payment.status,
+        payment.refunded_minor,
+        payment.pending_refunds,
+        invoice.status,
+        refunds,
+        audit,
+        invoice_audit,
+        sorted(notes.items()),
+        at_provider,
+    )
+
+
+async def run(make_storage: Any, die_at: int) -> tuple[tuple[Any, ...], list[str]]:
+    """Run the scenario dying after write ``die_at`` (0: never), recover, and return the outcome."""
+    storage = make_storage()
+    clock = ManualClock()
+    fake = AsyncFakeProvider(clock=clock.unix)
+    dying = DiesAfterWrite(storage, die_at)
+    first = AsyncPaymentService(storage=dying, providers=[fake], clock=clock)  # type: ignore[arg-type]
+    try:
+        payment_id = await scenario(first, fake)
+    except ProcessDied:
+        clock.advance(minutes=2)  # the restart takes a while; leases of the dead process expire
+        restarted = AsyncPaymentService(storage=storage, providers=[fake], clock=clock)
+        await restarted.reconcile(older_than=timedelta(0))
+        payment_id = await scenario(restarted, fake)
+        await restarted.reconcile(older_than=timedelta(0))
+        return await outcome(restarted, fake, payment_id), dying.writes
+    await first.reconcile(older_than=timedelta(0))
+    return await outcome(first, fake, payment_id), dying.writes
+
+
+@pytest.fixture(params=storage_params(AsyncStorage))
+def make_storage(request: pytest.FixtureRequest) -> Any:
+    """Makes a fresh, empty storage at each call."""
+    if request.param == "memory":
+        return AsyncMemoryStorage
+    return request.getfixturevalue(mongo_server_fixture(AsyncStorage, "mongo_storage_factory"))
+
+
+class TestDeathAfterEveryWrite:
+    """0 lost, 0 duplicated: payments, refunds, provider charges, audit entries, notifications."""
+
+    async def test_every_write_of_every_operation(self, make_storage: Any) -> None:
+        expected, writes = await run(make_storage, 0)
+        assert {"insert_invoice", "insert_payment", "update_payment", "update_invoice", "complete_reaction"} <= set(
+            writes
+        )
+
+        for die_at in range(1, len(writes) + 1):
+            actual, _ = await run(make_storage, die_at)
+            assert (die_at, writes[die_at - 1], actual) == (die_at, writes[die_at - 1], expected)
+
+    async def test_the_invoice_is_paid_when_the_process_dies_before_its_write(self, make_storage: Any) -> None:
+        """The payment's succeeded write carries the invoice's change: reconcile alone finishes it."""
+        _, writes = await run(make_storage, 0)
+        paid_at = next(
+            i
+            for i in range(1, len(writes))
+            if writes[i - 1 : i + 2] == ["update_payment", "update_invoice", "complete_reaction"]
+        )
+        storage = make_storage()
+        clock = ManualClock()
+        fake = AsyncFakeProvider(clock=clock.unix)
+        with pytest.raises(ProcessDied):
+            await scenario(
+                AsyncPaymentService(storage=DiesAfterWrite(storage, paid_at), providers=[fake], clock=clock), fake
+            )  # type: ignore[arg-type]
+
+        restarted = AsyncPaymentService(storage=storage, providers=[fake], clock=clock)
+        report = await restarted.reconcile(older_than=timedelta(0))
+
+        invoice = await restarted.get_invoice((await restarted.list_payments()).items[0].invoice_id or "")
+        assert (1, "paid") == (report.reactions_applied, invoice.status.value)
