@@ -9,10 +9,8 @@ the sync one (``AsyncStorage`` becomes ``Storage``), so both are written once::
             return AsyncMemoryStorage()
         return request.getfixturevalue(mongo_server_fixture(AsyncStorage, "real_mongo_storage"))
 
-The sync API runs on memory and on the MongoDB-wire server. The async API runs on
-memory only, until ``AsyncMongoStorage`` exists: it plugs in at
-:data:`ASYNC_MONGO_SERVER` below, with ``async_``-named twins of the server fixtures
-of ``tests/conftest.py``. Nothing is skipped meanwhile: the parameter is not there yet.
+Both APIs run on memory and on the MongoDB-wire server (the async one through
+``async_``-named twins of the server fixtures of ``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -26,14 +24,9 @@ from paykit.storage import AsyncStorage, Storage
 MONGO_SERVER = pytest.param("mongo_server", marks=pytest.mark.mongo_server)
 """The MongoDB-wire server the suite starts, as a storage parameter."""
 
-ASYNC_MONGO_SERVER: list[Any] = []
-"""The async API's MongoDB-wire server parameter: empty until ``AsyncMongoStorage`` lands.
-
-Plugging it in: set this to ``[MONGO_SERVER]`` and add to ``tests/conftest.py`` the
-fixtures ``async_real_mongo_storage`` (an ``AsyncMongoStorage`` in a fresh database) and
-``async_mongo_storage_factory`` (a callable making one per call, databases dropped
-afterwards), the twins of ``real_mongo_storage`` and ``mongo_storage_factory``.
-"""
+ASYNC_MONGO_SERVER: list[Any] = [MONGO_SERVER]
+"""The async API's MongoDB-wire server parameter: ``AsyncMongoStorage`` through the
+``async_real_mongo_storage`` and ``async_mongo_storage_factory`` fixtures of ``tests/conftest.py``."""
 
 
 def storage_params(api: type) -> list[Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pymongo
@@ -20,7 +20,7 @@ import pytest
 
 from paykit import PaymentService
 from paykit.storage import MemoryStorage
-from paykit.storage.mongo import MongoStorage
+from paykit.storage.mongo import AsyncMongoStorage, MongoStorage
 from paykit.testing import FakeProvider, ManualClock
 
 try:
@@ -120,3 +120,37 @@ def mongo_storage_factory(mongo_client: pymongo.MongoClient[dict[str, Any]]) -> 
     yield fresh
     for name in names:
         mongo_client.drop_database(name)
+
+
+@pytest.fixture
+async def async_mongo_client(mongo_uri: str) -> AsyncIterator[pymongo.AsyncMongoClient[dict[str, Any]]]:
+    """An async client to the real server, per test (an AsyncMongoClient belongs to one event loop)."""
+    client: pymongo.AsyncMongoClient[dict[str, Any]] = pymongo.AsyncMongoClient(
+        mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000
+    )
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def async_real_mongo_storage(
+    async_mongo_client: pymongo.AsyncMongoClient[dict[str, Any]], mongo_database: str
+) -> AsyncMongoStorage:
+    """AsyncMongoStorage on the real server, in a database of its own (the twin of ``real_mongo_storage``)."""
+    return AsyncMongoStorage(async_mongo_client, mongo_database)
+
+
+@pytest.fixture
+async def async_mongo_storage_factory(
+    async_mongo_client: pymongo.AsyncMongoClient[dict[str, Any]],
+) -> AsyncIterator[Callable[[], AsyncMongoStorage]]:
+    """Makes an AsyncMongoStorage in a fresh database at each call; every one is dropped afterwards."""
+    names: list[str] = []
+
+    def fresh() -> AsyncMongoStorage:
+        names.append(_random_database_name())
+        return AsyncMongoStorage(async_mongo_client, names[-1])
+
+    yield fresh
+    for name in names:
+        await async_mongo_client.drop_database(name)
