@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAIRS: list[tuple[str, str]] = [
     ("src/paykit/storage/_async", "src/paykit/storage/_sync"),
     ("src/paykit/providers/_async", "src/paykit/providers/_sync"),
+    ("tests/_async", "tests/_sync"),
 ]
 """(source folder, generated folder), from the repository root: every ``*.py`` of a source folder is generated."""
 
@@ -38,6 +39,15 @@ RULES: list[tuple[str, str]] = [
     (r"\bAsyncMemoryStorage\b", "MemoryStorage"),
     (r"\bAsyncProvider\b", "Provider"),
     (r"\bAsyncBaseProvider\b", "BaseProvider"),
+    (r"\bAsync(Stripe|PayPal|Knet)Provider\b", r"\1Provider"),
+    (r"\bawait\s+", ""),
+    (r"\bhttpx\.AsyncClient\b", "httpx.Client"),
+    (r"\baclose\b", "close"),
+    (r"\.(\w+)_async\(", r".\1("),
+    (r"\bAsyncHttpxTransport\b", "HttpxTransport"),
+    (r"\basync with\b", "with"),
+    (r"\bAsyncIterator\b", "Iterator"),
+    (r"^pytestmark = pytest\.mark\.anyio$", ""),
 ]
 """(pattern, replacement) applied in order to every line of every source file."""
 

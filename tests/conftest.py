@@ -100,3 +100,9 @@ def mongo_database(mongo_client: pymongo.MongoClient[dict[str, Any]]) -> Iterato
 def real_mongo_storage(mongo_client: pymongo.MongoClient[dict[str, Any]], mongo_database: str) -> MongoStorage:
     """MongoStorage on the real server, in a database of its own."""
     return MongoStorage(mongo_client, mongo_database)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Tests marked ``anyio`` (the async twins' sources) run on asyncio."""
+    return "asyncio"

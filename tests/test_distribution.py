@@ -66,6 +66,8 @@ class TestMissingExtra:
         ("statement", "hidden", "extra"),
         [
             ("from paykit.providers import StripeProvider", "stripe", "stripe"),
+            ("from paykit.providers import AsyncStripeProvider", "stripe", "stripe"),
+            ("from paykit.providers.stripe import StripeProvider", "stripe", "stripe"),
             ("from paykit.storage import MongoStorage", "pymongo", "mongo"),
             ("from paykit.providers import KnetProvider", "cryptography", "knet"),
             ("from paykit.providers import PayPalProvider", "cryptography", "paypal"),

@@ -1,7 +1,9 @@
-"""Provider adapters behind one :class:`Provider` protocol.
+"""Provider adapters behind one :class:`Provider` protocol, and its async twin :class:`AsyncProvider`.
 
-``StripeProvider``, ``PayPalProvider`` and ``KnetProvider`` are imported on first
-use, so a missing optional extra only matters for the provider that needs it.
+``StripeProvider``, ``PayPalProvider`` and ``KnetProvider``, and their async
+twins ``AsyncStripeProvider``, ``AsyncPayPalProvider`` and ``AsyncKnetProvider``,
+are imported on first use, so a missing optional extra only matters for the
+provider that needs it.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from ._base import (
 from ._sync.base import BaseProvider, Provider
 
 if TYPE_CHECKING:
+    from ._async.stripe import AsyncStripeProvider
+    from ._sync.stripe import StripeProvider
     from .knet import KnetProvider
     from .paypal import PayPalProvider
-    from .stripe import StripeProvider
 
 __all__ = [
     "AsyncBaseProvider",
     "AsyncProvider",
+    "AsyncStripeProvider",
     "BaseProvider",
     "CreatePaymentRequest",
     "KnetProvider",
@@ -39,7 +43,12 @@ __all__ = [
     "StripeProvider",
 ]
 
-_LAZY = {"StripeProvider": ".stripe", "PayPalProvider": ".paypal", "KnetProvider": ".knet"}
+_LAZY = {
+    "StripeProvider": "._sync.stripe",
+    "PayPalProvider": ".paypal",
+    "KnetProvider": ".knet",
+    "AsyncStripeProvider": "._async.stripe",
+}
 
 
 def __getattr__(name: str) -> Any:
