@@ -70,6 +70,7 @@ class TestMissingExtra:
             ("from paykit.providers.stripe import StripeProvider", "stripe", "stripe"),
             ("from paykit.storage import MongoStorage", "pymongo", "mongo"),
             ("from paykit.providers import KnetProvider", "cryptography", "knet"),
+            ("from paykit.providers import AsyncKnetProvider", "cryptography", "knet"),
             ("from paykit.providers import PayPalProvider", "cryptography", "paypal"),
         ],
     )

@@ -22,13 +22,15 @@ from ._base import (
 from ._sync.base import BaseProvider, Provider
 
 if TYPE_CHECKING:
+    from ._async.knet import AsyncKnetProvider
     from ._async.stripe import AsyncStripeProvider
+    from ._sync.knet import KnetProvider
     from ._sync.stripe import StripeProvider
-    from .knet import KnetProvider
     from .paypal import PayPalProvider
 
 __all__ = [
     "AsyncBaseProvider",
+    "AsyncKnetProvider",
     "AsyncProvider",
     "AsyncStripeProvider",
     "BaseProvider",
@@ -46,8 +48,9 @@ __all__ = [
 _LAZY = {
     "StripeProvider": "._sync.stripe",
     "PayPalProvider": ".paypal",
-    "KnetProvider": ".knet",
+    "KnetProvider": "._sync.knet",
     "AsyncStripeProvider": "._async.stripe",
+    "AsyncKnetProvider": "._async.knet",
 }
 
 
