@@ -6,7 +6,7 @@
 The I/O paths are written once, as async code, in the source folders below; the
 sync twin of each file is made line for line by the rule table, the way
 encode/httpcore's ``scripts/unasync.py`` and pymongo's ``tools/synchro.py`` do,
-then formatted with ruff. A source file's first line says it is the source; a
+then import-sorted and formatted with ruff. A source file's first line says it is the source; a
 generated file's first line says where it comes from. Only what cannot be
 renamed (a thread and a task, their locks) is written twice, by hand, outside
 these folders.
@@ -46,6 +46,8 @@ RULES: list[tuple[str, str]] = [
     (r"\.(\w+)_async\(", r".\1("),
     (r"\bAsyncHttpxTransport\b", "HttpxTransport"),
     (r"\basync with\b", "with"),
+    (r"^import asyncio$", "import threading"),
+    (r"\basyncio\.Lock\b", "threading.Lock"),
     (r"\bAsyncIterator\b", "Iterator"),
     (r"^pytestmark = pytest\.mark\.anyio$", ""),
 ]
@@ -70,17 +72,20 @@ def generated_text(source: Path, fired: set[str]) -> str:
 
 
 def _ruff_format(text: str, source: Path) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(source), "-"],
-        input=text,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
-    if result.returncode:
-        sys.exit(f"ruff could not format the twin of {source.relative_to(ROOT)}:\n{result.stderr}")
-    return result.stdout
+    # A rename can move an import out of order (asyncio -> threading): sort them again, then format.
+    for command in (["check", "--select", "I", "--fix", "--quiet"], ["format"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "--stdin-filename", str(source), "-"],
+            input=text,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+        )
+        if result.returncode:
+            sys.exit(f"ruff could not format the twin of {source.relative_to(ROOT)}:\n{result.stderr}")
+        text = result.stdout
+    return text
 
 
 def plan() -> tuple[dict[Path, str], set[str]]:

@@ -72,6 +72,7 @@ class TestMissingExtra:
             ("from paykit.providers import KnetProvider", "cryptography", "knet"),
             ("from paykit.providers import AsyncKnetProvider", "cryptography", "knet"),
             ("from paykit.providers import PayPalProvider", "cryptography", "paypal"),
+            ("from paykit.providers import AsyncPayPalProvider", "cryptography", "paypal"),
         ],
     )
     def test_missing_extra_names_the_extra(self, statement: str, hidden: str, extra: str) -> None:

@@ -23,14 +23,16 @@ from ._sync.base import BaseProvider, Provider
 
 if TYPE_CHECKING:
     from ._async.knet import AsyncKnetProvider
+    from ._async.paypal import AsyncPayPalProvider
     from ._async.stripe import AsyncStripeProvider
     from ._sync.knet import KnetProvider
+    from ._sync.paypal import PayPalProvider
     from ._sync.stripe import StripeProvider
-    from .paypal import PayPalProvider
 
 __all__ = [
     "AsyncBaseProvider",
     "AsyncKnetProvider",
+    "AsyncPayPalProvider",
     "AsyncProvider",
     "AsyncStripeProvider",
     "BaseProvider",
@@ -47,10 +49,11 @@ __all__ = [
 
 _LAZY = {
     "StripeProvider": "._sync.stripe",
-    "PayPalProvider": ".paypal",
+    "PayPalProvider": "._sync.paypal",
     "KnetProvider": "._sync.knet",
     "AsyncStripeProvider": "._async.stripe",
     "AsyncKnetProvider": "._async.knet",
+    "AsyncPayPalProvider": "._async.paypal",
 }
 
 
