@@ -1,8 +1,8 @@
 # Source of the generated sync twin (scripts/unasync.py): edit here.
 """The KNET adapter on KNET's own wire formats, written once for both twins.
 
-This source runs against ``AsyncKnetProvider``; ``scripts/unasync.py`` makes the
-same checks for ``KnetProvider`` in ``tests/_sync``. KNET is played by
+The async source awaits the async adapter; ``scripts/unasync.py`` generates
+the same tests for the sync adapter under ``tests/_sync``. KNET is played by
 ``FakeKnet`` (trandata encrypted with the resource key, tranPipe XML) or by
 respx; the fuller sync-only suite is ``tests/providers/test_knet.py``, whose
 helpers these tests reuse.

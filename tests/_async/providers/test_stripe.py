@@ -1,8 +1,8 @@
 # Source of the generated sync twin (scripts/unasync.py): edit here.
 """The Stripe adapter's calls on Stripe's wire format, written once for both twins.
 
-This source runs against ``AsyncStripeProvider``; ``scripts/unasync.py`` makes
-the same checks for ``StripeProvider`` in ``tests/_sync``. Bodies are Stripe's
+The async source awaits the async adapter; ``scripts/unasync.py`` generates
+the same tests for the sync adapter under ``tests/_sync``. Bodies are Stripe's
 own example objects (``fixtures3.json``); the fuller sync-only suite is
 ``tests/providers/test_stripe.py``, whose helpers these tests reuse.
 """

@@ -1,8 +1,8 @@
 # Generated from tests/_async/providers/test_knet.py by scripts/unasync.py: do not edit.
 """The KNET adapter on KNET's own wire formats, written once for both twins.
 
-This source runs against ``KnetProvider``; ``scripts/unasync.py`` makes the
-same checks for ``KnetProvider`` in ``tests/_sync``. KNET is played by
+The async source awaits the async adapter; ``scripts/unasync.py`` generates
+the same tests for the sync adapter under ``tests/_sync``. KNET is played by
 ``FakeKnet`` (trandata encrypted with the resource key, tranPipe XML) or by
 respx; the fuller sync-only suite is ``tests/providers/test_knet.py``, whose
 helpers these tests reuse.

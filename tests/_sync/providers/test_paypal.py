@@ -1,8 +1,8 @@
 # Generated from tests/_async/providers/test_paypal.py by scripts/unasync.py: do not edit.
 """The PayPal adapter on PayPal's wire format, written once for both twins.
 
-This source runs against ``PayPalProvider``; ``scripts/unasync.py`` makes
-the same checks for ``PayPalProvider`` in ``tests/_sync``. Requests and answers
+The async source awaits the async adapter; ``scripts/unasync.py`` generates
+the same tests for the sync adapter under ``tests/_sync``. Requests and answers
 are validated against PayPal's OpenAPI specs by the helpers of the fuller
 sync-only suite, ``tests/providers/test_paypal.py``, which these tests reuse.
 """
