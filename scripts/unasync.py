@@ -42,6 +42,7 @@ RULES: list[tuple[str, str]] = [
     (r"\bawait ", ""),
     (r"\basync with\b", "with"),
     (r"\bAsyncIterator\b", "Iterator"),
+    # A line the rules empty is dropped: the async tests' marker means nothing to the sync twin.
     (r"^pytestmark = pytest\.mark\.anyio$", ""),
     (r"^from asyncio import sleep$", "from time import sleep"),
     (r"^from collections\.abc import Awaitable, ", "from collections.abc import "),
@@ -66,8 +67,12 @@ RULES: list[tuple[str, str]] = [
     (r"\bpymongo\.asynchronous\.", "pymongo."),
     (r"\basync for\b", "for"),
     (r"\bCoroutine\[Any, Any, (\w+)\]", r"\1"),
-    # A line the rules empty is dropped: the async tests' marker means nothing to the sync twin.
-    (r"^pytestmark = pytest\.mark\.anyio$", ""),
+    (r"\bAsync(Stripe|PayPal|Knet)Provider\b", r"\1Provider"),
+    (r"\bhttpx\.AsyncClient\b", "httpx.Client"),
+    (r"\.(\w+)_async\(", r".\1("),
+    (r"\bAsyncHttpxTransport\b", "HttpxTransport"),
+    (r"^import asyncio$", "import threading"),
+    (r"\basyncio\.Lock\b", "threading.Lock"),
 ]
 """(pattern, replacement) applied in order to every line of every source file.
 

@@ -35,6 +35,9 @@ FORBIDDEN = (
     "paykit.providers.stripe",
     "paykit.providers.paypal",
     "paykit.providers.knet",
+    "paykit.providers._async",
+    "paykit.providers._sync",
+    "paykit.providers._stripe_http",
     "paykit.testing",
 )
 

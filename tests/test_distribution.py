@@ -66,9 +66,13 @@ class TestMissingExtra:
         ("statement", "hidden", "extra"),
         [
             ("from paykit.providers import StripeProvider", "stripe", "stripe"),
+            ("from paykit.providers import AsyncStripeProvider", "stripe", "stripe"),
+            ("from paykit.providers.stripe import StripeProvider", "stripe", "stripe"),
             ("from paykit.storage import MongoStorage", "pymongo", "mongo"),
             ("from paykit.providers import KnetProvider", "cryptography", "knet"),
+            ("from paykit.providers import AsyncKnetProvider", "cryptography", "knet"),
             ("from paykit.providers import PayPalProvider", "cryptography", "paypal"),
+            ("from paykit.providers import AsyncPayPalProvider", "cryptography", "paypal"),
         ],
     )
     def test_missing_extra_names_the_extra(self, statement: str, hidden: str, extra: str) -> None:

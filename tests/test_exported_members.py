@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import pytest
 
@@ -49,3 +50,40 @@ def test_explain_returns_exported_values() -> None:
 
     assert {"Explanation", "TimelineEntry"} <= set(paykit.__all__)
     assert paykit.Explanation.__module__ == "paykit._results"
+
+
+TWINS = [
+    ("StripeProvider", "AsyncStripeProvider"),
+    ("PayPalProvider", "AsyncPayPalProvider"),
+    ("KnetProvider", "AsyncKnetProvider"),
+    ("BaseProvider", "AsyncBaseProvider"),
+]
+
+
+@pytest.mark.parametrize(("sync_name", "async_name"), TWINS)
+def test_async_provider_twins_have_the_sync_api(sync_name: str, async_name: str) -> None:
+    """Each async adapter has its sync twin's constructor and methods, I/O ones awaited, ``aclose`` for ``close``."""
+    import inspect
+    import re
+
+    import paykit.providers
+
+    sync_cls = getattr(paykit.providers, sync_name)
+    async_cls = getattr(paykit.providers, async_name)
+
+    def public(cls: type) -> set[str]:
+        return {name for name in dir(cls) if not name.startswith("_")}
+
+    def text(obj: Any) -> str:
+        # Default functions (a clock) are each twin's own copy: compare them by name.
+        return re.sub(r" at 0x[0-9a-f]+", "", str(inspect.signature(obj))).replace("AsyncClient", "Client")
+
+    assert public(async_cls) - {"aclose"} == public(sync_cls) - {"close"}
+    assert text(async_cls.__init__) == text(sync_cls.__init__)
+    for name in sorted(public(sync_cls) - {"close"}):
+        sync_member, async_member = getattr(sync_cls, name), getattr(async_cls, name)
+        if not inspect.isfunction(sync_member):
+            continue
+        assert text(async_member) == text(sync_member), name
+        assert not inspect.iscoroutinefunction(sync_member), name
+        assert inspect.iscoroutinefunction(async_member) is (name != "check_amount"), name

@@ -18,7 +18,7 @@ from paykit import (
     TimelineEntry,
 )
 from paykit.notify import CallbackNotifier
-from paykit.providers import Provider
+from paykit.providers import AsyncProvider, Provider
 from paykit.storage import AsyncMongoStorage, AsyncStorage, MemoryStorage, MongoStorage, Storage
 from paykit.testing import FakeProvider, ManualClock, capture_logs
 from paykit.webhooks import WebhookResponse, handle_webhook
@@ -68,6 +68,28 @@ def optional_stripe() -> Provider | None:
         print(f"install the {exc.extra!r} extra")
         return None
     return StripeProvider("sk_test_...", webhooks=False)
+
+
+async def async_adapters() -> list[AsyncProvider]:
+    """Each async adapter is an AsyncProvider, built from the sync one's arguments and an httpx.AsyncClient."""
+    import httpx
+
+    from paykit.providers import AsyncKnetProvider, AsyncPayPalProvider, AsyncStripeProvider
+
+    http = httpx.AsyncClient()
+    stripe = AsyncStripeProvider("sk_test_...", webhooks=False, http_client=http)
+    paypal = AsyncPayPalProvider("id", "secret", None, webhooks=False, http_client=http)
+    knet = AsyncKnetProvider(
+        "id",
+        "password",
+        "0123456789abcdef",
+        response_url="https://shop.example/knet/response",
+        error_url="https://shop.example/knet/error",
+        receipt_url="https://shop.example/knet/receipt",
+        http_client=http,
+    )
+    await stripe.aclose()
+    return [stripe, paypal, knet]
 
 
 def captured_events(service: PaymentService) -> list[str]:

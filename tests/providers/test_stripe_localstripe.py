@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ from paykit._errors import PaymentDeclinedError
 from paykit._models import EventKind, Payment
 from paykit._service import PaymentService, WebhookOutcome
 from paykit.providers._base import CreatePaymentRequest
-from paykit.providers.stripe import StripeProvider
+from paykit.providers.stripe import AsyncStripeProvider, StripeProvider
 from paykit.storage import MemoryStorage
 from paykit.webhooks import handle_webhook
 from tests.providers._localstripe import LocalStripe, WebhookReceiver, run_localstripe, run_webhook_receiver
@@ -45,6 +45,13 @@ def provider(localstripe: LocalStripe) -> Iterator[StripeProvider]:
     p = StripeProvider(API_KEY, api_base=localstripe.api_base, webhook_secrets=[WEBHOOK_SECRET])
     yield p
     p.close()
+
+
+@pytest.fixture
+async def async_provider(localstripe: LocalStripe) -> AsyncIterator[AsyncStripeProvider]:
+    p = AsyncStripeProvider(API_KEY, api_base=localstripe.api_base, webhook_secrets=[WEBHOOK_SECRET])
+    yield p
+    await p.aclose()
 
 
 def stripe_post(localstripe: LocalStripe, path: str, data: dict[str, str]) -> dict[str, Any]:
@@ -221,3 +228,65 @@ class TestWebhooksFromLocalstripe:
         )
 
         assert (response.status_code, response.outcome) == (400, "rejected")
+
+
+@pytest.mark.anyio
+class TestAsyncTwin:
+    """AsyncStripeProvider against the same live fake Stripe: stripe-python's async calls over httpx.AsyncClient."""
+
+    async def test_authorize_capture_in_part_and_decline(
+        self, async_provider: AsyncStripeProvider, localstripe: LocalStripe
+    ) -> None:
+        """A manual payment is authorized then captured in part; a declining card raises PaymentDeclinedError."""
+        amount = Money.of("10.00", "USD")
+        created = await async_provider.create_payment(
+            CreatePaymentRequest(
+                payment_id="pay_async",
+                user_id="u1",
+                amount=amount,
+                capture_method="manual",
+                payment_method_ref="pm_card_visa",
+                idempotency_key="paykit-pay_async",
+            )
+        )
+        payment = as_payment("pay_async", amount, created.provider_ref, capture_method="manual")
+
+        authorized = await async_provider.confirm_payment(payment, payment_method_ref=None, idempotency_key="ac1")
+        captured = await async_provider.capture_payment(
+            payment, amount=Money.of("4.00", "USD"), idempotency_key="acap1"
+        )
+
+        assert (authorized.status, captured.status) == (PaymentStatus.AUTHORIZED, PaymentStatus.SUCCEEDED)
+        fetched = stripe_get(localstripe, f"/v1/payment_intents/{created.provider_ref}")
+        charge = stripe_get(localstripe, f"/v1/charges/{captured.provider_data['stripe_charge_id']}")
+        assert fetched["metadata"]["paykit_payment_id"] == "pay_async"
+        assert (charge["amount"], charge["amount_refunded"], charge["captured"]) == (1000, 600, True)
+
+        method = stripe_post(
+            localstripe,
+            "/v1/payment_methods",
+            {
+                "type": "card",
+                "card[number]": "4000000000000341",
+                "card[exp_month]": "12",
+                "card[exp_year]": "2034",
+                "card[cvc]": "123",
+            },
+        )
+        declined = await async_provider.create_payment(
+            CreatePaymentRequest(
+                payment_id="pay_async_declined",
+                user_id="u1",
+                amount=amount,
+                capture_method="automatic",
+                payment_method_ref=method["id"],
+                idempotency_key="paykit-pay_async_declined",
+            )
+        )
+        with pytest.raises(PaymentDeclinedError) as info:
+            await async_provider.confirm_payment(
+                as_payment("pay_async_declined", amount, declined.provider_ref, payment_method_ref=method["id"]),
+                payment_method_ref=method["id"],
+                idempotency_key="ac2",
+            )
+        assert (info.value.http_status, info.value.code) == (402, "card_declined")

@@ -1,7 +1,9 @@
-"""Provider adapters behind one :class:`Provider` protocol.
+"""Provider adapters behind one :class:`Provider` protocol, and its async twin :class:`AsyncProvider`.
 
-``StripeProvider``, ``PayPalProvider`` and ``KnetProvider`` are imported on first
-use, so a missing optional extra only matters for the provider that needs it.
+``StripeProvider``, ``PayPalProvider`` and ``KnetProvider``, and their async
+twins ``AsyncStripeProvider``, ``AsyncPayPalProvider`` and ``AsyncKnetProvider``,
+are imported on first use, so a missing optional extra only matters for the
+provider that needs it.
 """
 
 from __future__ import annotations
@@ -20,13 +22,19 @@ from ._base import (
 from ._sync.base import BaseProvider, Provider
 
 if TYPE_CHECKING:
-    from .knet import KnetProvider
-    from .paypal import PayPalProvider
-    from .stripe import StripeProvider
+    from ._async.knet import AsyncKnetProvider
+    from ._async.paypal import AsyncPayPalProvider
+    from ._async.stripe import AsyncStripeProvider
+    from ._sync.knet import KnetProvider
+    from ._sync.paypal import PayPalProvider
+    from ._sync.stripe import StripeProvider
 
 __all__ = [
     "AsyncBaseProvider",
+    "AsyncKnetProvider",
+    "AsyncPayPalProvider",
     "AsyncProvider",
+    "AsyncStripeProvider",
     "BaseProvider",
     "CreatePaymentRequest",
     "KnetProvider",
@@ -39,7 +47,14 @@ __all__ = [
     "StripeProvider",
 ]
 
-_LAZY = {"StripeProvider": ".stripe", "PayPalProvider": ".paypal", "KnetProvider": ".knet"}
+_LAZY = {
+    "StripeProvider": "._sync.stripe",
+    "PayPalProvider": "._sync.paypal",
+    "KnetProvider": "._sync.knet",
+    "AsyncStripeProvider": "._async.stripe",
+    "AsyncKnetProvider": "._async.knet",
+    "AsyncPayPalProvider": "._async.paypal",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,8 +1,8 @@
 """PayPal's wire format, free of I/O: amounts, request bodies, response and error mapping, events.
 
-Everything here is a pure function of its arguments, so the sync adapter in
-:mod:`paykit.providers.paypal` and a future async twin share one copy of every
-decision about what PayPal is sent and what its answers mean.
+Everything here is a pure function of its arguments, so both twins in
+:mod:`paykit.providers.paypal` (``PayPalProvider`` and ``AsyncPayPalProvider``)
+share one copy of every decision about what PayPal is sent and what its answers mean.
 """
 
 from __future__ import annotations
