@@ -10,7 +10,7 @@ from typing import Any
 from ._models import Payment
 from ._money import Money
 
-__all__ = ["HealthReport", "MetricsReport", "Page", "ReconcileReport", "WebhookOutcome"]
+__all__ = ["DispatchReport", "HealthReport", "MetricsReport", "Page", "ReconcileReport", "WebhookOutcome"]
 
 
 class WebhookOutcome(StrEnum):
@@ -22,6 +22,20 @@ class WebhookOutcome(StrEnum):
     STALE = "stale"
     """Recorded but not applied: it would have moved the payment backwards."""
     UNKNOWN_PAYMENT = "unknown_payment"
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchReport:
+    """What one dispatch pass did.
+
+    ``retrying`` counts notifications left for later: a notifier failed or was
+    busy, or a call is still running past its timeout (its result is recorded
+    when it returns).
+    """
+
+    delivered: int = 0
+    retrying: int = 0
+    dead: int = 0
 
 
 @dataclass(frozen=True, slots=True)
