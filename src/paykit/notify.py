@@ -6,9 +6,10 @@ thread) leases due notifications and hands each to every registered notifier.
 A notifier that raises or hangs past its timeout never affects a payment: the
 notification is retried with exponential backoff, and each notifier that has
 already taken it is not called again for it. Claims are fenced, so several
-dispatchers (threads or processes) can share one storage: see
+dispatchers (threads, tasks or processes) can share one storage: see
 :class:`NotificationDispatcher` and "Delivery of notifications" in
-docs/concepts.md for the guarantee.
+docs/concepts.md for the guarantee. :class:`AsyncNotificationDispatcher` is its
+asyncio twin, with the same guarantee; it also awaits :class:`AsyncNotifier` objects.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from typing import Protocol, runtime_checkable
 from ._decisions import delivery
 from ._log import get_logger
 from ._models import Notification
+from ._notify_async import AsyncNotificationDispatcher
 from ._results import DispatchReport
 from .audit import redact
 from .storage._sync.protocol import Storage
 
 __all__ = [
+    "AsyncNotificationDispatcher",
+    "AsyncNotifier",
     "CallbackNotifier",
     "DispatchReport",
     "LoggingNotifier",
@@ -46,6 +50,27 @@ class Notifier(Protocol):
         ...
 
     def notify(self, notification: Notification) -> None:
+        """Deliver one notification; raise to have it retried later."""
+        ...
+
+
+@runtime_checkable
+class AsyncNotifier(Protocol):
+    """Delivers notifications with ``async def notify``, for :class:`AsyncNotificationDispatcher`.
+
+    The asyncio dispatcher awaits it on the event loop, so it must not block:
+    a notifier that does blocking I/O should be a plain :class:`Notifier`, which
+    the dispatcher runs on a thread of its own.
+
+    .. versionadded:: 0.1.0
+    """
+
+    @property
+    def name(self) -> str:
+        """A stable name: delivery is tracked per notifier under it."""
+        ...
+
+    async def notify(self, notification: Notification) -> None:
         """Deliver one notification; raise to have it retried later."""
         ...
 
