@@ -43,7 +43,7 @@ from ._models import (
 from ._money import CURRENCY_EXPONENTS, Money, currency_exponent
 from ._service import HealthReport, MetricsReport, Page, PaymentService, ReconcileReport, WebhookOutcome
 from ._status import PaymentStatus, can_transition
-from .audit import AuditHook, redact
+from .audit import AsyncAuditHook, AuditHook, redact
 from .notify import AsyncNotifier, CallbackNotifier, DispatchReport, LoggingNotifier, Notifier
 
 __version__ = "0.1.0"
@@ -54,6 +54,7 @@ _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = [
     "CURRENCY_EXPONENTS",
+    "AsyncAuditHook",
     "AsyncNotifier",
     "AuditAction",
     "AuditEntry",
