@@ -18,23 +18,7 @@ from paykit import (
 )
 from paykit.testing import FakeProvider, FakeWebhook, ManualClock, capture_logs
 from paykit.webhooks import WebhookResponse, ahandle_webhook, handle_webhook
-
-try:
-    from tests._async_standin import (
-        AsyncFakeAdapter,
-        Rewrite,
-        StandInAsyncService,
-        StandInSyncService,
-        SyncFakeAdapter,
-    )
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from _async_standin import (  # type: ignore[no-redef]
-        AsyncFakeAdapter,
-        Rewrite,
-        StandInAsyncService,
-        StandInSyncService,
-        SyncFakeAdapter,
-    )
+from tests._async_standin import AsyncFakeAdapter, Rewrite, StandInAsyncService, StandInSyncService, SyncFakeAdapter
 
 
 @pytest.fixture
