@@ -5,6 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 from paykit import (
+    AsyncAuditHook,
+    AsyncNotifier,
+    AuditEntry,
+    DispatchReport,
     InvalidRequestError,
     LineItem,
     MissingExtraError,
@@ -15,9 +19,9 @@ from paykit import (
     PaymentStatus,
     Refund,
 )
-from paykit.notify import CallbackNotifier
+from paykit.notify import AsyncNotificationDispatcher, CallbackNotifier
 from paykit.providers import Provider
-from paykit.storage import MemoryStorage, Storage
+from paykit.storage import AsyncMemoryStorage, MemoryStorage, Storage
 from paykit.testing import FakeProvider, ManualClock, capture_logs
 from paykit.webhooks import WebhookResponse, handle_webhook
 
@@ -72,3 +76,29 @@ def captured_events(service: PaymentService) -> list[str]:
     with capture_logs() as logs:
         service.health()
     return [str(event["event"]) for event in logs]
+
+
+class Webhooks:
+    """An async notifier, as users write one."""
+
+    name = "webhooks"
+
+    async def notify(self, notification: Notification) -> None:
+        del notification
+
+
+async def siem(entry: AuditEntry) -> None:
+    del entry
+
+
+async def dispatch_async() -> DispatchReport:
+    notifier: AsyncNotifier = Webhooks()
+    hook: AsyncAuditHook = siem
+    del hook
+    dispatcher = AsyncNotificationDispatcher(
+        AsyncMemoryStorage(), [notifier, CallbackNotifier(print)], clock=ManualClock(), timeout=2.0
+    )
+    dispatcher.start(interval=5.0)
+    report = await dispatcher.dispatch(limit=10)
+    await dispatcher.aclose()
+    return report
