@@ -323,6 +323,27 @@ class TestBackgroundDispatcher:
         assert not [t for t in asyncio.all_tasks() if t.get_name() == "paykit-dispatcher"]
 
 
+class TestEventLoops:
+    """A dispatcher is not tied to the loop it first ran on."""
+
+    def test_start_and_stop_on_two_loops(self, clock: ManualClock) -> None:
+        """Each asyncio.run starts its own background task; aclose stops it."""
+        storage = AsyncMemoryStorage()
+        recorder = AsyncRecorder("bg")
+        dispatcher = AsyncNotificationDispatcher(storage, [recorder], clock=clock)
+
+        async def run_once(notification_id: str) -> None:
+            dispatcher.start(interval=0.01)
+            await storage.insert_notifications([due(notification_id, clock)])
+            await wait_until(lambda: has_delivery(storage, notification_id, "delivered"))
+            await dispatcher.aclose()
+
+        asyncio.run(run_once("n1"))
+        asyncio.run(run_once("n2"))
+
+        assert {"n1": 1, "n2": 1} == dict(recorder.calls)
+
+
 async def has_delivery(storage: AsyncMemoryStorage, notification_id: str, delivery: str) -> bool:
     return (await stored(storage))[notification_id].delivery == delivery
 

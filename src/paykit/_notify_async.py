@@ -88,7 +88,7 @@ class AsyncNotificationDispatcher:
         self._in_flight: dict[str, delivery.Call] = {}
         self._calls: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
         self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        self._stopping: asyncio.Event | None = None
 
     async def dispatch(self, *, limit: int = 100) -> DispatchReport:
         """Deliver up to ``limit`` due notifications once each; return what happened."""
@@ -247,15 +247,18 @@ class AsyncNotificationDispatcher:
         """
         if self._task is not None and not self._task.done():
             return
-        self._stopping.clear()
-        self._task = asyncio.get_running_loop().create_task(self._loop(interval), name="paykit-dispatcher")
+        # A new event per start: an asyncio.Event belongs to the loop that first waits on it.
+        self._stopping = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(
+            self._loop(interval, self._stopping), name="paykit-dispatcher"
+        )
 
-    async def _loop(self, interval: float) -> None:
+    async def _loop(self, interval: float, stopping: asyncio.Event) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
-                    await self._stopping.wait()
-            if self._stopping.is_set():
+                    await stopping.wait()
+            if stopping.is_set():
                 return
             try:
                 await self.dispatch()
@@ -265,7 +268,7 @@ class AsyncNotificationDispatcher:
     async def stop(self) -> None:
         """Stop the background task, if running, once its current pass is done."""
         task, self._task = self._task, None
-        if task is None:
+        if task is None or self._stopping is None:
             return
         self._stopping.set()
         await task
