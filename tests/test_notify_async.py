@@ -267,6 +267,36 @@ class TestSlowNotifier:
         assert {"n1": 2} == dict(slow.calls)
 
 
+class TestCancelledPass:
+    """A pass cancelled mid-call still honors that call's result: the notification is not sent twice."""
+
+    async def test_a_cancelled_pass_never_resends(self, clock: ManualClock) -> None:
+        storage = AsyncMemoryStorage()
+        await storage.insert_notifications([due("n1", clock)])
+        release = asyncio.Event()
+        slow = AsyncRecorder("slow", before=release.wait)
+        dispatcher = AsyncNotificationDispatcher(storage, [slow], clock=clock, timeout=5.0, lease=timedelta(seconds=20))
+        running = asyncio.get_running_loop().create_task(dispatcher.dispatch())
+
+        async def called() -> bool:
+            return slow.calls["n1"] == 1
+
+        await wait_until(called)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        release.set()
+        await asyncio.sleep(0.01)  # the call returns; no round is left to record it
+        clock.advance(seconds=21)  # the claim's lease ran out: the notification is claimed again
+
+        assert (1, 0, 0) == counts(await dispatcher.dispatch())
+        assert {"n1": 1} == dict(slow.calls)
+        assert ("delivered", ("slow",)) == (
+            (await stored(storage))["n1"].delivery,
+            (await stored(storage))["n1"].delivered_to,
+        )
+
+
 class TestHungSyncNotifier:
     """A blocking notifier runs on a daemon thread: the event loop never waits for it."""
 
