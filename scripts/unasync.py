@@ -52,6 +52,8 @@ RULES: list[tuple[str, str]] = [
     (r"\baclose\b", "close"),
     (r"\bAsyncPaymentService\b", "PaymentService"),
     (r"\bAsyncNotificationDispatcher\b", "NotificationDispatcher"),
+    (r"\bAsync(Notifier|AuditHook) \| ", ""),
+    (r"\bAsync(Notifier|AuditHook), ", ""),
     (r"\b_AsyncHookRunner\b", "_HookRunner"),
     (r"\b_async\b", "_sync"),
     (r"\bAsyncStorage\b", "Storage"),

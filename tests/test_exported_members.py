@@ -30,6 +30,22 @@ def test_paykit_exports_every_public_name() -> None:
     assert set(paykit.__all__) == exported - submodules
 
 
+@pytest.mark.parametrize(
+    ("module_name", "names"),
+    [
+        ("paykit", ["AsyncAuditHook", "AsyncNotifier"]),
+        ("paykit.audit", ["AsyncAuditHook"]),
+        ("paykit.notify", ["AsyncNotificationDispatcher", "AsyncNotifier"]),
+        ("paykit.webhooks", ["ahandle_webhook"]),
+    ],
+)
+def test_async_twins_are_exported(module_name: str, names: list[str]) -> None:
+    """The asyncio twins sit beside their sync names, in the same modules' __all__."""
+    module = importlib.import_module(module_name)
+
+    assert set(names) <= set(module.__all__)
+
+
 def test_importing_paykit_needs_no_optional_extra() -> None:
     """`import paykit` loads neither stripe, pymongo nor a web framework."""
     import subprocess

@@ -5,6 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 from paykit import (
+    AsyncAuditHook,
+    AsyncNotifier,
+    AuditEntry,
+    DispatchReport,
     Explanation,
     InvalidRequestError,
     LineItem,
@@ -17,9 +21,9 @@ from paykit import (
     Refund,
     TimelineEntry,
 )
-from paykit.notify import CallbackNotifier
+from paykit.notify import AsyncNotificationDispatcher, CallbackNotifier
 from paykit.providers import AsyncProvider, Provider
-from paykit.storage import AsyncMongoStorage, AsyncStorage, MemoryStorage, MongoStorage, Storage
+from paykit.storage import AsyncMemoryStorage, AsyncMongoStorage, AsyncStorage, MemoryStorage, MongoStorage, Storage
 from paykit.testing import FakeProvider, ManualClock, capture_logs
 from paykit.webhooks import WebhookResponse, handle_webhook
 
@@ -112,3 +116,29 @@ async def mongo_storages(uri: str) -> tuple[Storage, AsyncStorage]:
     await async_storage.ensure_indexes()
     protocol: AsyncStorage = async_storage
     return storage, protocol
+
+
+class Webhooks:
+    """An async notifier, as users write one."""
+
+    name = "webhooks"
+
+    async def notify(self, notification: Notification) -> None:
+        del notification
+
+
+async def siem(entry: AuditEntry) -> None:
+    del entry
+
+
+async def dispatch_async() -> DispatchReport:
+    notifier: AsyncNotifier = Webhooks()
+    hook: AsyncAuditHook = siem
+    del hook
+    dispatcher = AsyncNotificationDispatcher(
+        AsyncMemoryStorage(), [notifier, CallbackNotifier(print)], clock=ManualClock(), timeout=2.0
+    )
+    dispatcher.start(interval=5.0)
+    report = await dispatcher.dispatch(limit=10)
+    await dispatcher.aclose()
+    return report

@@ -45,8 +45,8 @@ from ._money import CURRENCY_EXPONENTS, Money, currency_exponent
 from ._results import Explanation, TimelineEntry
 from ._service import HealthReport, MetricsReport, Page, PaymentService, ReconcileReport, WebhookOutcome
 from ._status import PaymentStatus, can_transition
-from .audit import AuditHook, redact
-from .notify import CallbackNotifier, DispatchReport, LoggingNotifier, Notifier
+from .audit import AsyncAuditHook, AuditHook, redact
+from .notify import AsyncNotifier, CallbackNotifier, DispatchReport, LoggingNotifier, Notifier
 
 __version__ = "0.1.0"
 
@@ -56,6 +56,8 @@ _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = [
     "CURRENCY_EXPONENTS",
+    "AsyncAuditHook",
+    "AsyncNotifier",
     "AsyncPaymentService",
     "AuditAction",
     "AuditEntry",

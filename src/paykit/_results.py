@@ -13,6 +13,7 @@ from ._status import PaymentStatus
 from .storage._base import WebhookEventRecord
 
 __all__ = [
+    "DispatchReport",
     "Explanation",
     "HealthReport",
     "MetricsReport",
@@ -32,6 +33,20 @@ class WebhookOutcome(StrEnum):
     STALE = "stale"
     """Recorded but not applied: it would have moved the payment backwards."""
     UNKNOWN_PAYMENT = "unknown_payment"
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchReport:
+    """What one dispatch pass did.
+
+    ``retrying`` counts notifications left for later: a notifier failed or was
+    busy, or a call is still running past its timeout (its result is recorded
+    when it returns).
+    """
+
+    delivered: int = 0
+    retrying: int = 0
+    dead: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,26 +6,36 @@ thread) leases due notifications and hands each to every registered notifier.
 A notifier that raises or hangs past its timeout never affects a payment: the
 notification is retried with exponential backoff, and each notifier that has
 already taken it is not called again for it. Claims are fenced, so several
-dispatchers (threads or processes) can share one storage: see
+dispatchers (threads, tasks or processes) can share one storage: see
 :class:`NotificationDispatcher` and "Delivery of notifications" in
-docs/concepts.md for the guarantee.
+docs/concepts.md for the guarantee. :class:`AsyncNotificationDispatcher` is its
+asyncio twin, with the same guarantee; it also awaits :class:`AsyncNotifier` objects.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
+from ._decisions import delivery
 from ._log import get_logger
 from ._models import Notification
+from ._notify_async import AsyncNotificationDispatcher
+from ._results import DispatchReport
 from .audit import redact
 from .storage._sync.protocol import Storage
 
-__all__ = ["CallbackNotifier", "DispatchReport", "LoggingNotifier", "NotificationDispatcher", "Notifier"]
+__all__ = [
+    "AsyncNotificationDispatcher",
+    "AsyncNotifier",
+    "CallbackNotifier",
+    "DispatchReport",
+    "LoggingNotifier",
+    "NotificationDispatcher",
+    "Notifier",
+]
 
 log = get_logger(__name__)
 
@@ -40,6 +50,27 @@ class Notifier(Protocol):
         ...
 
     def notify(self, notification: Notification) -> None:
+        """Deliver one notification; raise to have it retried later."""
+        ...
+
+
+@runtime_checkable
+class AsyncNotifier(Protocol):
+    """Delivers notifications with ``async def notify``, for :class:`AsyncNotificationDispatcher`.
+
+    The asyncio dispatcher awaits it on the event loop, so it must not block:
+    a notifier that does blocking I/O should be a plain :class:`Notifier`, which
+    the dispatcher runs on a thread of its own.
+
+    .. versionadded:: 0.1.0
+    """
+
+    @property
+    def name(self) -> str:
+        """A stable name: delivery is tracked per notifier under it."""
+        ...
+
+    async def notify(self, notification: Notification) -> None:
         """Deliver one notification; raise to have it retried later."""
         ...
 
@@ -82,20 +113,6 @@ class CallbackNotifier:
     def notify(self, notification: Notification) -> None:
         """Call the callback."""
         self._callback(notification)
-
-
-@dataclass(frozen=True, slots=True)
-class DispatchReport:
-    """What one dispatch pass did.
-
-    ``retrying`` counts notifications left for later: a notifier failed or was
-    busy, or a call is still running past its timeout (its result is recorded
-    when it returns).
-    """
-
-    delivered: int = 0
-    retrying: int = 0
-    dead: int = 0
 
 
 class NotificationDispatcher:
@@ -144,11 +161,8 @@ class NotificationDispatcher:
         self._timeout = timeout
         self._max_attempts = max_attempts
         self._base_backoff = base_backoff
-        if lease is None:
-            lease = timedelta(seconds=2 * timeout * max(1, len(self._notifiers)) + 30)
-        self._lease = lease
-        round_time = timedelta(seconds=timeout * max(1, len(self._notifiers)))
-        self._batch = max(1, min(10, (lease / 2) // round_time)) if round_time else 10
+        self._lease = lease or delivery.default_lease(timeout, len(self._notifiers))
+        self._batch = delivery.batch_size(self._lease, timeout, len(self._notifiers))
         # A call that outlived its timeout, per notifier: its late result is honored, and the
         # notifier is not called again while it still runs.
         self._in_flight: dict[str, _Call] = {}
@@ -158,56 +172,46 @@ class NotificationDispatcher:
 
     def dispatch(self, *, limit: int = 100) -> DispatchReport:
         """Deliver up to ``limit`` due notifications once each; return what happened."""
-        outcomes: Counter[str] = Counter()
-        remaining = limit
-        while remaining > 0:
+        states: list[delivery.State] = []
+        while len(states) < limit:
             batch = self._storage.claim_notifications(
-                now=self._clock(), lease=self._lease, limit=min(remaining, self._batch)
+                now=self._clock(), lease=self._lease, limit=min(limit - len(states), self._batch)
             )
             if not batch:
                 break
-            remaining -= len(batch)
-            for claimed in batch:
-                outcomes[self._dispatch_one(claimed)] += 1
-        return DispatchReport(
-            delivered=outcomes["delivered"], retrying=outcomes["pending"] + outcomes["running"], dead=outcomes["dead"]
-        )
+            states.extend(self._dispatch_one(claimed) for claimed in batch)
+        return delivery.report(states)
 
-    def _dispatch_one(self, claimed: Notification) -> str:
+    def _dispatch_one(self, claimed: Notification) -> delivery.State:
         """Deliver one claimed notification; return its state afterwards (or ``"lost"``)."""
         token = claimed.claim_token
         if token is None:
             raise TypeError("claim_notifications returned a notification without a claim_token")
-        progress = _Progress(claimed, token, list(claimed.delivered_to))
+        progress = delivery.Round(claimed, token)
         if not self._hold(progress, claimed.lease_until):
             return "lost"
         remaining = [n for n in self._notifiers if n.name not in progress.done]
         running: list[_Call] = []
         for index, notifier in enumerate(remaining):
             outcome = self._deliver(notifier, claimed)
-            progress.called = progress.called or isinstance(outcome, _Call) or outcome.called
             if isinstance(outcome, _Call):
                 running.append(outcome)
-            elif outcome.kind == "delivered":
-                progress.done.append(notifier.name)
-                if index + 1 < len(remaining) and not self._save(progress, keep_claim=True):
-                    return "lost"
-            elif outcome.kind == "failed":
-                progress.errors.append(f"{notifier.name}: {outcome.detail}")
-            else:
-                progress.busy.append(f"{notifier.name}: {outcome.detail}")
+                continue
+            progress.record(notifier.name, outcome)
+            if outcome.kind == "delivered" and index + 1 < len(remaining) and not self._save(progress, keep_claim=True):
+                return "lost"
         if running:
             return self._wait_for_late_results(progress, running)
         return self._settle(progress)
 
-    def _hold(self, progress: _Progress, lease_until: datetime | None) -> bool:
+    def _hold(self, progress: delivery.Round, lease_until: datetime | None) -> bool:
         """Make sure the claim has at least half a lease left before a round starts; renew it if not.
 
         A claim that waited in its batch, or whose write was slow, may have little left: it is
         renewed (fenced), and checked again after the write, since the clock moved meanwhile.
         """
         for _ in range(3):
-            if lease_until is not None and lease_until - self._clock() >= self._lease / 2:
+            if not delivery.needs_renewal(lease_until, self._clock(), self._lease):
                 return True
             lease_until = self._clock() + self._lease
             if not self._save(progress, keep_claim=True, lease_until=lease_until):
@@ -215,10 +219,9 @@ class NotificationDispatcher:
         log.warning("notification lease could not be held", notification_id=progress.notification.id)
         return False
 
-    def _wait_for_late_results(self, progress: _Progress, running: list[_Call]) -> str:
+    def _wait_for_late_results(self, progress: delivery.Round, running: list[_Call]) -> delivery.State:
         """Hold the claim for calls past their timeout; the last one to return settles it."""
-        timed_out = [f"{call.notifier_name}: timed out after {self._timeout}s" for call in running]
-        progress.running_note = "; ".join(progress.errors + progress.busy + timed_out)
+        progress.hold_for(running, self._timeout)
         if not self._save(progress, keep_claim=True):
             return "lost"
         with self._lock:
@@ -247,58 +250,38 @@ class NotificationDispatcher:
         except Exception:
             log.exception("saving a late notifier result failed", notification_id=progress.notification.id)
 
-    def _settle(self, progress: _Progress) -> str:
+    def _settle(self, progress: delivery.Round) -> delivery.State:
         """Save the final state of one delivery round and release the claim."""
-        notification = progress.notification
-        # A round counts as an attempt only if it called every notifier it had to: one that skipped a
-        # busy notifier is not held against the notification.
-        attempts = notification.attempts + (1 if progress.called and not progress.busy else 0)
-        next_at = notification.next_attempt_at
-        if {n.name for n in self._notifiers} <= set(progress.done):
-            state, error = "delivered", None
-        elif progress.errors:
-            error = "; ".join(progress.errors + progress.busy)
-            if attempts >= self._max_attempts:
-                state = "dead"
-                log.error("notification given up", notification_id=notification.id, error=error)
-            else:
-                state = "pending"
-                next_at = self._clock() + min(self._base_backoff * (2 ** (attempts - 1)), timedelta(hours=1))
-        else:
-            state, error = "pending", "; ".join(progress.busy)
-            next_at = self._clock() + self._base_backoff
-        progress.notification = notification.model_copy(
-            update={"delivery": state, "attempts": attempts, "next_attempt_at": next_at, "last_error": error}
+        state = progress.settle(
+            notifier_names=[n.name for n in self._notifiers],
+            max_attempts=self._max_attempts,
+            base_backoff=self._base_backoff,
+            now=self._clock(),
         )
+        if state == "dead":
+            log.error(
+                "notification given up",
+                notification_id=progress.notification.id,
+                error=progress.notification.last_error,
+            )
         return state if self._save(progress, keep_claim=False) else "lost"
 
-    def _save(self, progress: _Progress, *, keep_claim: bool, lease_until: datetime | None = None) -> bool:
+    def _save(self, progress: delivery.Round, *, keep_claim: bool, lease_until: datetime | None = None) -> bool:
         """Write the delivery state under the claim's token; ``False`` when the claim was lost."""
-        update: dict[str, object] = {"delivered_to": tuple(progress.done)}
-        if keep_claim:
-            update["lease_until"] = lease_until or self._clock() + self._lease
-            if progress.running_note is not None:
-                update["last_error"] = progress.running_note
-        else:
-            update["lease_until"] = None
-            update["claim_token"] = None
-        saved = self._storage.save_notification_delivery(
-            progress.notification.model_copy(update=update), claim_token=progress.token
-        )
+        changed = progress.saved(keep_claim=keep_claim, lease_until=lease_until or self._clock() + self._lease)
+        saved = self._storage.save_notification_delivery(changed, claim_token=progress.token)
         if not saved:
             log.warning("notification claim lost to another dispatcher", notification_id=progress.notification.id)
         return saved
 
-    def _deliver(self, notifier: Notifier, notification: Notification) -> _Outcome | _Call:
+    def _deliver(self, notifier: Notifier, notification: Notification) -> delivery.Outcome | _Call:
         with self._lock:
             earlier = self._in_flight.get(notifier.name)
-            if earlier is not None:
-                if not earlier.done:
-                    return _Outcome("busy", "still busy with an earlier call that timed out", called=False)
+            verdict = delivery.verdict_on_earlier_call(earlier, notification.id)
+            if earlier is not None and earlier.done:
                 del self._in_flight[notifier.name]
-                if earlier.notification_id == notification.id and earlier.error is None:
-                    # The timed-out call did deliver it, late, and its claim was lost: do not deliver twice.
-                    return _Outcome("delivered", called=False)
+            if verdict is not None:
+                return verdict
         call = _Call(notifier, notification, self._on_call_done)
         call.thread.start()
         call.thread.join(self._timeout)
@@ -314,8 +297,7 @@ class NotificationDispatcher:
                 notification_id=notification.id,
                 error=type(call.error).__name__,
             )
-            return _Outcome("failed", type(call.error).__name__)
-        return _Outcome("delivered")
+        return call.outcome()
 
     def start(self, *, interval: float = 1.0) -> None:
         """Dispatch in a daemon thread every ``interval`` seconds until :meth:`stop`."""
@@ -345,43 +327,11 @@ class NotificationDispatcher:
         self.stop()
 
 
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    kind: Literal["delivered", "failed", "busy"]
-    detail: str = ""
-    called: bool = True
-
-
-class _Progress:
-    """One claimed notification's delivery round, as far as it got."""
-
-    def __init__(self, notification: Notification, token: str, done: list[str]) -> None:
-        self.notification = notification
-        self.token = token
-        self.done = done
-        self.errors: list[str] = []
-        self.busy: list[str] = []
-        self.waiting: set[str] = set()
-        self.called = False
-        self.running_note: str | None = None
-
-    def take(self, call: _Call) -> None:
-        """Count the result of a call that returned after its timeout."""
-        if call.error is None:
-            self.done.append(call.notifier_name)
-        else:
-            self.errors.append(f"{call.notifier_name}: {type(call.error).__name__}")
-
-
-class _Call:
+class _Call(delivery.Call):
     """One notifier call on a daemon thread of its own, so a hung call blocks nobody."""
 
     def __init__(self, notifier: Notifier, notification: Notification, on_done: Callable[[_Call], None]) -> None:
-        self.notification_id = notification.id
-        self.notifier_name = notifier.name
-        self.done = False  # set under the dispatcher's lock, by on_done
-        self.error: BaseException | None = None
-        self.progress: _Progress | None = None  # set when the dispatcher moved on before it returned
+        super().__init__(notifier.name, notification.id)
         self._on_done = on_done
         self.thread = threading.Thread(
             target=self._run, args=(notifier, notification), name=f"paykit-notify-{notifier.name}", daemon=True
@@ -393,19 +343,3 @@ class _Call:
         except Exception as exc:
             self.error = exc
         self._on_done(self)
-
-
-class AsyncNotificationDispatcher:  # STOPGAP: replaced by the async-notify branch
-    def __init__(
-        self, storage: object, notifiers: Sequence[Notifier], *, clock: Callable[[], datetime], timeout: float = 5.0
-    ) -> None:
-        self._storage = storage
-
-    async def dispatch(self, *, limit: int = 100) -> DispatchReport:
-        return DispatchReport()
-
-    def start(self, *, interval: float = 1.0) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass

@@ -8,9 +8,10 @@ Never parse and re-serialize JSON first: the signature covers the exact bytes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from datetime import datetime
+from typing import TYPE_CHECKING, Final, Protocol
 
 from . import _telemetry as telemetry
 from ._errors import (
@@ -25,7 +26,10 @@ from ._models import WebhookEvent
 from ._service import PaymentService, WebhookOutcome
 from .storage._base import WebhookEventRecord
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "WebhookOutcome", "WebhookResponse", "handle_webhook"]
+if TYPE_CHECKING:
+    from .storage._async.protocol import AsyncStorage
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "WebhookOutcome", "WebhookResponse", "ahandle_webhook", "handle_webhook"]
 
 log = get_logger(__name__)
 
@@ -70,6 +74,40 @@ def _lower(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, 
     return {str(k).lower(): str(v) for k, v in items}
 
 
+class _AsyncWebhookParser(Protocol):
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent: ...
+
+
+class _AsyncWebhookService(Protocol):
+    """What :func:`ahandle_webhook` needs from the async service (``AsyncPaymentService`` has it all)."""
+
+    @property
+    def storage(self) -> AsyncStorage: ...
+
+    def now(self) -> datetime: ...
+
+    def provider(self, name: str) -> _AsyncWebhookParser: ...
+
+    async def apply_webhook_event(self, event: WebhookEvent) -> WebhookOutcome: ...
+
+
+def _delivery_record(event: WebhookEvent, now: datetime) -> WebhookEventRecord:
+    """The record that remembers a signed delivery id with its body's digest."""
+    return WebhookEventRecord(
+        provider=event.provider,
+        event_id=f"delivery:{event.delivery_id}",
+        type=event.delivery_digest or "",
+        outcome="delivery",
+        received_at=now,
+    )
+
+
+def _refuse_replayed_delivery(first: WebhookEventRecord | None, record: WebhookEventRecord) -> None:
+    """Refuse a delivery id that came before with another body's digest."""
+    if first is None or first.type != record.type:
+        raise WebhookVerificationError("the delivery id was used before with another body")
+
+
 def _check_delivery(service: PaymentService, event: WebhookEvent) -> None:
     """Remember a signed delivery id with its body's digest; refuse it with another body.
 
@@ -81,18 +119,18 @@ def _check_delivery(service: PaymentService, event: WebhookEvent) -> None:
     Raises:
         WebhookVerificationError: The delivery id came before with another body.
     """
-    record = WebhookEventRecord(
-        provider=event.provider,
-        event_id=f"delivery:{event.delivery_id}",
-        type=event.delivery_digest or "",
-        outcome="delivery",
-        received_at=service.now(),
-    )
+    record = _delivery_record(event, service.now())
     if service.storage.record_webhook_event(record):
         return
-    first = service.storage.get_webhook_event(record.provider, record.event_id)
-    if first is None or first.type != record.type:
-        raise WebhookVerificationError("the delivery id was used before with another body")
+    _refuse_replayed_delivery(service.storage.get_webhook_event(record.provider, record.event_id), record)
+
+
+async def _acheck_delivery(service: _AsyncWebhookService, event: WebhookEvent) -> None:
+    """The async twin of :func:`_check_delivery`."""
+    record = _delivery_record(event, service.now())
+    if await service.storage.record_webhook_event(record):
+        return
+    _refuse_replayed_delivery(await service.storage.get_webhook_event(record.provider, record.event_id), record)
 
 
 def handle_webhook(
@@ -120,13 +158,55 @@ def handle_webhook(
     Raises:
         InvalidRequestError: ``body`` is not bytes (a programming error: pass the raw body).
     """
-    if not isinstance(body, bytes | bytearray | memoryview):
-        raise InvalidRequestError("handle_webhook needs the raw request body as bytes, not parsed or decoded data")
+    raw = _raw_body(body, "handle_webhook")
     with telemetry.span("paykit.handle_webhook", {"paykit.provider": provider}):
-        response = _handle(service, provider, bytes(body), headers, max_body_bytes)
+        response = _handle(service, provider, raw, headers, max_body_bytes)
         telemetry.mark(outcome=response.outcome, http_status=response.status_code)
     telemetry.record("paykit.webhook.events", provider=provider, outcome=response.outcome)
     return response
+
+
+async def ahandle_webhook(
+    service: _AsyncWebhookService,
+    provider: str,
+    body: bytes,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> WebhookResponse:
+    """The async twin of :func:`handle_webhook`, with the same answers; never raises for bad input.
+
+    Awaits the adapter's ``parse_webhook``, the delivery-id check in storage and
+    ``service.apply_webhook_event``; every status code, body and header is
+    decided by the same code as :func:`handle_webhook`'s.
+
+    Args:
+        service: The async service that applies the event (``AsyncPaymentService``).
+        provider: The provider's name (``"stripe"``, ``"paypal"``, ``"knet"``...).
+        body: The raw request body bytes (``await request.body()``).
+        headers: The request headers, any case.
+        max_body_bytes: Larger bodies are refused with 413 before any parsing.
+
+    Returns:
+        The response to send, as :func:`handle_webhook` returns it.
+
+    Raises:
+        InvalidRequestError: ``body`` is not bytes (a programming error: pass the raw body).
+
+    .. versionadded:: 0.1.0
+    """
+    raw = _raw_body(body, "ahandle_webhook")
+    with telemetry.span("paykit.handle_webhook", {"paykit.provider": provider}):
+        response = await _ahandle(service, provider, raw, headers, max_body_bytes)
+        telemetry.mark(outcome=response.outcome, http_status=response.status_code)
+    telemetry.record("paykit.webhook.events", provider=provider, outcome=response.outcome)
+    return response
+
+
+def _raw_body(body: object, function: str) -> bytes:
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise InvalidRequestError(f"{function} needs the raw request body as bytes, not parsed or decoded data")
+    return bytes(body)
 
 
 def _handle(
@@ -147,21 +227,56 @@ def _handle(
         if event.delivery_id is not None:
             _check_delivery(service, event)
         outcome = service.apply_webhook_event(event)
-    except WebhookVerificationError as exc:
+    except Exception as exc:
+        return _refused(provider, exc)
+    return _handled(provider, event, outcome, service.now)
+
+
+async def _ahandle(
+    service: _AsyncWebhookService,
+    provider: str,
+    raw: bytes,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    max_body_bytes: int,
+) -> WebhookResponse:
+    if len(raw) > max_body_bytes:
+        return _json(413, "too_large")
+    try:
+        adapter = service.provider(provider)
+    except InvalidRequestError:
+        return _json(404, "unknown_provider")
+    try:
+        event = await adapter.parse_webhook(raw, _lower(headers))
+        if event.delivery_id is not None:
+            await _acheck_delivery(service, event)
+        outcome = await service.apply_webhook_event(event)
+    except Exception as exc:
+        return _refused(provider, exc)
+    return _handled(provider, event, outcome, service.now)
+
+
+def _refused(provider: str, exc: Exception) -> WebhookResponse:
+    """The answer to an event that could not be applied; call it inside the ``except`` block."""
+    if isinstance(exc, WebhookVerificationError):
         log.warning("webhook rejected", provider=provider, reason=exc.message)
         return _json(400, "rejected")
-    except (StorageError, ProviderUnavailableError) as exc:
+    if isinstance(exc, StorageError | ProviderUnavailableError):
         log.error("webhook could not be processed now", provider=provider, error=type(exc).__name__)
         return _json(503, "unavailable")
-    except PaykitError as exc:
+    if isinstance(exc, PaykitError):
         log.warning("webhook not applicable", provider=provider, error=type(exc).__name__, reason=exc.message)
         return _json(400, "rejected")
-    except Exception:
-        log.exception("webhook handling failed", provider=provider)
-        return _json(500, "error")
+    log.exception("webhook handling failed", provider=provider)
+    return _json(500, "error")
+
+
+def _handled(
+    provider: str, event: WebhookEvent, outcome: WebhookOutcome, now: Callable[[], datetime]
+) -> WebhookResponse:
+    """The answer to an applied (or duplicate, stale, ignored) event: the provider's reply body, or JSON."""
     log.info("webhook handled", provider=provider, event_type=event.type, outcome=outcome.value)
     if event.occurred_at is not None:
-        lag = (service.now() - event.occurred_at).total_seconds()
+        lag = (now() - event.occurred_at).total_seconds()
         telemetry.record("paykit.webhook.lag", max(lag, 0.0), provider=provider)
     if event.reply_body is not None:
         content_type = event.reply_content_type or "text/plain; charset=utf-8"

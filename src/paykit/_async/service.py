@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from .._decisions import effects as fx
 from .._errors import ConfigurationError
-from ..audit import AuditHook, _AsyncHookRunner
-from ..notify import AsyncNotificationDispatcher, Notifier
+from ..audit import AsyncAuditHook, AuditHook, _AsyncHookRunner
+from ..notify import AsyncNotificationDispatcher, AsyncNotifier, Notifier
 from ..providers._async.base import AsyncProvider
 from ..storage._async.protocol import AsyncStorage
 from .engine import Engine
@@ -31,7 +31,8 @@ class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops):
     Args:
         storage: Where everything is kept (``MemoryStorage()``, ``MongoStorage(...)``).
         providers: The adapters payments may use, looked up by their ``name``.
-        notifiers: Receive notifications through :meth:`dispatch_notifications`.
+        notifiers: Receive notifications through :meth:`dispatch_notifications` (async
+            notifiers are awaited by the async service; plain ones run in a thread).
         audit_hooks: Callables that receive each stored audit entry, off the payment path.
         clock: Returns the current timezone-aware time; inject one in tests.
         actor: Who operations are attributed to when a call names no ``actor``.
@@ -47,8 +48,8 @@ class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops):
         *,
         storage: AsyncStorage,
         providers: Sequence[AsyncProvider] = (),
-        notifiers: Sequence[Notifier] = (),
-        audit_hooks: Sequence[AuditHook] = (),
+        notifiers: Sequence[AsyncNotifier | Notifier] = (),
+        audit_hooks: Sequence[AsyncAuditHook | AuditHook] = (),
         clock: Callable[[], datetime] = _utcnow,
         actor: str = "system",
         notifier_timeout: float = 5.0,

@@ -31,7 +31,8 @@ class PaymentService(_Reconcile, _Invoices, _Methods, _Ops):
     Args:
         storage: Where everything is kept (``MemoryStorage()``, ``MongoStorage(...)``).
         providers: The adapters payments may use, looked up by their ``name``.
-        notifiers: Receive notifications through :meth:`dispatch_notifications`.
+        notifiers: Receive notifications through :meth:`dispatch_notifications` (async
+            notifiers are awaited by the async service; plain ones run in a thread).
         audit_hooks: Callables that receive each stored audit entry, off the payment path.
         clock: Returns the current timezone-aware time; inject one in tests.
         actor: Who operations are attributed to when a call names no ``actor``.

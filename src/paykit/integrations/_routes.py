@@ -3,31 +3,76 @@
 Each framework module only reads the request (raw body bytes, headers, path
 parameters), calls one of these functions, and copies the :class:`RouteResponse`
 into its own response type, so the three integrations cannot drift apart.
+
+Each route has an async twin (``awebhook``, ``ahealth``, ``aaudit``, ``ametrics``)
+for an async service (see :func:`is_async_service`): it awaits the service and
+builds its answer with the same helpers.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import InvalidRequestError, NotFoundError, StorageError
+from .._models import AuditEntry, Payment
+from .._results import HealthReport, MetricsReport
 from .._service import PaymentService
-from ..webhooks import DEFAULT_MAX_BODY_BYTES, WebhookResponse, handle_webhook
+from ..webhooks import DEFAULT_MAX_BODY_BYTES, WebhookResponse, _AsyncWebhookService, ahandle_webhook, handle_webhook
 from ..webhooks import _json as _webhook_json
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
+    "AsyncService",
     "RouteResponse",
+    "aaudit",
+    "ahealth",
+    "ametrics",
     "audit",
+    "awebhook",
     "declared_too_large",
     "health",
+    "is_async_service",
     "metrics",
     "too_large",
     "unauthorized",
     "webhook",
 ]
+
+
+class AsyncService(_AsyncWebhookService, Protocol):
+    """What the async routes need from an async service (``AsyncPaymentService`` has it all)."""
+
+    async def health(self) -> HealthReport:
+        """Storage reachable, recent activity, providers."""
+        ...
+
+    async def get_payment(self, payment_id: str) -> Payment:
+        """The payment; ``NotFoundError`` when unknown."""
+        ...
+
+    async def audit_trail(self, subject_id: str) -> Sequence[AuditEntry]:
+        """The payment's audit entries, oldest first."""
+        ...
+
+    async def metrics(self) -> MetricsReport:
+        """Counts and amounts per status and currency."""
+        ...
+
+
+def is_async_service(service: PaymentService | AsyncService) -> TypeIs[AsyncService]:
+    """Whether routes must await ``service``: its ``apply_webhook_event`` is a coroutine function.
+
+    A structural check, so any async service (``AsyncPaymentService``, a test
+    stand-in) is awaited directly and a sync one keeps running in a thread.
+    """
+    return inspect.iscoroutinefunction(getattr(service, "apply_webhook_event", None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +129,18 @@ def webhook(
     return _verbatim(handle_webhook(service, provider, body, headers, max_body_bytes=max_body_bytes))
 
 
+async def awebhook(
+    service: AsyncService,
+    provider: str,
+    body: bytes,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> RouteResponse:
+    """The async twin of :func:`webhook`: :func:`~paykit.webhooks.ahandle_webhook`'s answer, verbatim."""
+    return _verbatim(await ahandle_webhook(service, provider, body, headers, max_body_bytes=max_body_bytes))
+
+
 def _verbatim(response: WebhookResponse) -> RouteResponse:
     return RouteResponse(response.status_code, response.body, dict(response.headers))
 
@@ -126,7 +183,15 @@ def health(service: PaymentService) -> RouteResponse:
     Returns:
         The health report as JSON.
     """
-    report = service.health()
+    return _health(service.health())
+
+
+async def ahealth(service: AsyncService) -> RouteResponse:
+    """The async twin of :func:`health`."""
+    return _health(await service.health())
+
+
+def _health(report: HealthReport) -> RouteResponse:
     return _json(200 if report.ok else 503, report.as_dict(), retry_after=not report.ok)
 
 
@@ -144,9 +209,29 @@ def audit(service: PaymentService, payment_id: str) -> RouteResponse:
         service.get_payment(payment_id)
         entries = service.audit_trail(payment_id)
     except (NotFoundError, InvalidRequestError):
-        return _json(404, {"error": "not_found"})
+        return _not_found()
     except StorageError:
         return _unavailable()
+    return _trail(entries)
+
+
+async def aaudit(service: AsyncService, payment_id: str) -> RouteResponse:
+    """The async twin of :func:`audit`."""
+    try:
+        await service.get_payment(payment_id)
+        entries = await service.audit_trail(payment_id)
+    except (NotFoundError, InvalidRequestError):
+        return _not_found()
+    except StorageError:
+        return _unavailable()
+    return _trail(entries)
+
+
+def _not_found() -> RouteResponse:
+    return _json(404, {"error": "not_found"})
+
+
+def _trail(entries: Iterable[AuditEntry]) -> RouteResponse:
     return _json(200, [entry.model_dump(mode="json") for entry in entries])
 
 
@@ -161,6 +246,15 @@ def metrics(service: PaymentService) -> RouteResponse:
     """
     try:
         report = service.metrics()
+    except StorageError:
+        return _unavailable()
+    return _json(200, report.as_dict())
+
+
+async def ametrics(service: AsyncService) -> RouteResponse:
+    """The async twin of :func:`metrics`."""
+    try:
+        report = await service.metrics()
     except StorageError:
         return _unavailable()
     return _json(200, report.as_dict())

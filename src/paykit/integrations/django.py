@@ -17,18 +17,27 @@ mod_wsgi), up to one byte over the limit: an oversized one gets 413. Django
 itself reads no body without ``Content-Length``, and servers that pass the raw
 chunked stream (Django's runserver) leave it unreadable: such a request gets 411
 Length Required rather than a misleading 400.
+
+Under ASGI, pass an async service (``AsyncPaymentService``) and the views are
+``async def`` views that await it; ``asynchronous=True`` gives async views for a
+sync service too, which then runs in a worker thread (``asgiref``'s
+``sync_to_async``). ``authorize`` may then be a coroutine function; a plain one
+runs in Django's thread for sync code, so it may use the ORM (``request.user``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .._errors import MissingExtraError
+from .._errors import ConfigurationError, MissingExtraError
 from . import _routes
 
 # Django ships without type information (no py.typed), so its names are Any here.
 try:
+    import django
+    from asgiref.sync import sync_to_async
     from django.http import HttpRequest, HttpResponse
     from django.urls import URLPattern, path
     from django.views.decorators.csrf import csrf_exempt
@@ -37,6 +46,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     raise MissingExtraError("paykit.integrations.django", extra="django", package="Django") from exc
 
 from .._service import PaymentService
+from ._routes import AsyncService
 
 __all__ = ["paykit_urlpatterns"]
 
@@ -68,11 +78,23 @@ def _to_django(response: _routes.RouteResponse) -> Any:
     return HttpResponse(response.body, status=response.status_code, headers=response.headers)
 
 
+def _webhook_body(request: HttpRequest, max_body_bytes: int) -> bytes | Any:
+    """The raw body, at most one byte over the limit (enough for a 413), or the response that refuses it."""
+    if _routes.declared_too_large(request.META.get("CONTENT_LENGTH") or None, max_body_bytes):
+        return _to_django(_routes.too_large())
+    if not _chunked(request):
+        return request.read(max_body_bytes + 1)
+    if request.META.get("wsgi.input_terminated"):
+        return _read_terminated(request.META["wsgi.input"], max_body_bytes + 1)
+    return _length_required()
+
+
 def paykit_urlpatterns(
-    service: PaymentService,
+    service: PaymentService | AsyncService,
     *,
-    authorize: Callable[[Any], bool],
+    authorize: Callable[[Any], bool] | Callable[[Any], Awaitable[bool]],
     max_body_bytes: int = _routes.DEFAULT_MAX_BODY_BYTES,
+    asynchronous: bool | None = None,
 ) -> list[Any]:
     """URL patterns serving paykit's routes for ``service``; ``include()`` them under a prefix.
 
@@ -82,24 +104,42 @@ def paykit_urlpatterns(
     answer 401 unless ``authorize(request)`` returns ``True``.
 
     Args:
-        service: The service the views use.
+        service: The service the views use: sync (``PaymentService``) or async (one whose
+            ``apply_webhook_event`` is an ``async def``, as ``AsyncPaymentService``'s is).
         authorize: Receives the ``HttpRequest``; decides whether it may read audit trails and metrics.
+            With async views it may also be a coroutine function.
         max_body_bytes: Larger webhook bodies get 413 without being read whole.
+        asynchronous: Serve ``async def`` views (for ASGI). By default they are async exactly
+            when the service is; ``True`` with a sync service runs it in a worker thread.
 
     Returns:
         A list of ``django.urls.URLPattern``.
-    """
 
+    Raises:
+        ConfigurationError: An async service with ``asynchronous=False``, or async views
+            asked of a Django older than 5.0 (whose view decorators cannot wrap them).
+
+    .. versionchanged:: 0.1.0
+       Async views, for async services.
+    """
+    if _routes.is_async_service(service):
+        if asynchronous is False:
+            raise ConfigurationError("an async service needs async views: leave asynchronous unset or True")
+        return _async_patterns(service, authorize, max_body_bytes)
+    if asynchronous:
+        return _async_patterns(service, authorize, max_body_bytes)
+    if inspect.iscoroutinefunction(authorize):
+        raise ConfigurationError("an async authorize() needs async views: pass asynchronous=True")
+    return _sync_patterns(service, authorize, max_body_bytes)
+
+
+def _sync_patterns(
+    service: PaymentService, authorize: Callable[[Any], bool] | Callable[[Any], Awaitable[bool]], max_body_bytes: int
+) -> list[Any]:
     def webhook(request: HttpRequest, provider: str) -> Any:
-        if _routes.declared_too_large(request.META.get("CONTENT_LENGTH") or None, max_body_bytes):
-            return _to_django(_routes.too_large())
-        # One byte over the limit is enough for handle_webhook to answer 413.
-        if not _chunked(request):
-            body = request.read(max_body_bytes + 1)
-        elif request.META.get("wsgi.input_terminated"):
-            body = _read_terminated(request.META["wsgi.input"], max_body_bytes + 1)
-        else:
-            return _length_required()
+        body = _webhook_body(request, max_body_bytes)
+        if not isinstance(body, bytes):
+            return body
         return _to_django(_routes.webhook(service, provider, body, request.headers, max_body_bytes=max_body_bytes))
 
     def health(request: HttpRequest) -> Any:
@@ -115,6 +155,11 @@ def paykit_urlpatterns(
             return _to_django(_routes.unauthorized())
         return _to_django(_routes.metrics(service))
 
+    return _patterns(webhook, health, audit, metrics)
+
+
+def _patterns(webhook: Any, health: Any, audit: Any, metrics: Any) -> list[Any]:
+    # Django's decorators keep an async view async (since Django 5.0).
     patterns: list[URLPattern] = [
         path("webhook/<str:provider>", csrf_exempt(require_POST(webhook)), name="paykit-webhook"),
         path("health", require_GET(health), name="paykit-health"),
@@ -122,3 +167,54 @@ def paykit_urlpatterns(
         path("metrics", require_GET(metrics), name="paykit-metrics"),
     ]
     return patterns
+
+
+def _async_patterns(
+    service: PaymentService | AsyncService,
+    authorize: Callable[[Any], bool] | Callable[[Any], Awaitable[bool]],
+    max_body_bytes: int,
+) -> list[Any]:
+    if django.VERSION < (5, 0):
+        raise ConfigurationError("paykit's async Django views need Django 5.0 or later")
+
+    async def allowed(request: HttpRequest) -> bool:
+        if inspect.iscoroutinefunction(authorize):
+            verdict = await authorize(request)
+        else:
+            verdict = await sync_to_async(authorize)(request)
+        return verdict is True
+
+    async def webhook(request: HttpRequest, provider: str) -> Any:
+        body = _webhook_body(request, max_body_bytes)
+        if not isinstance(body, bytes):
+            return body
+        headers = request.headers
+        if _routes.is_async_service(service):
+            response = await _routes.awebhook(service, provider, body, headers, max_body_bytes=max_body_bytes)
+        else:
+            # paykit is thread-safe and touches no Django state: no need to queue behind the ORM's thread.
+            response = await sync_to_async(_routes.webhook, thread_sensitive=False)(
+                service, provider, body, headers, max_body_bytes=max_body_bytes
+            )
+        return _to_django(response)
+
+    async def health(request: HttpRequest) -> Any:
+        if _routes.is_async_service(service):
+            return _to_django(await _routes.ahealth(service))
+        return _to_django(await sync_to_async(_routes.health, thread_sensitive=False)(service))
+
+    async def audit(request: HttpRequest, payment_id: str) -> Any:
+        if not await allowed(request):
+            return _to_django(_routes.unauthorized())
+        if _routes.is_async_service(service):
+            return _to_django(await _routes.aaudit(service, payment_id))
+        return _to_django(await sync_to_async(_routes.audit, thread_sensitive=False)(service, payment_id))
+
+    async def metrics(request: HttpRequest) -> Any:
+        if not await allowed(request):
+            return _to_django(_routes.unauthorized())
+        if _routes.is_async_service(service):
+            return _to_django(await _routes.ametrics(service))
+        return _to_django(await sync_to_async(_routes.metrics, thread_sensitive=False)(service))
+
+    return _patterns(webhook, health, audit, metrics)

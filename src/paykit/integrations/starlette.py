@@ -8,8 +8,9 @@ Usage::
 
 The webhook body is read from ``request.stream()`` as raw bytes, never through
 ``request.json()`` or a pydantic body parameter: the provider signed the exact
-bytes it sent. paykit's calls are synchronous (storage and provider I/O), so
-they run in Starlette's threadpool, off the event loop.
+bytes it sent. An async service (``AsyncPaymentService``) is awaited directly on
+the event loop; a sync ``PaymentService`` does blocking storage and provider I/O,
+so its calls run in Starlette's threadpool, off the event loop.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     raise MissingExtraError("paykit.integrations.starlette", extra="starlette", package="Starlette") from exc
 
 from .._service import PaymentService
+from ._routes import AsyncService
 
 __all__ = ["Authorize", "paykit_router", "paykit_routes"]
 
@@ -51,7 +53,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def paykit_routes(
-    service: PaymentService,
+    service: PaymentService | AsyncService,
     *,
     authorize: Authorize,
     max_body_bytes: int = _routes.DEFAULT_MAX_BODY_BYTES,
@@ -63,7 +65,9 @@ def paykit_routes(
     returns (or resolves to) ``True``.
 
     Args:
-        service: The service the routes use.
+        service: The service the routes use: an async one (``async def
+            apply_webhook_event``, as ``AsyncPaymentService``) is awaited directly,
+            a sync one runs in the threadpool.
         authorize: Decides whether a request may read audit trails and metrics.
         max_body_bytes: Larger webhook bodies get 413 without being read whole.
 
@@ -82,23 +86,33 @@ def paykit_routes(
             return _to_starlette(_routes.too_large())
         body = await _read_body(request, max_body_bytes)
         provider = str(request.path_params["provider"])
-        response = await run_in_threadpool(
-            _routes.webhook, service, provider, body, request.headers.items(), max_body_bytes=max_body_bytes
-        )
+        headers = request.headers.items()
+        if _routes.is_async_service(service):
+            response = await _routes.awebhook(service, provider, body, headers, max_body_bytes=max_body_bytes)
+        else:
+            response = await run_in_threadpool(
+                _routes.webhook, service, provider, body, headers, max_body_bytes=max_body_bytes
+            )
         return _to_starlette(response)
 
     async def health(request: Request) -> Response:
+        if _routes.is_async_service(service):
+            return _to_starlette(await _routes.ahealth(service))
         return _to_starlette(await run_in_threadpool(_routes.health, service))
 
     async def audit(request: Request) -> Response:
         if not await allowed(request):
             return _to_starlette(_routes.unauthorized())
         payment_id = str(request.path_params["payment_id"])
+        if _routes.is_async_service(service):
+            return _to_starlette(await _routes.aaudit(service, payment_id))
         return _to_starlette(await run_in_threadpool(_routes.audit, service, payment_id))
 
     async def metrics(request: Request) -> Response:
         if not await allowed(request):
             return _to_starlette(_routes.unauthorized())
+        if _routes.is_async_service(service):
+            return _to_starlette(await _routes.ametrics(service))
         return _to_starlette(await run_in_threadpool(_routes.metrics, service))
 
     return [
@@ -110,7 +124,7 @@ def paykit_routes(
 
 
 def paykit_router(
-    service: PaymentService,
+    service: PaymentService | AsyncService,
     *,
     authorize: Authorize,
     max_body_bytes: int = _routes.DEFAULT_MAX_BODY_BYTES,
@@ -118,7 +132,7 @@ def paykit_router(
     """A router serving :func:`paykit_routes`; mount it with ``app.mount("/paykit", router)``.
 
     Args:
-        service: The service the routes use.
+        service: The service the routes use, async or sync (see :func:`paykit_routes`).
         authorize: Decides whether a request may read audit trails and metrics.
         max_body_bytes: Larger webhook bodies get 413 without being read whole.
 
