@@ -25,6 +25,8 @@ MAX_DEPTH: Final = 64
 """How deeply arrays and objects may nest; provider events use fewer than 10 levels."""
 _MAX_NUMBER_CHARS: Final = 64
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
+# In UTF-8 text a surrogate can only arrive as a \u escape: without one, no string needs looking at.
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]", re.ASCII)
 
 
 class _Refused(ValueError):
@@ -101,7 +103,10 @@ def load_object(body: bytes, what: str) -> dict[str, Any]:
             parse_constant=_parse_constant,
             object_pairs_hook=_unique_keys,
         )
-        _check_tree(value)
+        # The walk is the costly part: skip it when no surrogate escape is present and there are too
+        # few arrays and objects to nest past MAX_DEPTH.
+        if _SURROGATE_ESCAPE.search(text) or text.count("{") + text.count("[") > MAX_DEPTH:
+            _check_tree(value)
     except (ValueError, RecursionError):
         # _Refused is a ValueError, as are json's own errors and int()'s digit limit.
         raise WebhookVerificationError(f"{what} body is not strict JSON") from None
