@@ -81,6 +81,12 @@ def _check_tree(root: object) -> None:
             stack.extend((child, depth + 1) for child in value)
 
 
+_DECODER: Final = json.JSONDecoder(
+    parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant, object_pairs_hook=_unique_keys
+)
+"""One decoder, built once: ``json.loads`` with hooks builds a new one per call."""
+
+
 def load_object(body: bytes, what: str) -> dict[str, Any]:
     """Parse ``body`` as one strict JSON object.
 
@@ -96,13 +102,7 @@ def load_object(body: bytes, what: str) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise WebhookVerificationError(f"{what} body is not UTF-8") from None
     try:
-        value = json.loads(
-            text,
-            parse_int=_parse_int,
-            parse_float=_parse_float,
-            parse_constant=_parse_constant,
-            object_pairs_hook=_unique_keys,
-        )
+        value = _DECODER.decode(text)
         # The walk is the costly part: skip it when no surrogate escape is present and there are too
         # few arrays and objects to nest past MAX_DEPTH.
         if _SURROGATE_ESCAPE.search(text) or text.count("{") + text.count("[") > MAX_DEPTH:
