@@ -25,7 +25,6 @@ sys.path.insert(0, str(ROOT))  # tests._mongo_server starts SecantusDB
 
 import pymongo  # noqa: E402
 from _common import Report, quiet_logging  # noqa: E402
-from _concurrency import bench_concurrency  # noqa: E402
 from _cpu import (  # noqa: E402
     Sizes,
     bench_bytes_per_payment,
@@ -36,6 +35,8 @@ from _cpu import (  # noqa: E402
 )
 from _mongo import CommandCounter, bench_mongo_growth, bench_round_trips  # noqa: E402
 from tests._mongo_server import SecantusServer  # noqa: E402
+
+from _concurrency import bench_concurrency  # noqa: E402
 
 FULL = Sizes(
     repeats=7,
