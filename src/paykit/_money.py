@@ -92,6 +92,14 @@ class Money:
         object.__setattr__(self, "currency", _normalize_currency(self.currency))
 
     @classmethod
+    def _total(cls, minor_units: int, currency: str) -> Money:
+        """A sum over many payments (``metrics()``), which may exceed what one amount can hold."""
+        total = object.__new__(cls)
+        object.__setattr__(total, "minor_units", int(minor_units))
+        object.__setattr__(total, "currency", _normalize_currency(currency))
+        return total
+
+    @classmethod
     def of(cls, amount: str | int | Decimal, currency: str) -> Money:
         """Build from an amount in major units (``"12.50"`` USD is 1250 cents).
 

@@ -50,8 +50,7 @@ def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Non
     if _otel_trace is None:
         yield
         return
-    tracer = _otel_trace.get_tracer(_SCOPE)
-    with tracer.start_as_current_span(name, attributes=_clean(attributes)) as current:
+    with _tracer().start_as_current_span(name, attributes=_clean(attributes)) as current:
         try:
             yield
         except BaseException as exc:
@@ -114,6 +113,13 @@ def record(instrument: str, value: float = 1, **attributes: Any) -> None:
     if _otel_metrics is None:
         return
     _instruments()[instrument](value, _clean({f"paykit.{k}": v for k, v in attributes.items()}))
+
+
+@functools.cache
+def _tracer() -> Any:
+    # A tracer taken before the application sets its provider is a proxy that follows it when it does.
+    assert _otel_trace is not None  # noqa: S101 - only called when the API is installed
+    return _otel_trace.get_tracer(_SCOPE)
 
 
 @functools.cache

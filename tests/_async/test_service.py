@@ -461,6 +461,17 @@ class TestHealthAndMetrics:
         assert (3, 1) == (metrics.total, metrics.pending)
         assert {"KWD": "0.000", "USD": "5.00"} == metrics.as_dict()["refunds_by_currency"]
 
+    async def test_metrics_sum_exactly_past_64_bits(self, service: AsyncPaymentService) -> None:
+        """Three payments of the largest amount one can hold: revenue and net are exact, never an error."""
+        top = Money.from_minor(2**63 - 1, "USD")
+        for _ in range(3):
+            await _paid(service, top)
+
+        metrics = await service.metrics()
+
+        assert 3 * (2**63 - 1) == metrics.revenue_by_currency["USD"].minor_units
+        assert "276701161105643274.21" == metrics.as_dict()["net_by_currency"]["USD"]
+
     async def test_health_counts_the_last_day(self, service: AsyncPaymentService, clock: ManualClock) -> None:
         """Payments older than 24 h drop out of the recent count."""
         await _init(service)

@@ -76,13 +76,14 @@ class _Ops(_Part):
     async def metrics(self) -> MetricsReport:
         """Counts by status, captured and refunded money per currency, pending count."""
         stats = await self._engine.storage.payment_stats(created_since=self._engine.now() - timedelta(hours=24))
-        revenue = {c: Money(v, c) for c, v in sorted(stats.captured_by_currency.items())}
-        refunds = {c: Money(stats.refunded_by_currency.get(c, 0), c) for c in revenue}
+        # Totals may pass the 64-bit range one amount is held in: they are exact Python ints.
+        revenue = {c: Money._total(v, c) for c, v in sorted(stats.captured_by_currency.items())}
+        refunds = {c: Money._total(stats.refunded_by_currency.get(c, 0), c) for c in revenue}
         return MetricsReport(
             count_by_status=dict(sorted(stats.count_by_status.items())),
             revenue_by_currency=revenue,
             refunds_by_currency=refunds,
-            net_by_currency={c: revenue[c] - refunds[c] for c in revenue},
+            net_by_currency={c: Money._total(revenue[c].minor_units - refunds[c].minor_units, c) for c in revenue},
             pending=sum(stats.count_by_status.get(s.value, 0) for s in dp.UNSETTLED),
             total=sum(stats.count_by_status.values()),
         )

@@ -326,10 +326,11 @@ def stats_from_groups(rows: Iterable[Mapping[str, Any]], created_since: int) -> 
     for row in rows:
         status, currency = row["_id"]["status"], row["_id"]["currency"]
         by_status[status] = by_status.get(status, 0) + int(row["count"])
+        group_captured, group_refunded = int(from_bson(row["captured"])), int(from_bson(row["refunded"]))
         # Minor units are never negative, so a group sum > 0 means some payment captured.
-        if status in settled or row["captured"]:
-            captured[currency] = captured.get(currency, 0) + int(row["captured"])
-            refunded[currency] = refunded.get(currency, 0) + int(row["refunded"])
+        if status in settled or group_captured:
+            captured[currency] = captured.get(currency, 0) + group_captured
+            refunded[currency] = refunded.get(currency, 0) + group_refunded
     return PaymentStats(
         count_by_status=by_status,
         captured_by_currency=captured,
@@ -345,8 +346,9 @@ STATS_PIPELINE: Final[list[Doc]] = [
         "$group": {
             "_id": {"status": "$status", "currency": "$amount.currency"},
             "count": {"$sum": 1},
-            "captured": {"$sum": "$captured_minor"},
-            "refunded": {"$sum": "$refunded_minor"},
+            # Summed as Decimal128: exact far past the 64-bit range one amount is held in.
+            "captured": {"$sum": {"$toDecimal": "$captured_minor"}},
+            "refunded": {"$sum": {"$toDecimal": "$refunded_minor"}},
         }
     },
 ]

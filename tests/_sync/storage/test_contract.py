@@ -656,6 +656,21 @@ class TestStats:
         assert stats.refunded_by_currency == {"KWD": 2000, "USD": 1000}
         assert stats.created_since == 3
 
+    def test_sums_are_exact_past_64_bits(self, storage: Storage) -> None:
+        """Three payments each at the largest amount one can hold: the sums are exact, not wrapped or rounded."""
+        top = 2**63 - 1
+        huge = Money.from_minor(top, "KWD")
+        for i in range(3):
+            storage.insert_payment(
+                make_payment(
+                    f"p{i}", amount=huge, status=PaymentStatus.SUCCEEDED, captured_minor=top, refunded_minor=top - i
+                )
+            )
+
+        stats = storage.payment_stats(created_since=T0)
+
+        assert ({"KWD": 3 * top}, {"KWD": 3 * top - 3}) == (stats.captured_by_currency, stats.refunded_by_currency)
+
     def test_empty(self, storage: Storage) -> None:
         stats = storage.payment_stats(created_since=T0)
 
