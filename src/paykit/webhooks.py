@@ -11,9 +11,10 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Final
 
 from . import _telemetry as telemetry
+from ._async.service import AsyncPaymentService
 from ._errors import (
     InvalidRequestError,
     PaykitError,
@@ -25,9 +26,6 @@ from ._log import get_logger
 from ._models import WebhookEvent
 from ._service import PaymentService, WebhookOutcome
 from .storage._base import WebhookEventRecord
-
-if TYPE_CHECKING:
-    from .storage._async.protocol import AsyncStorage
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "WebhookOutcome", "WebhookResponse", "ahandle_webhook", "handle_webhook"]
 
@@ -74,23 +72,6 @@ def _lower(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, 
     return {str(k).lower(): str(v) for k, v in items}
 
 
-class _AsyncWebhookParser(Protocol):
-    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent: ...
-
-
-class _AsyncWebhookService(Protocol):
-    """What :func:`ahandle_webhook` needs from the async service (``AsyncPaymentService`` has it all)."""
-
-    @property
-    def storage(self) -> AsyncStorage: ...
-
-    def now(self) -> datetime: ...
-
-    def provider(self, name: str) -> _AsyncWebhookParser: ...
-
-    async def apply_webhook_event(self, event: WebhookEvent) -> WebhookOutcome: ...
-
-
 def _delivery_record(event: WebhookEvent, now: datetime) -> WebhookEventRecord:
     """The record that remembers a signed delivery id with its body's digest."""
     return WebhookEventRecord(
@@ -125,7 +106,7 @@ def _check_delivery(service: PaymentService, event: WebhookEvent) -> None:
     _refuse_replayed_delivery(service.storage.get_webhook_event(record.provider, record.event_id), record)
 
 
-async def _acheck_delivery(service: _AsyncWebhookService, event: WebhookEvent) -> None:
+async def _acheck_delivery(service: AsyncPaymentService, event: WebhookEvent) -> None:
     """The async twin of :func:`_check_delivery`."""
     record = _delivery_record(event, service.now())
     if await service.storage.record_webhook_event(record):
@@ -167,7 +148,7 @@ def handle_webhook(
 
 
 async def ahandle_webhook(
-    service: _AsyncWebhookService,
+    service: AsyncPaymentService,
     provider: str,
     body: bytes,
     headers: Mapping[str, str] | Iterable[tuple[str, str]],
@@ -181,7 +162,7 @@ async def ahandle_webhook(
     decided by the same code as :func:`handle_webhook`'s.
 
     Args:
-        service: The async service that applies the event (``AsyncPaymentService``).
+        service: The async service that applies the event.
         provider: The provider's name (``"stripe"``, ``"paypal"``, ``"knet"``...).
         body: The raw request body bytes (``await request.body()``).
         headers: The request headers, any case.
@@ -233,7 +214,7 @@ def _handle(
 
 
 async def _ahandle(
-    service: _AsyncWebhookService,
+    service: AsyncPaymentService,
     provider: str,
     raw: bytes,
     headers: Mapping[str, str] | Iterable[tuple[str, str]],

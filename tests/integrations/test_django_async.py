@@ -14,10 +14,10 @@ from django.http import HttpRequest
 from django.test import AsyncClient, override_settings
 from django.urls import include, path
 
-from paykit import ConfigurationError, PaymentStatus
+from paykit import AsyncPaymentService, ConfigurationError, Money, Payment, PaymentStatus
 from paykit.integrations.django import paykit_urlpatterns
-from paykit.testing import FakeProvider, ManualClock
-from tests import _async_standin as standin
+from paykit.storage import AsyncMemoryStorage
+from paykit.testing import AsyncFakeProvider, ManualClock
 
 from . import ADMIN_HEADERS, MAX_BODY_BYTES, Shop, bearer_ok, forged
 
@@ -56,17 +56,22 @@ def project(patterns: list[Any]) -> Any:
 
 
 @pytest.fixture
-def fake() -> FakeProvider:
-    return FakeProvider(clock=ManualClock().unix)
+def fake(clock: ManualClock) -> AsyncFakeProvider:
+    return AsyncFakeProvider(clock=clock.unix)
 
 
 @pytest.fixture
-def service(fake: FakeProvider) -> standin.StandInAsyncService:
-    return standin.StandInAsyncService(standin.AsyncFakeAdapter(fake), ManualClock())
+def service(fake: AsyncFakeProvider, clock: ManualClock) -> AsyncPaymentService:
+    # No notifiers or audit hooks: nothing runs in the background, so there is nothing to aclose().
+    return AsyncPaymentService(storage=AsyncMemoryStorage(), providers=[fake], clock=clock)
+
+
+async def pending(service: AsyncPaymentService) -> Payment:
+    return await service.initialize_payment(user_id="u1", amount=Money.of("12.50", "USD"), provider="fake")
 
 
 @pytest.fixture
-def client(service: standin.StandInAsyncService) -> Iterator[AsyncClient]:
+def client(service: AsyncPaymentService) -> Iterator[AsyncClient]:
     # CSRF checks on, as in production: the webhook view must be exempt.
     with project(paykit_urlpatterns(service, authorize=authorize, max_body_bytes=MAX_BODY_BYTES)):
         yield AsyncClient(enforce_csrf_checks=True)
@@ -79,15 +84,16 @@ async def post(client: AsyncClient, url: str, body: bytes, headers: dict[str, st
 class TestAsyncService:
     """An async service gets async views that await it."""
 
-    def test_views_are_async(self, service: standin.StandInAsyncService) -> None:
+    def test_views_are_async(self, service: AsyncPaymentService) -> None:
         patterns = paykit_urlpatterns(service, authorize=authorize)
 
         assert [True] * 4 == [iscoroutinefunction(p.callback) for p in patterns]
 
     async def test_webhook_applied_once_then_duplicate(
-        self, fake: FakeProvider, service: standin.StandInAsyncService, client: AsyncClient
+        self, fake: AsyncFakeProvider, service: AsyncPaymentService, client: AsyncClient
     ) -> None:
-        hook = fake.webhook("ref_1", PaymentStatus.SUCCEEDED, event_id="evt_1")
+        payment = await pending(service)
+        hook = fake.webhook(payment, PaymentStatus.SUCCEEDED, event_id="evt_1")
 
         first = await post(client, "/paykit/webhook/fake", hook.body, hook.headers)
         second = await post(client, "/paykit/webhook/fake", hook.body, hook.headers)
@@ -95,12 +101,13 @@ class TestAsyncService:
         assert [(200, b'{"outcome": "applied"}'), (200, b'{"outcome": "duplicate"}')] == [
             (r.status_code, r.content) for r in (first, second)
         ]
-        assert ["evt_1"] == service.applied
+        assert PaymentStatus.SUCCEEDED == (await service.get_payment(payment.id)).status
 
     async def test_forged_oversized_and_unknown_provider(
-        self, fake: FakeProvider, service: standin.StandInAsyncService, client: AsyncClient
+        self, fake: AsyncFakeProvider, service: AsyncPaymentService, client: AsyncClient
     ) -> None:
-        hook = fake.webhook("ref_1", PaymentStatus.SUCCEEDED, event_id="evt_1")
+        payment = await pending(service)
+        hook = fake.webhook(payment, PaymentStatus.SUCCEEDED, event_id="evt_1")
 
         answers = [
             await post(client, "/paykit/webhook/fake", forged(hook), hook.headers),
@@ -111,18 +118,21 @@ class TestAsyncService:
         assert [(400, "rejected"), (413, "too_large"), (404, "unknown_provider")] == [
             (r.status_code, r.json()["outcome"]) for r in answers
         ]
-        assert [] == service.applied
+        assert payment.status == (await service.get_payment(payment.id)).status
 
-    async def test_read_routes(self, client: AsyncClient) -> None:
+    async def test_read_routes(self, service: AsyncPaymentService, client: AsyncClient) -> None:
+        payment = await pending(service)
         health = await client.get("/paykit/health")
         denied = await client.get("/paykit/metrics")
         metrics = await client.get("/paykit/metrics", headers=ADMIN_HEADERS)
+        trail = await client.get(f"/paykit/audit/{payment.id}", headers=ADMIN_HEADERS)
         unknown = await client.get("/paykit/audit/pay_nope", headers=ADMIN_HEADERS)
 
-        assert [200, 401, 200, 404] == [r.status_code for r in (health, denied, metrics, unknown)]
-        assert "ok" == health.json()["storage"]
+        assert [200, 401, 200, 200, 404] == [r.status_code for r in (health, denied, metrics, trail, unknown)]
+        assert ("ok", 1) == (health.json()["storage"], metrics.json()["total"])
+        assert [e.model_dump(mode="json") for e in await service.audit_trail(payment.id)] == trail.json()
 
-    async def test_async_authorize(self, service: standin.StandInAsyncService) -> None:
+    async def test_async_authorize(self, service: AsyncPaymentService) -> None:
         with project(paykit_urlpatterns(service, authorize=authorize_async)):
             client = AsyncClient()
             denied = await client.get("/paykit/metrics")
@@ -130,7 +140,7 @@ class TestAsyncService:
 
         assert [401, 200] == [denied.status_code, allowed.status_code]
 
-    def test_sync_views_are_refused(self, service: standin.StandInAsyncService) -> None:
+    def test_sync_views_are_refused(self, service: AsyncPaymentService) -> None:
         with pytest.raises(ConfigurationError, match="async views"):
             paykit_urlpatterns(service, authorize=authorize, asynchronous=False)
 

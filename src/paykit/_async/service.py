@@ -29,7 +29,7 @@ class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops):
     """Drives payments, refunds, invoices and saved methods through providers.
 
     Args:
-        storage: Where everything is kept (``MemoryStorage()``, ``MongoStorage(...)``).
+        storage: Where everything is kept (``AsyncMemoryStorage()``, ``AsyncMongoStorage(...)``).
         providers: The adapters payments may use, looked up by their ``name``.
         notifiers: Receive notifications through :meth:`dispatch_notifications` (async
             notifiers are awaited by the async service; plain ones run in a thread).

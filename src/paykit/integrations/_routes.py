@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from .._async.service import AsyncPaymentService
 from .._errors import InvalidRequestError, NotFoundError, StorageError
-from .._models import AuditEntry, Payment
-from .._results import HealthReport, MetricsReport
+from .._models import AuditEntry
+from .._results import HealthReport
 from .._service import PaymentService
-from ..webhooks import DEFAULT_MAX_BODY_BYTES, WebhookResponse, _AsyncWebhookService, ahandle_webhook, handle_webhook
+from ..webhooks import DEFAULT_MAX_BODY_BYTES, WebhookResponse, ahandle_webhook, handle_webhook
 from ..webhooks import _json as _webhook_json
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
-    "AsyncService",
     "RouteResponse",
     "aaudit",
     "ahealth",
@@ -46,31 +46,11 @@ __all__ = [
 ]
 
 
-class AsyncService(_AsyncWebhookService, Protocol):
-    """What the async routes need from an async service (``AsyncPaymentService`` has it all)."""
-
-    async def health(self) -> HealthReport:
-        """Storage reachable, recent activity, providers."""
-        ...
-
-    async def get_payment(self, payment_id: str) -> Payment:
-        """The payment; ``NotFoundError`` when unknown."""
-        ...
-
-    async def audit_trail(self, subject_id: str) -> Sequence[AuditEntry]:
-        """The payment's audit entries, oldest first."""
-        ...
-
-    async def metrics(self) -> MetricsReport:
-        """Counts and amounts per status and currency."""
-        ...
-
-
-def is_async_service(service: PaymentService | AsyncService) -> TypeIs[AsyncService]:
+def is_async_service(service: PaymentService | AsyncPaymentService) -> TypeIs[AsyncPaymentService]:
     """Whether routes must await ``service``: its ``apply_webhook_event`` is a coroutine function.
 
-    A structural check, so any async service (``AsyncPaymentService``, a test
-    stand-in) is awaited directly and a sync one keeps running in a thread.
+    An ``AsyncPaymentService`` (or anything built like one, such as a subclass or
+    a wrapper) is awaited directly; a sync one keeps running in a thread.
     """
     return inspect.iscoroutinefunction(getattr(service, "apply_webhook_event", None))
 
@@ -130,7 +110,7 @@ def webhook(
 
 
 async def awebhook(
-    service: AsyncService,
+    service: AsyncPaymentService,
     provider: str,
     body: bytes,
     headers: Mapping[str, str] | Iterable[tuple[str, str]],
@@ -186,7 +166,7 @@ def health(service: PaymentService) -> RouteResponse:
     return _health(service.health())
 
 
-async def ahealth(service: AsyncService) -> RouteResponse:
+async def ahealth(service: AsyncPaymentService) -> RouteResponse:
     """The async twin of :func:`health`."""
     return _health(await service.health())
 
@@ -215,7 +195,7 @@ def audit(service: PaymentService, payment_id: str) -> RouteResponse:
     return _trail(entries)
 
 
-async def aaudit(service: AsyncService, payment_id: str) -> RouteResponse:
+async def aaudit(service: AsyncPaymentService, payment_id: str) -> RouteResponse:
     """The async twin of :func:`audit`."""
     try:
         await service.get_payment(payment_id)
@@ -251,7 +231,7 @@ def metrics(service: PaymentService) -> RouteResponse:
     return _json(200, report.as_dict())
 
 
-async def ametrics(service: AsyncService) -> RouteResponse:
+async def ametrics(service: AsyncPaymentService) -> RouteResponse:
     """The async twin of :func:`metrics`."""
     try:
         report = await service.metrics()

@@ -45,8 +45,8 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides django
     raise MissingExtraError("paykit.integrations.django", extra="django", package="Django") from exc
 
+from .._async.service import AsyncPaymentService
 from .._service import PaymentService
-from ._routes import AsyncService
 
 __all__ = ["paykit_urlpatterns"]
 
@@ -90,7 +90,7 @@ def _webhook_body(request: HttpRequest, max_body_bytes: int) -> bytes | Any:
 
 
 def paykit_urlpatterns(
-    service: PaymentService | AsyncService,
+    service: PaymentService | AsyncPaymentService,
     *,
     authorize: Callable[[Any], bool] | Callable[[Any], Awaitable[bool]],
     max_body_bytes: int = _routes.DEFAULT_MAX_BODY_BYTES,
@@ -104,8 +104,7 @@ def paykit_urlpatterns(
     answer 401 unless ``authorize(request)`` returns ``True``.
 
     Args:
-        service: The service the views use: sync (``PaymentService``) or async (one whose
-            ``apply_webhook_event`` is an ``async def``, as ``AsyncPaymentService``'s is).
+        service: The service the views use: a ``PaymentService`` or an ``AsyncPaymentService``.
         authorize: Receives the ``HttpRequest``; decides whether it may read audit trails and metrics.
             With async views it may also be a coroutine function.
         max_body_bytes: Larger webhook bodies get 413 without being read whole.
@@ -170,7 +169,7 @@ def _patterns(webhook: Any, health: Any, audit: Any, metrics: Any) -> list[Any]:
 
 
 def _async_patterns(
-    service: PaymentService | AsyncService,
+    service: PaymentService | AsyncPaymentService,
     authorize: Callable[[Any], bool] | Callable[[Any], Awaitable[bool]],
     max_body_bytes: int,
 ) -> list[Any]:

@@ -29,8 +29,8 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides starlette
     raise MissingExtraError("paykit.integrations.starlette", extra="starlette", package="Starlette") from exc
 
+from .._async.service import AsyncPaymentService
 from .._service import PaymentService
-from ._routes import AsyncService
 
 __all__ = ["Authorize", "paykit_router", "paykit_routes"]
 
@@ -53,7 +53,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def paykit_routes(
-    service: PaymentService | AsyncService,
+    service: PaymentService | AsyncPaymentService,
     *,
     authorize: Authorize,
     max_body_bytes: int = _routes.DEFAULT_MAX_BODY_BYTES,
@@ -65,9 +65,8 @@ def paykit_routes(
     returns (or resolves to) ``True``.
 
     Args:
-        service: The service the routes use: an async one (``async def
-            apply_webhook_event``, as ``AsyncPaymentService``) is awaited directly,
-            a sync one runs in the threadpool.
+        service: The service the routes use: an ``AsyncPaymentService`` is awaited
+            directly, a sync ``PaymentService`` runs in the threadpool.
         authorize: Decides whether a request may read audit trails and metrics.
         max_body_bytes: Larger webhook bodies get 413 without being read whole.
 
@@ -124,7 +123,7 @@ def paykit_routes(
 
 
 def paykit_router(
-    service: PaymentService | AsyncService,
+    service: PaymentService | AsyncPaymentService,
     *,
     authorize: Authorize,
     max_body_bytes: int = _routes.DEFAULT_MAX_BODY_BYTES,
