@@ -5,9 +5,10 @@ Run it:
     PAYKIT_ADMIN_TOKEN=change-me uvicorn --factory examples.fastapi_app:create_app --port 8000
     (or: PAYKIT_ADMIN_TOKEN=change-me python examples/fastapi_app.py)
 
-It uses MemoryStorage and paykit's FakeProvider, so it works offline. Set
-STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET to add Stripe too, and point Stripe's
-webhook endpoint at http://<host>:8000/paykit/webhook/stripe.
+It uses the async service, awaited directly by the routes, on AsyncMemoryStorage and
+paykit's AsyncFakeProvider, so it works offline. Set STRIPE_API_KEY and
+STRIPE_WEBHOOK_SECRET to add Stripe too, and point Stripe's webhook endpoint at
+http://<host>:8000/paykit/webhook/stripe.
 
 Try it:
     curl -X POST localhost:8000/demo/checkout          # a fake payment, and the webhook that settles it
@@ -22,23 +23,22 @@ import os
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from paykit import Money, PaymentService, PaymentStatus
+from paykit import AsyncPaymentService, Money, PaymentStatus
 from paykit.integrations.starlette import paykit_router
-from paykit.providers import Provider
-from paykit.storage import MemoryStorage
-from paykit.testing import FakeProvider
+from paykit.providers import AsyncProvider
+from paykit.storage import AsyncMemoryStorage
+from paykit.testing import AsyncFakeProvider
 
 
-def providers_from_env() -> list[Provider]:
-    """FakeProvider always; Stripe when its keys are in the environment."""
-    providers: list[Provider] = [FakeProvider()]
+def providers_from_env() -> list[AsyncProvider]:
+    """AsyncFakeProvider always; Stripe when its keys are in the environment."""
+    providers: list[AsyncProvider] = [AsyncFakeProvider()]
     if api_key := os.environ.get("STRIPE_API_KEY"):
-        from paykit.providers import StripeProvider  # noqa: PLC0415 - needs the stripe extra
+        from paykit.providers import AsyncStripeProvider  # noqa: PLC0415 - needs the stripe extra
 
-        providers.append(StripeProvider(api_key=api_key, webhook_secrets=[os.environ["STRIPE_WEBHOOK_SECRET"]]))
+        providers.append(AsyncStripeProvider(api_key=api_key, webhook_secrets=[os.environ["STRIPE_WEBHOOK_SECRET"]]))
     return providers
 
 
@@ -52,26 +52,23 @@ async def is_admin(request: Request) -> bool:
 def create_app() -> FastAPI:
     """The application: paykit's router plus one demo route."""
     app = FastAPI(title="paykit example")
-    service = PaymentService(storage=MemoryStorage(), providers=providers_from_env())
+    service = AsyncPaymentService(storage=AsyncMemoryStorage(), providers=providers_from_env())
     app.mount("/paykit", paykit_router(service, authorize=is_admin))
 
-    def start_checkout() -> dict[str, Any]:
+    @app.post("/demo/checkout")
+    async def checkout() -> dict[str, Any]:
         # The fake provider settles asynchronously; its webhook (signed) finishes the payment.
         fake = service.provider("fake")
-        assert isinstance(fake, FakeProvider)
+        assert isinstance(fake, AsyncFakeProvider)
         fake.behavior = "processing"
-        payment = service.initialize_payment(user_id="demo", amount=Money.of("19.99", "USD"), provider="fake")
-        payment = service.confirm_payment(payment.id, payment_method="pm_card_visa")
+        payment = await service.initialize_payment(user_id="demo", amount=Money.of("19.99", "USD"), provider="fake")
+        payment = await service.confirm_payment(payment.id, payment_method="pm_card_visa")
         hook = fake.webhook(payment, PaymentStatus.SUCCEEDED)
         return {
             "payment_id": payment.id,
             "status": payment.status.value,
             "webhook": {"url": "/paykit/webhook/fake", "body": hook.body.decode(), "headers": hook.headers},
         }
-
-    @app.post("/demo/checkout")
-    async def checkout() -> dict[str, Any]:
-        return await run_in_threadpool(start_checkout)  # paykit's calls block: keep them off the event loop
 
     return app
 
