@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Final, ParamSpec, TypeVar, cast
 
 __all__ = ["ENABLED", "mark", "operation", "provider_span", "record", "span"]
@@ -43,13 +43,47 @@ ENABLED: Final = _otel_trace is not None
 
 _SCOPE: Final = "paykit"
 
+_NO_SPAN: Final[AbstractContextManager[None]] = nullcontext()
+"""What a span is when nothing records it; ``nullcontext`` holds no state, so one serves every block."""
+
+if _otel_trace is not None:
+    # The global providers until an application sets its own: every span and instrument they give is a no-op.
+    _NOOP_TRACER_PROVIDERS: tuple[type, ...] = (_otel_trace.ProxyTracerProvider, _otel_trace.NoOpTracerProvider)
+    _NOOP_METER_PROVIDERS: tuple[type, ...] = (_otel_metrics.NoOpMeterProvider,)
+    try:  # the API's default meter provider is not public; without it, measurements are always made
+        from opentelemetry.metrics._internal import _ProxyMeterProvider
+    except ImportError:  # pragma: no cover - depends on the installed API
+        pass
+    else:
+        _NOOP_METER_PROVIDERS += (_ProxyMeterProvider,)
+
+
+def _tracing() -> bool:
+    """Whether a span would be recorded: the API is installed and an SDK's tracer provider is set.
+
+    Asked on every call, so an SDK configured after paykit is imported is followed at once.
+    """
+    return _otel_trace is not None and not isinstance(_otel_trace.get_tracer_provider(), _NOOP_TRACER_PROVIDERS)
+
+
+def _metering() -> bool:
+    """Whether a measurement would be recorded: the API is installed and an SDK's meter provider is set."""
+    return _otel_metrics is not None and not isinstance(_otel_metrics.get_meter_provider(), _NOOP_METER_PROVIDERS)
+
+
+def span(name: str, attributes: Mapping[str, Any] | None = None) -> AbstractContextManager[None]:
+    """A span around a block; an exception leaving it is recorded and re-raised.
+
+    Without a configured SDK the span would be a no-op: neither it nor its attributes are built.
+    """
+    if not _tracing():
+        return _NO_SPAN
+    return _recorded_span(name, attributes)
+
 
 @contextmanager
-def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[None]:
-    """A span around a block; an exception leaving it is recorded and re-raised."""
-    if _otel_trace is None:
-        yield
-        return
+def _recorded_span(name: str, attributes: Mapping[str, Any] | None) -> Iterator[None]:
+    assert _otel_trace is not None  # noqa: S101 - only called when tracing
     with _tracer().start_as_current_span(name, attributes=_clean(attributes)) as current:
         try:
             yield
@@ -61,8 +95,9 @@ def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Non
 
 def mark(**attributes: Any) -> None:
     """Set attributes on the current span (``idempotent_replay=True``, ``outcome="stale"``...)."""
-    if _otel_trace is None:
+    if not _tracing():
         return
+    assert _otel_trace is not None  # noqa: S101 - _tracing() says it is installed
     current = _otel_trace.get_current_span()
     for key, value in _clean({f"paykit.{k}": v for k, v in attributes.items()}).items():
         current.set_attribute(key, value)
@@ -79,14 +114,18 @@ def operation(name: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
 
             @functools.wraps(method)
             async def traced_async(*args: _P.args, **kwargs: _P.kwargs) -> Any:
-                with span(f"paykit.{name}", {"paykit.payment_id": _payment_id(args, kwargs)}):
+                if not _tracing():
+                    return await method(*args, **kwargs)
+                with _recorded_span(f"paykit.{name}", {"paykit.payment_id": _payment_id(args, kwargs)}):
                     return await method(*args, **kwargs)
 
             return cast(Callable[_P, _R], traced_async)
 
         @functools.wraps(method)
         def traced(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-            with span(f"paykit.{name}", {"paykit.payment_id": _payment_id(args, kwargs)}):
+            if not _tracing():
+                return method(*args, **kwargs)
+            with _recorded_span(f"paykit.{name}", {"paykit.payment_id": _payment_id(args, kwargs)}):
                 return method(*args, **kwargs)
 
         return traced
@@ -98,19 +137,19 @@ def _payment_id(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     return kwargs.get("payment_id", args[1] if len(args) > 1 and isinstance(args[1], str) else None)
 
 
-@contextmanager
-def provider_span(provider: str, operation: str, attempt: int) -> Iterator[None]:
+def provider_span(provider: str, operation: str, attempt: int) -> AbstractContextManager[None]:
     """A span around one provider call."""
-    with span(
+    if not _tracing():
+        return _NO_SPAN
+    return _recorded_span(
         f"paykit.provider.{operation}",
         {"paykit.provider": provider, "paykit.operation": operation, "paykit.attempt": attempt},
-    ):
-        yield
+    )
 
 
 def record(instrument: str, value: float = 1, **attributes: Any) -> None:
     """Add to a counter or record into a histogram, by its name (see the module docstring)."""
-    if _otel_metrics is None:
+    if not _metering():
         return
     _instruments()[instrument](value, _clean({f"paykit.{k}": v for k, v in attributes.items()}))
 

@@ -102,18 +102,20 @@ class _Payments(_Part):
         d.check_text(description, "description")
         meta = d.check_metadata(metadata)
         method_ref = self._resolve_method(user_id, provider, payment_method)
-        fp = d.fingerprint(
-            user_id=user_id,
-            amount=amount,
-            provider=provider,
-            capture_method=capture_method,
-            description=description,
-            metadata=meta,
-            payment_method=payment_method,
-            return_url=return_url,
-            cancel_url=cancel_url,
-            invoice_id=invoice_id,
-        )
+        params: dict[str, Any] = {
+            "user_id": user_id,
+            "amount": amount,
+            "provider": provider,
+            "capture_method": capture_method,
+            "description": description,
+            "metadata": meta,
+            "payment_method": payment_method,
+            "return_url": return_url,
+            "cancel_url": cancel_url,
+            "invoice_id": invoice_id,
+        }
+        # A fingerprint only tells a keyed replay from a conflict: without a key none is needed.
+        fp = d.fingerprint(**params) if key else ""
         payment_id = d.keyed_id("pay", "payment", key) if key else d.new_id("pay")
         now = self._engine.now()
         fresh = Payment(
@@ -137,7 +139,8 @@ class _Payments(_Part):
             self._engine.storage.insert_payment(fresh)
         except DuplicateRecordError:
             payment = self._load(payment_id)
-            _check_replay(payment, fp, "payment")
+            # Without a key this is an id collision, never a replay: the fingerprint made here cannot match.
+            _check_replay(payment, fp or d.fingerprint(**params), "payment")
             telemetry.mark(idempotent_replay=True, payment_id=payment.id)
             return self._ensure_registered(payment, actor=actor, return_url=return_url, cancel_url=cancel_url)
         telemetry.mark(payment_id=payment_id, provider=provider)
@@ -317,7 +320,7 @@ class _Payments(_Part):
             PaymentDeclinedError: Declined; the payment is now FAILED.
         """
         key = d.check_key(idempotency_key)
-        fp = d.fingerprint(payment_method=payment_method)
+        fp = d.fingerprint(payment_method=payment_method) if key else ""
         payment, provider_key = self._operation(payment_id, "confirm", key, fp, dp.CONFIRMABLE)
         if provider_key is None:
             return payment
@@ -366,7 +369,7 @@ class _Payments(_Part):
                 or not an amount the provider takes.
         """
         key = d.check_key(idempotency_key)
-        fp = d.fingerprint(amount=amount)
+        fp = d.fingerprint(amount=amount) if key else ""
         payment, provider_key = self._operation(payment_id, "capture", key, fp, frozenset({PaymentStatus.AUTHORIZED}))
         if provider_key is None:
             return payment
@@ -406,7 +409,7 @@ class _Payments(_Part):
             InvalidStateError: The payment was captured, failed or already canceled.
         """
         key = d.check_key(idempotency_key)
-        fp = d.fingerprint()
+        fp = d.fingerprint() if key else ""
         payment, provider_key = self._operation(payment_id, "cancel", key, fp, dp.CANCELABLE)
         if provider_key is None:
             return payment

@@ -63,7 +63,7 @@ class _Refunds(_Payments, _Part):
                 d.check_positive(amount)
                 dp.same_currency(payment, amount)
                 adapter.check_amount(amount)
-            fp = d.fingerprint(payment_id=payment_id, amount=amount, reason=reason)
+            fp = d.fingerprint(payment_id=payment_id, amount=amount, reason=reason) if key else ""
             refund_id = d.keyed_id("re", "refund", key) if key else d.new_id("re")
             operation = f"refund:{key}" if key else None
             if key is not None:
