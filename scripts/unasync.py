@@ -51,6 +51,7 @@ RULES: list[tuple[str, str]] = [
     (r"\b__aexit__\b", "__exit__"),
     (r"\baclose\b", "close"),
     (r"\bAsyncPaymentService\b", "PaymentService"),
+    (r"\bahandle_webhook\b", "handle_webhook"),
     (r"\bAsyncNotificationDispatcher\b", "NotificationDispatcher"),
     (r"\bAsync(Notifier|AuditHook) \| ", ""),
     (r"\bAsync(Notifier|AuditHook), ", ""),

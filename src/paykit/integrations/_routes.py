@@ -22,8 +22,8 @@ from .._errors import InvalidRequestError, NotFoundError, StorageError
 from .._models import AuditEntry
 from .._results import HealthReport
 from .._service import PaymentService
+from .._webhook_answers import json_answer as _webhook_json
 from ..webhooks import DEFAULT_MAX_BODY_BYTES, WebhookResponse, ahandle_webhook, handle_webhook
-from ..webhooks import _json as _webhook_json
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs

@@ -13,8 +13,7 @@ MongoDB-wire server, where the crash abandons every object in the process.
 
 Written once for both APIs (tests/_sync/storage/test_crash_safety.py is generated
 from here; the storages of each API are chosen in tests/_storages.py). Webhooks are
-delivered as handle_webhook does with a valid one, verified then applied, until
-ahandle_webhook exists.
+delivered verified then applied, as the webhook entry points do with a valid one.
 """
 
 from __future__ import annotations

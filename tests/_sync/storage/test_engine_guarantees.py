@@ -7,8 +7,8 @@ answer, a key reused on another payment, unclear provider answers, amounts a
 provider cannot take.
 
 Written once for both APIs (tests/_sync/storage/test_engine_guarantees.py is
-generated from here). Webhooks are delivered as handle_webhook does with a valid
-one, verified then applied, until ahandle_webhook exists. The thread races and the
+generated from here). Webhooks are delivered verified then
+applied, as the webhook entry points do with a valid one. The thread races and the
 503 answer are in tests/storage/test_engine_guarantees_sync_only.py.
 """
 
