@@ -105,6 +105,10 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         # explain(): the notifications about one payment and its refunds.
         IndexModel([("subject_id", ASCENDING), ("created_at", ASCENDING)], name="subject_created"),
     ],
+    # Velocity counters are read and written by _id only; old windows are dropped by the server.
+    "usage": [
+        IndexModel([("expires_at", ASCENDING)], name="expires", expireAfterSeconds=0),
+    ],
 }
 
 
@@ -353,3 +357,13 @@ STATS_PIPELINE: Final[list[Doc]] = [
     },
 ]
 """payment_stats(): one ``$group`` per (status, currency) does the sums on the server."""
+
+
+def usage_filter(key: str, count: int, amount_minor: int, max_count: int | None, max_amount_minor: int | None) -> Doc:
+    """The filter of a usage counter's conditional ``$inc``: it matches only while the addition fits."""
+    query: Doc = {"_id": key}
+    if max_count is not None and count > 0:
+        query["count"] = {"$lte": max_count - count}
+    if max_amount_minor is not None and amount_minor > 0:
+        query["amount"] = {"$lte": max_amount_minor - amount_minor}
+    return query
