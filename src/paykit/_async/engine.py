@@ -363,7 +363,9 @@ class Engine:
         error.payment_id = context.payment_id
         raise error
 
-    async def _policy_audit(self, context: pol.PolicyContext, action: AuditAction, payload: Mapping[str, object]) -> None:
+    async def _policy_audit(
+        self, context: pol.PolicyContext, action: AuditAction, payload: Mapping[str, object]
+    ) -> None:
         entry = pol.policy_audit(context, action, at=self.now(), payload=payload)
         await self.storage.append_audit([entry])
         self.emit([entry])
