@@ -18,11 +18,15 @@ import pytest
 
 from paykit import (
     Actor,
+    Allow,
     AmountLimit,
     AuditAction,
+    Decision,
+    Deny,
     InvalidStateError,
     Money,
     PaymentService,
+    PolicyContext,
     PolicyDeniedError,
     RefundApproval,
     RefundStatus,
@@ -89,6 +93,103 @@ def paid(service: PaymentService, amount: Money, user: str = "u1") -> str:
 
 def actions(service: PaymentService, subject_id: str) -> list[AuditAction]:
     return [e.action for e in service.audit_trail(subject_id)]
+
+
+class Recorder:
+    """A policy written as a plain class: records what it is asked, refuses the operations named."""
+
+    name = "Recorder"
+
+    def __init__(self, *refuse: str) -> None:
+        self.refuse = set(refuse)
+        self.seen: list[tuple[str, str, str | None, str | None]] = []
+
+    def evaluate(self, context: PolicyContext) -> Decision:
+        amount = str(context.amount) if context.amount is not None else None
+        self.seen.append((context.operation, context.actor.id, amount, context.payment_id))
+        if context.operation in self.refuse:
+            return Deny(f"no {context.operation}")
+        return Allow()
+
+
+class TestEveryOperationIsAsked:
+    """Payments, confirmations, captures, refunds, invoice payments and saved-method changes pass the gate."""
+
+    def test_each_operation_asks_with_its_actor_and_amount(self, make: MakeService) -> None:
+        recorder = Recorder()
+        service = make(recorder)
+        usd = Money.of("10.00", "USD")
+
+        payment = service.initialize_payment(
+            user_id="u1", amount=usd, provider="fake", capture_method="manual", actor=CLERK
+        )
+        service.confirm_payment(payment.id, payment_method="pm_card_visa", actor=CLERK)
+        service.capture_payment(payment.id, amount=Money.of("8.00", "USD"), actor=BOSS)
+        service.refund_payment(payment.id, actor=BOSS)
+        method = service.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa", actor="x")
+        service.delete_payment_method("u1", method.id, actor="x")
+        invoice = service.create_invoice(
+            user_id="u1", currency="USD", line_items=[{"description": "a", "quantity": 1, "unit_amount": usd}]
+        )
+        service.send_invoice(invoice.id)
+        service.pay_invoice(invoice.id, provider="fake", actor=CLERK)
+
+        assert [
+            ("initialize_payment", "clerk", "10.00 USD", None),
+            ("confirm_payment", "clerk", "10.00 USD", payment.id),
+            ("capture_payment", "boss", "8.00 USD", payment.id),
+            ("refund_payment", "boss", "8.00 USD", payment.id),
+            ("save_payment_method", "x", None, None),
+            ("delete_payment_method", "x", None, None),
+            ("pay_invoice", "clerk", "10.00 USD", None),
+        ] == recorder.seen
+
+    def test_idempotent_replays_are_not_asked_again(self, make: MakeService) -> None:
+        recorder = Recorder()
+        service = make(recorder)
+
+        first = service.initialize_payment(user_id="u1", amount=kwd("1.000"), provider="fake", idempotency_key="k")
+        again = service.initialize_payment(user_id="u1", amount=kwd("1.000"), provider="fake", idempotency_key="k")
+
+        assert first.id == again.id
+        assert 1 == len(recorder.seen)
+
+    @pytest.mark.parametrize(
+        "operation",
+        ["initialize_payment", "confirm_payment", "capture_payment", "save_payment_method", "delete_payment_method"],
+    )
+    def test_a_refusal_never_reaches_the_provider(self, make: MakeService, fake: FakeProvider, operation: str) -> None:
+        service = make(Recorder(operation))
+        provider_call = {
+            "initialize_payment": "create_payment",
+            "confirm_payment": "confirm_payment",
+            "capture_payment": "capture_payment",
+            "save_payment_method": "save_payment_method",
+            "delete_payment_method": "delete_payment_method",
+        }[operation]
+
+        call = _setup_for(service, operation)
+
+        with pytest.raises(PolicyDeniedError, match=f"Recorder: no {operation}"):
+            call()
+
+        assert [] == fake.calls_to(provider_call)
+
+
+def _setup_for(service: PaymentService, operation: str) -> Callable[[], object]:
+    """Prepare what ``operation`` needs (each step before it passes the gate); return the call itself."""
+    if operation == "save_payment_method":
+        return lambda: service.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa")
+    if operation == "delete_payment_method":
+        method = service.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa")
+        return lambda: service.delete_payment_method("u1", method.id)
+    if operation == "initialize_payment":
+        return lambda: service.initialize_payment(user_id="u1", amount=kwd("1.000"), provider="fake")
+    payment = service.initialize_payment(user_id="u1", amount=kwd("1.000"), provider="fake", capture_method="manual")
+    if operation == "confirm_payment":
+        return lambda: service.confirm_payment(payment.id, payment_method="pm_card_visa")
+    service.confirm_payment(payment.id, payment_method="pm_card_visa")
+    return lambda: service.capture_payment(payment.id)
 
 
 class TestAmountLimit:
