@@ -141,6 +141,7 @@ class TestBuiltIns:
             lambda: AmountLimit({"a": [Money.of("1", "USD"), Money.of("2", "USD")]}),
             lambda: AmountLimit({"a": Money.of("1", "USD")}, operations={"refund"}),
             lambda: VelocityLimit(timedelta(0), max_count=1),
+            lambda: VelocityLimit(timedelta(days=32), max_count=1),
             lambda: VelocityLimit(timedelta(hours=1)),
             lambda: StepUp(methods=()),
             lambda: RefundApproval(Money.of("1", "USD"), expires_after=timedelta(0)),

@@ -60,6 +60,9 @@ OPERATIONS: Final = frozenset(
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
+MAX_WINDOW: Final = timedelta(days=31)
+"""The longest velocity window: storages may drop a counter some time after its last use."""
+
 
 @dataclass(frozen=True, slots=True, init=False)
 class Actor:
@@ -358,6 +361,8 @@ def _roles(roles: Collection[str] | None) -> frozenset[str] | None:
 
 
 _MONEY_OPERATIONS: Final = OPERATIONS - {"save_payment_method", "delete_payment_method"}
+_STARTS: Final = frozenset({"initialize_payment", "pay_invoice", "refund_payment"})
+"""Operations that each start a movement of money: one payment (confirming and capturing it continue it)."""
 
 
 class AmountLimit:
@@ -415,7 +420,8 @@ class VelocityLimit:
         max_count: Operations allowed per window, or ``None``.
         max_amount: The amount allowed per window, one :class:`Money` per currency.
         per: ``"user"`` (the paying user) or ``"actor"`` (who performs the operation).
-        operations: Which operations count (default: every operation that moves money).
+        operations: Which operations count (default: ``initialize_payment``, ``pay_invoice`` and
+            ``refund_payment``, so a payment counts once, not again when confirmed and captured).
         roles: Count only actors holding one of these roles (default: every actor).
         name: The counters' name; give one to keep counting when other settings change.
     """
@@ -431,8 +437,8 @@ class VelocityLimit:
         roles: Collection[str] | None = None,
         name: str | None = None,
     ) -> None:
-        if window <= timedelta(0) or window % timedelta(microseconds=1):
-            raise ConfigurationError("window must be a positive whole number of microseconds")
+        if window <= timedelta(0) or window > MAX_WINDOW or window % timedelta(microseconds=1):
+            raise ConfigurationError("window must be positive, at most 31 days, in whole microseconds")
         if max_count is not None and (isinstance(max_count, bool) or max_count < 0):
             raise ConfigurationError("max_count must be a non-negative int")
         if per not in ("user", "actor"):
@@ -443,7 +449,7 @@ class VelocityLimit:
         if max_count is None and not self.max_amount:
             raise ConfigurationError("a VelocityLimit needs max_count or max_amount")
         self.per = per
-        self.operations = _operations(operations, _MONEY_OPERATIONS)
+        self.operations = _operations(operations, _STARTS)
         self.roles = _roles(roles)
         ops = ",".join(sorted(self.operations))
         self.name = name or f"velocity:{per}:{int(window.total_seconds())}s:{ops}"

@@ -42,6 +42,9 @@ REFUNDING: Final = "_refunding"
 SEQ: Final = "_seq"
 KEYS: Final = "_keys"
 
+USAGE_TTL_SECONDS: Final = 32 * 24 * 3600
+"""A velocity counter lives this long after its last use: longer than the longest window (31 days)."""
+
 # Every collection whose documents may carry an effects outbox.
 OUTBOX_COLLECTIONS: Final = ("payments", "refunds", "invoices", "payment_methods")
 
@@ -105,9 +108,10 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         # explain(): the notifications about one payment and its refunds.
         IndexModel([("subject_id", ASCENDING), ("created_at", ASCENDING)], name="subject_created"),
     ],
-    # Velocity counters are read and written by _id only; old windows are dropped by the server.
+    # Velocity counters are read and written by _id only. The server drops one USAGE_TTL after its last use
+    # (by the server's clock, not the service's: a test clock in the past cannot expire a live counter).
     "usage": [
-        IndexModel([("expires_at", ASCENDING)], name="expires", expireAfterSeconds=0),
+        IndexModel([("touched_at", ASCENDING)], name="touched_ttl", expireAfterSeconds=USAGE_TTL_SECONDS),
     ],
 }
 

@@ -326,7 +326,11 @@ class MongoStorage:
         with contextlib.suppress(DuplicateKeyError):  # a concurrent first use created it
             usage.update_one(
                 {"_id": key},
-                {"$setOnInsert": {"count": 0, "amount": 0, "expires_at": to_ms(expires_at)}},
+                {
+                    "$setOnInsert": {"count": 0, "amount": 0, "expires_at": to_ms(expires_at)},
+                    # The server's own time: its TTL index drops the counter a while after its last use.
+                    "$currentDate": {"touched_at": True},
+                },
                 upsert=True,
             )
         query = usage_filter(key, count, amount_minor, max_count, max_amount_minor)
