@@ -461,7 +461,27 @@ class TestRefundApproval:
         trail = await service.audit_trail(payment_id)
         approval = next(e for e in trail if e.action == AuditAction.REFUND_APPROVED)
         assert "boss" == approval.actor
+        assert {"clerk"} == {e.actor for e in trail if e.action == AuditAction.REFUND_APPROVAL_REQUESTED}
         assert AuditAction.REFUND_APPROVAL_REQUESTED in [e.action for e in trail]
+
+    async def test_approvers_can_be_asked_for_a_second_factor(
+        self, make: MakeService, clock: ManualClock, fake: AsyncFakeProvider
+    ) -> None:
+        service = make(
+            RefundApproval(kwd("10.000")),
+            StepUp(operations={"approve_refund"}),
+            verifiers=[TotpVerifier({"boss": SECRET})],
+        )
+        payment_id = await paid(service, kwd("30.000"))
+        held = await service.refund_payment(payment_id, amount=kwd("20.000"), actor=CLERK)
+
+        with pytest.raises(StepUpRequiredError):
+            await service.approve_refund(held.id, actor=BOSS)
+        code = pyotp.TOTP(SECRET).at(clock())
+        approved = await service.approve_refund(held.id, actor=BOSS, step_up=StepUpProof("totp", code))
+
+        assert RefundStatus.SUCCEEDED == approved.status
+        assert 1 == len(fake.calls_to("refund_payment"))
 
     async def test_concurrent_approvals_send_once(self, service: AsyncPaymentService, fake: AsyncFakeProvider) -> None:
         payment_id = await paid(service, kwd("30.000"))

@@ -435,7 +435,27 @@ class TestRefundApproval:
         trail = service.audit_trail(payment_id)
         approval = next(e for e in trail if e.action == AuditAction.REFUND_APPROVED)
         assert "boss" == approval.actor
+        assert {"clerk"} == {e.actor for e in trail if e.action == AuditAction.REFUND_APPROVAL_REQUESTED}
         assert AuditAction.REFUND_APPROVAL_REQUESTED in [e.action for e in trail]
+
+    def test_approvers_can_be_asked_for_a_second_factor(
+        self, make: MakeService, clock: ManualClock, fake: FakeProvider
+    ) -> None:
+        service = make(
+            RefundApproval(kwd("10.000")),
+            StepUp(operations={"approve_refund"}),
+            verifiers=[TotpVerifier({"boss": SECRET})],
+        )
+        payment_id = paid(service, kwd("30.000"))
+        held = service.refund_payment(payment_id, amount=kwd("20.000"), actor=CLERK)
+
+        with pytest.raises(StepUpRequiredError):
+            service.approve_refund(held.id, actor=BOSS)
+        code = pyotp.TOTP(SECRET).at(clock())
+        approved = service.approve_refund(held.id, actor=BOSS, step_up=StepUpProof("totp", code))
+
+        assert RefundStatus.SUCCEEDED == approved.status
+        assert 1 == len(fake.calls_to("refund_payment"))
 
     def test_concurrent_approvals_send_once(self, service: PaymentService, fake: FakeProvider) -> None:
         payment_id = paid(service, kwd("30.000"))

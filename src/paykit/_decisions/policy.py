@@ -54,9 +54,13 @@ OPERATIONS: Final = frozenset(
         "pay_invoice",
         "save_payment_method",
         "delete_payment_method",
+        "approve_refund",
     }
 )
-"""The operations policies are asked about (``PolicyContext.operation``)."""
+"""The operations policies are asked about (``PolicyContext.operation``).
+
+``approve_refund`` is asked after the approver's own checks (the approving role, not the requester);
+only a policy that names it (or names no operations, as ``StepUp`` may) applies to it."""
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -360,7 +364,9 @@ def _roles(roles: Collection[str] | None) -> frozenset[str] | None:
     return None if roles is None else frozenset(roles)
 
 
-_MONEY_OPERATIONS: Final = OPERATIONS - {"save_payment_method", "delete_payment_method"}
+_MONEY_OPERATIONS: Final = frozenset(
+    {"initialize_payment", "confirm_payment", "capture_payment", "refund_payment", "pay_invoice"}
+)
 _STARTS: Final = frozenset({"initialize_payment", "pay_invoice", "refund_payment"})
 """Operations that each start a movement of money: one payment (confirming and capturing it continue it)."""
 

@@ -50,15 +50,19 @@ class _Approvals(_Refunds, _Part):
         return waiting, len(held) - len(waiting)
 
     @telemetry.operation("approve_refund")
-    def approve_refund(self, refund_id: str, *, actor: pol.Actor | str) -> Refund:
+    def approve_refund(
+        self, refund_id: str, *, actor: pol.Actor | str, step_up: pol.StepUpProof | None = None
+    ) -> Refund:
         """Approve a refund awaiting approval: it is sent to the provider, once.
 
         The approver must hold the refund's ``approver_role`` and must not be the
         actor who asked for it. Concurrent approvals send it once; the others get
-        the refund as it stands.
+        the refund as it stands. Policies that name ``approve_refund`` are asked
+        then (a ``StepUp`` for approvers, say: pass ``step_up``).
 
         Raises:
             PolicyDeniedError: Self-approval, or the approver lacks the role (audited).
+            StepUpRequiredError: A policy asks the approver for a second factor.
             InvalidStateError: The refund was rejected, expired, or needs no approval.
             ProviderError: As :meth:`refund_payment`, once approved.
         """
@@ -83,6 +87,15 @@ class _Approvals(_Refunds, _Part):
         role = refund.approver_role or ""
         if not who.has_role(role):
             self._engine.refuse(context, (("RefundApproval", f"approving needs the role {role!r}"),))
+        self._gate(
+            "approve_refund",
+            who,
+            user_id=refund.user_id,
+            amount=refund.amount,
+            provider=refund.provider,
+            payment_id=refund.payment_id,
+            step_up=step_up,
+        )
         now = self._engine.now()
         payment, change = self._engine.transact(
             payment, lambda c: da.approve(c, refund, approver=who.id, now=now), actor=who.id
