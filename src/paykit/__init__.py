@@ -8,6 +8,23 @@ Money('12.500', 'KWD')
 import logging as _logging
 
 from ._async.service import AsyncPaymentService
+from ._decisions.policy import (
+    Actor,
+    Allow,
+    AmountLimit,
+    Decision,
+    Deny,
+    Policy,
+    PolicyContext,
+    RefundApproval,
+    RequireApproval,
+    RequireStepUp,
+    StepUp,
+    StepUpProof,
+    StepUpVerifier,
+    Usage,
+    VelocityLimit,
+)
 from ._errors import (
     AuthenticationError,
     ConfigurationError,
@@ -20,9 +37,11 @@ from ._errors import (
     NotFoundError,
     PaykitError,
     PaymentDeclinedError,
+    PolicyDeniedError,
     ProviderError,
     ProviderRequestError,
     ProviderUnavailableError,
+    StepUpRequiredError,
     StorageError,
     WebhookVerificationError,
 )
@@ -45,6 +64,7 @@ from ._money import CURRENCY_EXPONENTS, Money, currency_exponent
 from ._results import Explanation, TimelineEntry
 from ._service import HealthReport, MetricsReport, Page, PaymentService, ReconcileReport, WebhookOutcome
 from ._status import PaymentStatus, can_transition
+from ._totp import TotpVerifier
 from .audit import AsyncAuditHook, AuditHook, redact
 from .notify import AsyncNotifier, CallbackNotifier, DispatchReport, LoggingNotifier, Notifier
 
@@ -56,6 +76,9 @@ _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = [
     "CURRENCY_EXPONENTS",
+    "Actor",
+    "Allow",
+    "AmountLimit",
     "AsyncAuditHook",
     "AsyncNotifier",
     "AsyncPaymentService",
@@ -66,6 +89,8 @@ __all__ = [
     "CallbackNotifier",
     "ConfigurationError",
     "CurrencyMismatchError",
+    "Decision",
+    "Deny",
     "DispatchReport",
     "DuplicateRecordError",
     "EventKind",
@@ -92,14 +117,27 @@ __all__ = [
     "PaymentMethod",
     "PaymentService",
     "PaymentStatus",
+    "Policy",
+    "PolicyContext",
+    "PolicyDeniedError",
     "ProviderError",
     "ProviderRequestError",
     "ProviderUnavailableError",
     "ReconcileReport",
     "Refund",
+    "RefundApproval",
     "RefundStatus",
+    "RequireApproval",
+    "RequireStepUp",
+    "StepUp",
+    "StepUpProof",
+    "StepUpRequiredError",
+    "StepUpVerifier",
     "StorageError",
     "TimelineEntry",
+    "TotpVerifier",
+    "Usage",
+    "VelocityLimit",
     "WebhookEvent",
     "WebhookOutcome",
     "WebhookVerificationError",

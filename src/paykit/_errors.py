@@ -10,6 +10,8 @@ Every error paykit raises is a :class:`PaykitError`; exceptions of ``stripe``,
     │   └── CurrencyMismatchError     arithmetic across two currencies
     ├── InvalidStateError             illegal transition, refund over captured
     ├── IdempotencyConflictError      same key, different parameters
+    ├── PolicyDeniedError             a policy refused the operation (limit, velocity, bad proof)
+    ├── StepUpRequiredError           the operation needs a second factor (``methods`` says which)
     ├── NotFoundError                 also a LookupError: no such payment, invoice...
     ├── WebhookVerificationError      forged, stale or malformed webhook
     ├── StorageError                  the database failed or is unreachable
@@ -43,9 +45,11 @@ __all__ = [
     "NotFoundError",
     "PaykitError",
     "PaymentDeclinedError",
+    "PolicyDeniedError",
     "ProviderError",
     "ProviderRequestError",
     "ProviderUnavailableError",
+    "StepUpRequiredError",
     "StorageError",
     "WebhookVerificationError",
 ]
@@ -102,6 +106,30 @@ class InvalidStateError(PaykitError):
 
 class IdempotencyConflictError(PaykitError):
     """An idempotency key was reused with different parameters."""
+
+
+class PolicyDeniedError(PaykitError):
+    """A policy refused the operation; nothing was written but the audit entry of the refusal.
+
+    Attributes:
+        reasons: Why, one line per refusing policy (``"AmountLimit: ..."``).
+    """
+
+    def __init__(self, message: str, *, reasons: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.reasons = reasons or (message,)
+
+
+class StepUpRequiredError(PaykitError):
+    """The operation needs a verified second factor: call again with ``step_up=StepUpProof(...)``.
+
+    Attributes:
+        methods: The proof methods that would do (``("totp",)``).
+    """
+
+    def __init__(self, message: str, *, methods: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.methods = methods
 
 
 class NotFoundError(PaykitError, LookupError):

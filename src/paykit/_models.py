@@ -45,6 +45,8 @@ class RefundStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
+    AWAITING_APPROVAL = "awaiting_approval"
+    """Held for a second person's approval (:class:`~paykit.RefundApproval`): reserved, not sent."""
 
 
 class InvoiceStatus(StrEnum):
@@ -75,6 +77,13 @@ class AuditAction(StrEnum):
     PAYMENT_METHOD_SAVE = "PAYMENT_METHOD_SAVE"
     PAYMENT_METHOD_DEFAULT = "PAYMENT_METHOD_DEFAULT"
     PAYMENT_METHOD_DELETE = "PAYMENT_METHOD_DELETE"
+    POLICY_DENIED = "POLICY_DENIED"
+    POLICY_STEP_UP_REQUIRED = "POLICY_STEP_UP_REQUIRED"
+    POLICY_STEPPED_UP = "POLICY_STEPPED_UP"
+    REFUND_APPROVAL_REQUESTED = "REFUND_APPROVAL_REQUESTED"
+    REFUND_APPROVED = "REFUND_APPROVED"
+    REFUND_REJECTED = "REFUND_REJECTED"
+    REFUND_APPROVAL_EXPIRED = "REFUND_APPROVAL_EXPIRED"
 
 
 class NotificationKind(StrEnum):
@@ -139,6 +148,8 @@ class Payment(_Frozen):
     """Refunds that ended without money, by id: ``"failed"`` or ``"canceled"`` (the provider
     said so: a later success report of the same refund is stale) or ``"abandoned"`` (paykit
     gave up without a clear answer: a later success found at the provider is counted)."""
+    approval_refunds: dict[str, str] = Field(default_factory=dict)
+    """Refunds held for approval (also in ``pending_refunds``), by id: who asked for each."""
     failure_code: str | None = None
     failure_message: str | None = None
     idempotency_key: str | None = None
@@ -194,6 +205,14 @@ class Refund(_Frozen):
     but no ``provider_ref`` had no clear answer: it is looked up before it is sent again."""
     idempotency_key: str | None = None
     request_fingerprint: str = ""
+    requested_by: str | None = None
+    """Who asked for a refund that needed approval."""
+    approver_role: str | None = None
+    """The role its approver must hold."""
+    approval_expires_at: datetime | None = None
+    """When a refund awaiting approval expires, releasing its amount."""
+    decided_by: str | None = None
+    """Who approved or rejected it."""
     version: int = 0
     created_at: datetime
     updated_at: datetime
@@ -309,7 +328,7 @@ class AuditEntry(_Frozen):
 
     id: str
     action: AuditAction
-    subject_type: Literal["payment", "refund", "invoice", "payment_method"]
+    subject_type: Literal["payment", "refund", "invoice", "payment_method", "policy"]
     subject_id: str
     payment_id: str | None = None
     user_id: str | None = None

@@ -9,6 +9,7 @@ from .. import _telemetry as telemetry
 from .._decisions import common as d
 from .._decisions import effects as fx
 from .._decisions.change import Change
+from .._decisions.policy import Actor, StepUpProof
 from .._errors import DuplicateRecordError, InvalidRequestError, InvalidStateError, NotFoundError
 from .._models import AuditAction, PaymentMethod
 from ._part import _Part
@@ -24,7 +25,8 @@ class _Methods(_Part):
         token: str,
         make_default: bool = False,
         idempotency_key: str | None = None,
-        actor: str | None = None,
+        actor: Actor | str | None = None,
+        step_up: StepUpProof | None = None,
     ) -> PaymentMethod:
         """Save a provider token (``pm_...``) as a payment method of the user.
 
@@ -34,6 +36,8 @@ class _Methods(_Part):
         Raises:
             InvalidRequestError: A card number instead of a token, or an unknown provider.
             InvalidStateError: The provider does not keep payment methods.
+            PolicyDeniedError: A policy refused; nothing was saved.
+            StepUpRequiredError: A policy asks for a second factor (``step_up``).
         """
         d.check_id(user_id, "user_id")
         d.check_id(token, "token")
@@ -49,6 +53,7 @@ class _Methods(_Part):
         if key is not None and (existing := await storage.get_payment_method(method_id)) is not None:
             d.check_replay(existing.request_fingerprint, fp, "payment method")
             return existing
+        await self._gate("save_payment_method", actor, user_id=user_id, amount=None, provider=provider, step_up=step_up)
         customer_ref = await storage.get_customer_ref(provider, user_id)
         saved, new_customer = await self._engine.call_provider(
             adapter,
@@ -95,7 +100,7 @@ class _Methods(_Part):
             return await storage.get_payment_method(method.id) or method
         return method
 
-    async def _settle_default(self, user_id: str, *, actor: str | None) -> None:
+    async def _settle_default(self, user_id: str, *, actor: Actor | str | None) -> None:
         defaults = [m for m in await self._engine.storage.list_payment_methods(user_id) if m.is_default]
         for extra in sorted(defaults, key=lambda m: (m.created_at, m.id))[1:]:
             await self._set_method(extra, None, actor, is_default=False)
@@ -109,7 +114,7 @@ class _Methods(_Part):
         return method
 
     async def _set_method(
-        self, method: PaymentMethod, action: AuditAction | None, actor: str | None, **changes: Any
+        self, method: PaymentMethod, action: AuditAction | None, actor: Actor | str | None, **changes: Any
     ) -> PaymentMethod:
         return (
             await self._engine.transact(method, lambda _: Change(changes, action=action), actor=self._actor(actor))
@@ -122,7 +127,7 @@ class _Methods(_Part):
 
     @telemetry.operation("set_default_payment_method")
     async def set_default_payment_method(
-        self, user_id: str, method_id: str, *, actor: str | None = None
+        self, user_id: str, method_id: str, *, actor: Actor | str | None = None
     ) -> PaymentMethod:
         """Make ``method_id`` the user's default (and no other), at its provider too.
 
@@ -149,13 +154,25 @@ class _Methods(_Part):
         return await self._set_method(method, AuditAction.PAYMENT_METHOD_DEFAULT, actor, is_default=True)
 
     @telemetry.operation("delete_payment_method")
-    async def delete_payment_method(self, user_id: str, method_id: str, *, actor: str | None = None) -> PaymentMethod:
+    async def delete_payment_method(
+        self,
+        user_id: str,
+        method_id: str,
+        *,
+        actor: Actor | str | None = None,
+        step_up: StepUpProof | None = None,
+    ) -> PaymentMethod:
         """Delete a saved method here and at its provider.
 
         Raises:
             NotFoundError: The user has no such method.
+            PolicyDeniedError: A policy refused; nothing was deleted.
+            StepUpRequiredError: A policy asks for a second factor (``step_up``).
         """
         method = await self._own_method(user_id, method_id)
+        await self._gate(
+            "delete_payment_method", actor, user_id=user_id, amount=None, provider=method.provider, step_up=step_up
+        )
         adapter = self.provider(method.provider)
         await self._engine.call_provider(
             adapter, "delete_payment_method", lambda: adapter.delete_payment_method(method)

@@ -12,6 +12,7 @@ from .. import _telemetry as telemetry
 from .._decisions import common as d
 from .._decisions import payments as dp
 from .._decisions.change import Change, skip
+from .._decisions.policy import Actor, StepUpProof
 from .._errors import (
     DuplicateRecordError,
     InvalidRequestError,
@@ -52,8 +53,9 @@ class _Payments(_Part):
         payment_method: str | None = None,
         return_url: str | None = None,
         cancel_url: str | None = None,
-        actor: str | None = None,
+        actor: Actor | str | None = None,
         invoice_id: str | None = None,
+        step_up: StepUpProof | None = None,
     ) -> Payment:
         """Create a payment and register it with its provider.
 
@@ -74,8 +76,10 @@ class _Payments(_Part):
             payment_method: A saved method's id or a provider token (``pm_...``).
             return_url: Where redirect-based providers send the payer back.
             cancel_url: Where they send a payer who cancels.
-            actor: Who to attribute the operation to in the audit trail.
+            actor: Who performs the operation (an :class:`Actor` with roles, or an id):
+                policies read it, the audit trail keeps it.
             invoice_id: The invoice this payment settles (set by :meth:`pay_invoice`).
+            step_up: A second factor, when a policy asks for one.
 
         Returns:
             The payment, with ``client_secret`` or ``redirect_url`` when the payer must act.
@@ -86,6 +90,8 @@ class _Payments(_Part):
             IdempotencyConflictError: The key was used with other parameters.
             PaymentDeclinedError: The provider declined at creation; the payment is FAILED.
             ProviderError: Any other provider failure; the payment stays PENDING.
+            PolicyDeniedError: A policy refused; nothing was stored.
+            StepUpRequiredError: A policy asks for a second factor (``step_up``).
         """
         d.check_id(user_id, "user_id")
         d.check_positive(amount)
@@ -134,6 +140,9 @@ class _Payments(_Part):
             created_at=now,
             updated_at=now,
         )
+        if key is None or await self._engine.storage.get_payment(payment_id) is None:
+            operation = "pay_invoice" if invoice_id is not None else "initialize_payment"
+            await self._gate(operation, actor, user_id=user_id, amount=amount, provider=provider, step_up=step_up)
         actor = self._actor(actor)
         try:
             await self._engine.storage.insert_payment(fresh)
@@ -311,7 +320,8 @@ class _Payments(_Part):
         *,
         payment_method: str | None = None,
         idempotency_key: str | None = None,
-        actor: str | None = None,
+        actor: Actor | str | None = None,
+        step_up: StepUpProof | None = None,
     ) -> Payment:
         """Confirm a payment server-side (with a saved method id or provider token).
 
@@ -326,6 +336,7 @@ class _Payments(_Part):
         payment, provider_key = await self._operation(payment_id, "confirm", key, fp, dp.CONFIRMABLE)
         if provider_key is None:
             return payment
+        who = actor
         actor = self._actor(actor)
         adapter = self.provider(payment.provider)
         if not adapter.capabilities.server_side_confirm:
@@ -335,6 +346,15 @@ class _Payments(_Part):
             error.payment_id = payment.id
             raise error
         method_ref = await self._resolve_method(payment.user_id, payment.provider, payment_method)
+        await self._gate(
+            "confirm_payment",
+            who,
+            user_id=payment.user_id,
+            amount=payment.amount,
+            provider=payment.provider,
+            payment_id=payment.id,
+            step_up=step_up,
+        )
         payment = await self._ensure_registered(payment, actor=actor)
         if payment.provider_ref is None:
             error = InvalidStateError("the payment is still being registered with its provider; try again")
@@ -361,7 +381,8 @@ class _Payments(_Part):
         *,
         amount: Money | None = None,
         idempotency_key: str | None = None,
-        actor: str | None = None,
+        actor: Actor | str | None = None,
+        step_up: StepUpProof | None = None,
     ) -> Payment:
         """Capture an AUTHORIZED payment, in full or (``amount``) in part.
 
@@ -386,6 +407,15 @@ class _Payments(_Part):
             if minor < payment.amount.minor_units and not adapter.capabilities.partial_capture:
                 raise InvalidRequestError(f"provider {payment.provider!r} does not support partial capture")
             adapter.check_amount(amount)
+        await self._gate(
+            "capture_payment",
+            actor,
+            user_id=payment.user_id,
+            amount=amount or payment.amount,
+            provider=payment.provider,
+            payment_id=payment.id,
+            step_up=step_up,
+        )
         result = await self._call(
             payment,
             "capture_payment",
@@ -405,7 +435,7 @@ class _Payments(_Part):
 
     @telemetry.operation("cancel_payment")
     async def cancel_payment(
-        self, payment_id: str, *, idempotency_key: str | None = None, actor: str | None = None
+        self, payment_id: str, *, idempotency_key: str | None = None, actor: Actor | str | None = None
     ) -> Payment:
         """Cancel a payment that was not captured.
 
@@ -478,7 +508,7 @@ class _Payments(_Part):
         *,
         amount_captured: Money | None = None,
         metadata: Mapping[str, str] | None = None,
-        actor: str | None = None,
+        actor: Actor | str | None = None,
     ) -> Payment:
         """Move the payment a provider knows as ``provider_ref`` to ``status``.
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 from typing import Final
 
 from .. import _telemetry as telemetry
+from .._decisions import approvals as da
 from .._decisions import common as d
 from .._decisions import payments as dp
 from .._decisions import refunds as dr
+from .._decisions.change import Change
+from .._decisions.policy import Actor, StepUpProof
 from .._errors import InvalidStateError, NotFoundError, PaykitError, ProviderError
 from .._log import get_logger
 from .._models import Payment, Refund, RefundStatus
@@ -30,7 +33,8 @@ class _Refunds(_Payments, _Part):
         amount: Money | None = None,
         reason: str | None = None,
         idempotency_key: str | None = None,
-        actor: str | None = None,
+        actor: Actor | str | None = None,
+        step_up: StepUpProof | None = None,
     ) -> Refund:
         """Refund a captured payment, in full (``amount=None``: all that remains) or in part.
 
@@ -50,10 +54,16 @@ class _Refunds(_Payments, _Part):
             ProviderError: The provider refused; the refund is FAILED and the amount released.
                 A ``ProviderUnavailableError`` keeps the reservation: retry with the same key,
                 or let ``reconcile()`` finish it.
+            PolicyDeniedError: A policy refused; nothing was reserved.
+            StepUpRequiredError: A policy asks for a second factor (``step_up``).
+
+        A refund a :class:`~paykit.RefundApproval` policy holds is returned
+        AWAITING_APPROVAL: reserved, not sent, until :meth:`approve_refund`.
         """
         key = d.check_key(idempotency_key)
         d.check_text(reason, "reason")
         payment = await self._load(payment_id)
+        who = actor
         actor = self._actor(actor)
         try:
             adapter = self.provider(payment.provider)
@@ -71,6 +81,15 @@ class _Refunds(_Payments, _Part):
                 if operation in payment.operation_keys:
                     telemetry.mark(idempotent_replay=True)
                     return await self._resume_refund(await self.get_refund(refund_id), payment, actor=actor)
+            passed = await self._gate(
+                "refund_payment",
+                who,
+                user_id=payment.user_id,
+                amount=amount or payment.amount_refundable,
+                provider=payment.provider,
+                payment_id=payment.id,
+                step_up=step_up,
+            )
             now = self._engine.now()
             draft = Refund(
                 id=refund_id,
@@ -84,9 +103,10 @@ class _Refunds(_Payments, _Part):
                 created_at=now,
                 updated_at=now,
             )
-            reserved, change = await self._engine.transact(
-                payment,
-                lambda c: dr.reserve(
+            approval = passed.approval
+
+            def build(c: Payment) -> Change:
+                change = dr.reserve(
                     c,
                     draft,
                     amount=amount,
@@ -94,9 +114,24 @@ class _Refunds(_Payments, _Part):
                     fingerprint=fp,
                     partial_refunds=adapter.capabilities.partial_refunds,
                     check_amount=adapter.check_amount,
-                ),
-                actor=actor,
-            )
+                )
+                if approval is None:
+                    return change
+                return da.await_approval(
+                    c,
+                    change,
+                    refund_id,
+                    requested_by=actor,
+                    approver_role=approval.approver_role,
+                    expires_at=now + approval.expires_after,
+                    reason=approval.reason,
+                )
+
+            try:
+                reserved, change = await self._engine.transact(payment, build, actor=actor)
+            except PaykitError:
+                await self._engine.release_usage(passed.usage)
+                raise
         except PaykitError as exc:
             exc.payment_id = exc.payment_id or payment.id
             raise
@@ -104,6 +139,9 @@ class _Refunds(_Payments, _Part):
             telemetry.mark(idempotent_replay=True)
             return await self._resume_refund(await self.get_refund(refund_id), reserved, actor=actor)
         refund = _refund_in(change.effects, refund_id)
+        if refund.status == RefundStatus.AWAITING_APPROVAL:
+            log.info("refund awaiting approval", refund_id=refund.id, payment_id=payment.id)
+            return refund
         return await self._send_refund(refund, reserved, actor=actor, provider_key=f"paykit-{refund.id}-refund")
 
     async def _send_refund(self, refund: Refund, payment: Payment, *, actor: str, provider_key: str) -> Refund:

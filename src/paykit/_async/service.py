@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from .._decisions import effects as fx
+from .._decisions import policy as pol
 from .._errors import ConfigurationError
 from ..audit import AsyncAuditHook, AuditHook, _AsyncHookRunner
 from ..notify import AsyncNotificationDispatcher, AsyncNotifier, Notifier
@@ -38,9 +39,13 @@ class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops):
         actor: Who operations are attributed to when a call names no ``actor``.
         notifier_timeout: Seconds a notifier call may take before it counts as failed.
         invoice_prefix: Invoice numbers read ``{prefix}-{year}-{sequence:06d}``.
+        policies: Asked, in order, before payments, captures, refunds, invoice payments and
+            saved-method changes (see :class:`Policy` and docs/policies.md).
+        step_up_verifiers: Check the step-up proofs policies ask for, one per ``method``.
 
     Raises:
-        ConfigurationError: Two providers share a name.
+        ConfigurationError: Two providers (or two verifiers) share a name, or a policy
+            has no ``evaluate``.
     """
 
     def __init__(
@@ -54,6 +59,8 @@ class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops):
         actor: str = "system",
         notifier_timeout: float = 5.0,
         invoice_prefix: str = "INV",
+        policies: Sequence[pol.Policy] = (),
+        step_up_verifiers: Sequence[pol.StepUpVerifier] = (),
     ) -> None:
         by_name: dict[str, AsyncProvider] = {}
         for provider in providers:
@@ -64,6 +71,7 @@ class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops):
             storage=storage, providers=by_name, clock=clock, actor=actor, hooks=_AsyncHookRunner(audit_hooks)
         )
         self._engine.reactors[fx.INVOICE_PAID] = self._react_invoice_paid
+        self._engine.policies, self._engine.verifiers = pol.check_config(policies, step_up_verifiers)
         self._invoice_prefix = invoice_prefix
         self._dispatcher = AsyncNotificationDispatcher(storage, notifiers, clock=clock, timeout=notifier_timeout)
 

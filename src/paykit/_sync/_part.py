@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from .._decisions import common as d
-from .._errors import IdempotencyConflictError
+from .._decisions import policy as pol
+from .._errors import IdempotencyConflictError, InvalidRequestError
 from .._models import Payment
+from .._money import Money
 from ..notify import NotificationDispatcher
 from ..providers._sync.base import Provider
 from ..storage._base import KeyClaim
@@ -39,8 +41,39 @@ class _Part:
         """The service clock's current time (timezone-aware)."""
         return self._engine.now()
 
-    def _actor(self, actor: str | None) -> str:
+    def _actor(self, actor: pol.Actor | str | None) -> str:
+        if isinstance(actor, pol.Actor):
+            return actor.id
         return actor or self._engine.actor
+
+    def _who(self, actor: pol.Actor | str | None) -> pol.Actor:
+        return pol.as_actor(actor or None, self._engine.actor)
+
+    def _gate(
+        self,
+        operation: str,
+        actor: pol.Actor | str | None,
+        *,
+        user_id: str,
+        amount: Money | None,
+        provider: str,
+        payment_id: str | None = None,
+        step_up: pol.StepUpProof | None = None,
+    ) -> pol.Passed:
+        """Ask the service's policies about an operation, before anything is reserved or sent."""
+        if step_up is not None and not isinstance(step_up, pol.StepUpProof):
+            raise InvalidRequestError("step_up must be a StepUpProof")
+        context = pol.PolicyContext(
+            operation=operation,
+            actor=self._who(actor),
+            user_id=user_id,
+            amount=amount,
+            provider=provider,
+            payment_id=payment_id,
+            at=self._engine.now(),
+            step_up=step_up.method if step_up is not None else None,
+        )
+        return self._engine.check_policies(context, step_up)
 
     def _load(self, payment_id: str) -> Payment:
         d.check_id(payment_id, "payment_id")

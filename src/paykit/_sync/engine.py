@@ -14,23 +14,28 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from time import sleep
-from typing import Final, TypeVar
+from typing import Final, NoReturn, TypeVar
 
 from .. import _telemetry as telemetry
+from .._decisions import common as dc
 from .._decisions import effects as fx
+from .._decisions import policy as pol
 from .._decisions.change import Change
 from .._errors import (
+    ConfigurationError,
     InvalidRequestError,
     NotFoundError,
     PaykitError,
+    PolicyDeniedError,
     ProviderError,
+    StepUpRequiredError,
     StorageError,
 )
 from .._log import get_logger
-from .._models import AuditEntry, Invoice, Payment, PaymentMethod
+from .._models import AuditAction, AuditEntry, Invoice, Payment, PaymentMethod
 from ..audit import _HookRunner
 from ..providers._sync.base import Provider
-from ..storage._base import Effect, Reaction
+from ..storage._base import Effect, KeyClaim, Reaction
 from ..storage._sync.protocol import Storage
 
 __all__ = ["Engine"]
@@ -62,6 +67,8 @@ class Engine:
         self.hooks = hooks
         self._clock = clock
         self.reactors: dict[str, Callable[[Reaction], None]] = {}
+        self.policies: tuple[pol.Policy, ...] = ()
+        self.verifiers: dict[str, pol.StepUpVerifier] = {}
 
     def now(self) -> datetime:
         """The service clock's time; it must be timezone-aware."""
@@ -254,6 +261,109 @@ class Engine:
                 log.debug("provider call", provider=adapter.name, operation=operation, ms=round(seconds * 1000, 3))
                 return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- the policy gate ----------------------------------------------------------
+    def check_policies(self, context: pol.PolicyContext, proof: pol.StepUpProof | None) -> pol.Passed:
+        """Ask the policies before anything is reserved or sent; count velocity; use a step-up proof once.
+
+        A refusal writes its audit entry and nothing else.
+
+        Raises:
+            PolicyDeniedError: A policy refused, a limit would pass, or the proof is wrong, expired or used.
+            StepUpRequiredError: A second factor is needed and none (of an accepted method) was given.
+        """
+        if not self.policies:
+            return pol.Passed()
+        verdict = pol.evaluate(self.policies, context)
+        if verdict.denied:
+            self.refuse(context, verdict.denied)
+        proof_id = None
+        if verdict.step_up:
+            proof_id = self._verify_step_up(context, verdict, proof)
+        usage = self._add_usage(context, verdict.usage)
+        if proof is not None and proof_id is not None:
+            used = KeyClaim(
+                scope="step_up",
+                key=f"{context.actor.id}:{proof.method}:{proof_id}",
+                owner_id=dc.new_id("use"),
+                fingerprint="",
+                claimed_at=self.now(),
+            )
+            if self.storage.claim_key(used).owner_id != used.owner_id:
+                self.release_usage(usage)
+                self.refuse(context, (("StepUp", "this second factor was used already"),))
+            payload = {"method": proof.method, "policies": list(verdict.step_up_by)}
+            self._policy_audit(context, AuditAction.POLICY_STEPPED_UP, payload)
+        return pol.Passed(usage, verdict.approval)
+
+    def _verify_step_up(self, context: pol.PolicyContext, verdict: pol.Verdict, proof: pol.StepUpProof | None) -> str:
+        methods = verdict.methods
+        reasons = "; ".join(need.reason for need in verdict.step_up)
+        if not methods:
+            self.refuse(context, (("StepUp", f"no step-up method satisfies every policy: {reasons}"),))
+        if proof is None or proof.method not in methods:
+            payload = {"methods": list(methods), "policies": list(verdict.step_up_by)}
+            self._policy_audit(context, AuditAction.POLICY_STEP_UP_REQUIRED, payload)
+            error = StepUpRequiredError(
+                f"{reasons}: pass step_up=StepUpProof(method, code) with one of {', '.join(methods)}",
+                methods=methods,
+            )
+            error.payment_id = context.payment_id
+            raise error
+        verifier = self.verifiers.get(proof.method)
+        if verifier is None:
+            raise ConfigurationError(f"no step-up verifier for {proof.method!r} was given to the service")
+        proof_id = verifier.verify(context.actor, proof, self.now())
+        if not proof_id:
+            self.refuse(context, (("StepUp", f"the {proof.method} proof is wrong or expired"),))
+        return proof_id
+
+    def _add_usage(self, context: pol.PolicyContext, usage: Sequence[pol.Usage]) -> tuple[pol.Usage, ...]:
+        added: list[pol.Usage] = []
+        for item in usage:
+            fits = self.storage.add_usage(
+                item.key,
+                count=item.count,
+                amount_minor=item.amount_minor,
+                max_count=item.max_count,
+                max_amount_minor=item.max_amount_minor,
+                expires_at=item.until,
+            )
+            if not fits:
+                self.release_usage(added)
+                self.refuse(context, (("VelocityLimit", item.reason),))
+            added.append(item)
+        return tuple(added)
+
+    def release_usage(self, usage: Sequence[pol.Usage]) -> None:
+        """Give back usage counted for an operation that did not go ahead after all."""
+        for item in usage:
+            try:
+                self.storage.add_usage(
+                    item.key,
+                    count=-item.count,
+                    amount_minor=-item.amount_minor,
+                    max_count=None,
+                    max_amount_minor=None,
+                    expires_at=item.until,
+                )
+            except PaykitError as exc:  # the counter then over-counts until its window ends: never under
+                log.warning("could not give velocity usage back", error=type(exc).__name__)
+
+    def refuse(self, context: pol.PolicyContext, reasons: Sequence[tuple[str, str]]) -> NoReturn:
+        """Audit a refusal by (policy name, reason) pairs, then raise :class:`PolicyDeniedError`."""
+        payload = {"policies": [name for name, _ in reasons], "reasons": [reason for _, reason in reasons]}
+        self._policy_audit(context, AuditAction.POLICY_DENIED, payload)
+        lines = tuple(f"{name}: {reason}" for name, reason in reasons)
+        error = PolicyDeniedError(f"{context.operation} refused: {'; '.join(lines)}", reasons=lines)
+        error.payment_id = context.payment_id
+        raise error
+
+    def _policy_audit(self, context: pol.PolicyContext, action: AuditAction, payload: Mapping[str, object]) -> None:
+        entry = pol.policy_audit(context, action, at=self.now(), payload=payload)
+        self.storage.append_audit([entry])
+        self.emit([entry])
+        log.info("policy decision", action=action.value, operation=context.operation, payment_id=context.payment_id)
 
 
 _NAMES: Final[dict[type, str]] = {Payment: "payment", Invoice: "invoice", PaymentMethod: "payment method"}

@@ -13,6 +13,7 @@ from .._decisions import common as d
 from .._decisions import effects as fx
 from .._decisions import invoices as di
 from .._decisions.change import Change
+from .._decisions.policy import Actor, StepUpProof
 from .._errors import DuplicateRecordError, InvalidRequestError, InvalidStateError, NotFoundError
 from .._log import get_logger
 from .._models import AuditAction, Invoice, InvoiceStatus, LineItem, Payment
@@ -36,7 +37,7 @@ class _Invoices(_Payments, _Part):
         description: str | None = None,
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
-        actor: str | None = None,
+        actor: Actor | str | None = None,
     ) -> Invoice:
         """Create a draft invoice with exact totals and a unique number.
 
@@ -117,12 +118,14 @@ class _Invoices(_Payments, _Part):
         d.check_id(invoice_id, "invoice_id")
         return self._engine.load(Invoice, invoice_id)
 
-    def _change_invoice(self, invoice_id: str, build: Callable[[Invoice], Change], *, actor: str | None) -> Invoice:
+    def _change_invoice(
+        self, invoice_id: str, build: Callable[[Invoice], Change], *, actor: Actor | str | None
+    ) -> Invoice:
         invoice = self.get_invoice(invoice_id)
         return self._engine.transact(invoice, build, actor=self._actor(actor))[0]
 
     @telemetry.operation("send_invoice")
-    def send_invoice(self, invoice_id: str, *, actor: str | None = None) -> Invoice:
+    def send_invoice(self, invoice_id: str, *, actor: Actor | str | None = None) -> Invoice:
         """Send a draft invoice: it becomes OPEN and the user is notified. Sending again is a no-op.
 
         Raises:
@@ -140,7 +143,7 @@ class _Invoices(_Payments, _Part):
         return self._change_invoice(invoice_id, build, actor=actor)
 
     @telemetry.operation("void_invoice")
-    def void_invoice(self, invoice_id: str, *, actor: str | None = None) -> Invoice:
+    def void_invoice(self, invoice_id: str, *, actor: Actor | str | None = None) -> Invoice:
         """Void a draft or open invoice that has no successful payment.
 
         Raises:
@@ -157,7 +160,8 @@ class _Invoices(_Payments, _Part):
         payment_method: str | None = None,
         return_url: str | None = None,
         cancel_url: str | None = None,
-        actor: str | None = None,
+        actor: Actor | str | None = None,
+        step_up: StepUpProof | None = None,
     ) -> Payment:
         """Start paying an OPEN invoice: one payment for its total, created once.
 
@@ -170,6 +174,8 @@ class _Invoices(_Payments, _Part):
         Raises:
             InvalidStateError: The invoice is not open.
             IdempotencyConflictError: A payment for the invoice is under way with other parameters.
+            PolicyDeniedError: A policy refused (checked as ``pay_invoice``).
+            StepUpRequiredError: A policy asks for a second factor (``step_up``).
         """
         invoice = self.get_invoice(invoice_id)
         if invoice.status != InvoiceStatus.OPEN:
@@ -193,6 +199,7 @@ class _Invoices(_Payments, _Part):
             cancel_url=cancel_url,
             actor=actor,
             invoice_id=invoice.id,
+            step_up=step_up,
         )
         if invoice.payment_id != payment.id:
             self._change_invoice(invoice.id, lambda c: di.attach_payment(c, payment.id), actor=actor)

@@ -9,6 +9,7 @@ from .. import _telemetry as telemetry
 from .._decisions import common as d
 from .._decisions import effects as fx
 from .._decisions.change import Change
+from .._decisions.policy import Actor, StepUpProof
 from .._errors import DuplicateRecordError, InvalidRequestError, InvalidStateError, NotFoundError
 from .._models import AuditAction, PaymentMethod
 from ._part import _Part
@@ -24,7 +25,8 @@ class _Methods(_Part):
         token: str,
         make_default: bool = False,
         idempotency_key: str | None = None,
-        actor: str | None = None,
+        actor: Actor | str | None = None,
+        step_up: StepUpProof | None = None,
     ) -> PaymentMethod:
         """Save a provider token (``pm_...``) as a payment method of the user.
 
@@ -34,6 +36,8 @@ class _Methods(_Part):
         Raises:
             InvalidRequestError: A card number instead of a token, or an unknown provider.
             InvalidStateError: The provider does not keep payment methods.
+            PolicyDeniedError: A policy refused; nothing was saved.
+            StepUpRequiredError: A policy asks for a second factor (``step_up``).
         """
         d.check_id(user_id, "user_id")
         d.check_id(token, "token")
@@ -49,6 +53,7 @@ class _Methods(_Part):
         if key is not None and (existing := storage.get_payment_method(method_id)) is not None:
             d.check_replay(existing.request_fingerprint, fp, "payment method")
             return existing
+        self._gate("save_payment_method", actor, user_id=user_id, amount=None, provider=provider, step_up=step_up)
         customer_ref = storage.get_customer_ref(provider, user_id)
         saved, new_customer = self._engine.call_provider(
             adapter,
@@ -95,7 +100,7 @@ class _Methods(_Part):
             return storage.get_payment_method(method.id) or method
         return method
 
-    def _settle_default(self, user_id: str, *, actor: str | None) -> None:
+    def _settle_default(self, user_id: str, *, actor: Actor | str | None) -> None:
         defaults = [m for m in self._engine.storage.list_payment_methods(user_id) if m.is_default]
         for extra in sorted(defaults, key=lambda m: (m.created_at, m.id))[1:]:
             self._set_method(extra, None, actor, is_default=False)
@@ -109,7 +114,7 @@ class _Methods(_Part):
         return method
 
     def _set_method(
-        self, method: PaymentMethod, action: AuditAction | None, actor: str | None, **changes: Any
+        self, method: PaymentMethod, action: AuditAction | None, actor: Actor | str | None, **changes: Any
     ) -> PaymentMethod:
         return (self._engine.transact(method, lambda _: Change(changes, action=action), actor=self._actor(actor)))[0]
 
@@ -119,7 +124,9 @@ class _Methods(_Part):
         return self._engine.storage.list_payment_methods(user_id)
 
     @telemetry.operation("set_default_payment_method")
-    def set_default_payment_method(self, user_id: str, method_id: str, *, actor: str | None = None) -> PaymentMethod:
+    def set_default_payment_method(
+        self, user_id: str, method_id: str, *, actor: Actor | str | None = None
+    ) -> PaymentMethod:
         """Make ``method_id`` the user's default (and no other), at its provider too.
 
         Raises:
@@ -145,13 +152,25 @@ class _Methods(_Part):
         return self._set_method(method, AuditAction.PAYMENT_METHOD_DEFAULT, actor, is_default=True)
 
     @telemetry.operation("delete_payment_method")
-    def delete_payment_method(self, user_id: str, method_id: str, *, actor: str | None = None) -> PaymentMethod:
+    def delete_payment_method(
+        self,
+        user_id: str,
+        method_id: str,
+        *,
+        actor: Actor | str | None = None,
+        step_up: StepUpProof | None = None,
+    ) -> PaymentMethod:
         """Delete a saved method here and at its provider.
 
         Raises:
             NotFoundError: The user has no such method.
+            PolicyDeniedError: A policy refused; nothing was deleted.
+            StepUpRequiredError: A policy asks for a second factor (``step_up``).
         """
         method = self._own_method(user_id, method_id)
+        self._gate(
+            "delete_payment_method", actor, user_id=user_id, amount=None, provider=method.provider, step_up=step_up
+        )
         adapter = self.provider(method.provider)
         self._engine.call_provider(adapter, "delete_payment_method", lambda: adapter.delete_payment_method(method))
         return self._set_method(method, AuditAction.PAYMENT_METHOD_DELETE, actor, deleted=True, is_default=False)

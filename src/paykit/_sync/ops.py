@@ -26,7 +26,7 @@ _EXPLAIN_LIMIT: Final = 1000
 
 class _Ops(_Part):
     def audit_trail(self, subject_id: str, *, limit: int = 1000) -> list[AuditEntry]:
-        """Every audit entry of a payment (refunds included), invoice or method, oldest first."""
+        """Every audit entry of a payment (refunds included), invoice, method or actor (its policy decisions)."""
         d.check_id(subject_id, "subject_id")
         return self._engine.storage.list_audit(subject_id, limit=limit)
 

@@ -12,12 +12,13 @@ from .._log import get_logger
 from .._models import Payment, Refund, RefundStatus
 from .._results import ReconcileReport
 from ._part import _Part
+from .approvals import _Approvals
 from .events import _Events
 
 log = get_logger(__name__)
 
 
-class _Reconcile(_Events, _Part):
+class _Reconcile(_Events, _Approvals, _Part):
     @telemetry.operation("reconcile")
     def reconcile(
         self,
@@ -34,7 +35,8 @@ class _Reconcile(_Events, _Part):
         the provider before it is sent again; one pending at the provider is
         retrieved); unsettled payments are registered with their provider (with
         the same provider idempotency key, so never charged twice) or retrieved
-        and moved forward. Only records untouched for ``older_than`` are visited,
+        and moved forward. Refunds awaiting approval past their expiry are
+        released. Only records untouched for ``older_than`` are visited,
         so calls still in flight are left alone. Safe to run from several
         processes at once.
 
@@ -49,6 +51,7 @@ class _Reconcile(_Events, _Part):
         report = ReconcileReport(effects_flushed=storage.flush_pending_effects())
         report.reactions_applied = self._engine.react(storage.list_pending_reactions(limit=limit))
         cutoff = self._engine.now() - older_than
+        report.updated += self._held_refunds(limit)[1]
         self._reconcile_refunds(report, cutoff=cutoff, limit=limit)
         if recheck_refunds_since is not None:
             self._recheck_refunds(report, since=self._engine.now() - recheck_refunds_since, limit=limit)
@@ -109,6 +112,8 @@ class _Reconcile(_Events, _Part):
                 report.checked += 1
                 try:
                     refund = self.get_refund(refund_id)
+                    if refund.status in (RefundStatus.AWAITING_APPROVAL, RefundStatus.CANCELED):
+                        continue  # held for approval (or just expired): never sent by reconcile
                     if refund.provider_ref is None:
                         done = self._resend_refund(refund, self._load(payment.id), actor="reconcile")
                     elif self.provider(payment.provider).capabilities.refund_lookup:

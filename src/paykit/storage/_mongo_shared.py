@@ -42,6 +42,9 @@ REFUNDING: Final = "_refunding"
 SEQ: Final = "_seq"
 KEYS: Final = "_keys"
 
+USAGE_TTL_SECONDS: Final = 32 * 24 * 3600
+"""A velocity counter lives this long after its last use: longer than the longest window (31 days)."""
+
 # Every collection whose documents may carry an effects outbox.
 OUTBOX_COLLECTIONS: Final = ("payments", "refunds", "invoices", "payment_methods")
 
@@ -104,6 +107,11 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="user_created"),
         # explain(): the notifications about one payment and its refunds.
         IndexModel([("subject_id", ASCENDING), ("created_at", ASCENDING)], name="subject_created"),
+    ],
+    # Velocity counters are read and written by _id only. The server drops one USAGE_TTL after its last use
+    # (by the server's clock, not the service's: a test clock in the past cannot expire a live counter).
+    "usage": [
+        IndexModel([("touched_at", ASCENDING)], name="touched_ttl", expireAfterSeconds=USAGE_TTL_SECONDS),
     ],
 }
 
@@ -353,3 +361,13 @@ STATS_PIPELINE: Final[list[Doc]] = [
     },
 ]
 """payment_stats(): one ``$group`` per (status, currency) does the sums on the server."""
+
+
+def usage_filter(key: str, count: int, amount_minor: int, max_count: int | None, max_amount_minor: int | None) -> Doc:
+    """The filter of a usage counter's conditional ``$inc``: it matches only while the addition fits."""
+    query: Doc = {"_id": key}
+    if max_count is not None and count > 0:
+        query["count"] = {"$lte": max_count - count}
+    if max_amount_minor is not None and amount_minor > 0:
+        query["amount"] = {"$lte": max_amount_minor - amount_minor}
+    return query

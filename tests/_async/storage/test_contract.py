@@ -284,6 +284,66 @@ class TestRefunds:
         assert ["re_s1", "re_s2", "re_s3"] == [r.id for r in found]
         assert ["re_s1"] == [r.id for r in await storage.list_refunds_succeeded_since(since=at(1), limit=1)]
 
+    async def test_in_status_oldest_change_first(self, storage: AsyncStorage) -> None:
+        """Refunds awaiting approval are found by status (with the approval fields kept), up to the limit."""
+        held = [
+            self.make_refund(f"re_h{i}", when=i).model_copy(
+                update={
+                    "status": RefundStatus.AWAITING_APPROVAL,
+                    "requested_by": "clerk",
+                    "approver_role": "refund_approver",
+                    "approval_expires_at": at(100),
+                }
+            )
+            for i in (2, 0, 1)
+        ]
+        for refund in [*held, self.make_refund("re_pending", when=3)]:
+            await storage.insert_refund(refund)
+
+        found = await storage.list_refunds_in_status(RefundStatus.AWAITING_APPROVAL, limit=10)
+
+        assert ["re_h0", "re_h1", "re_h2"] == [r.id for r in found]
+        assert held[1] == found[0]
+        assert 1 == len(await storage.list_refunds_in_status(RefundStatus.AWAITING_APPROVAL, limit=1))
+
+
+class TestUsageCounters:
+    """add_usage: a counter that a conditional addition never takes past its maximums."""
+
+    async def test_count_stops_at_its_maximum(self, storage: AsyncStorage) -> None:
+        added = [
+            await storage.add_usage("k", count=1, amount_minor=0, max_count=2, max_amount_minor=None, expires_at=at(60))
+            for _ in range(3)
+        ]
+
+        assert [True, True, False] == added
+
+    async def test_amount_stops_at_its_maximum_exactly(self, storage: AsyncStorage) -> None:
+        async def add(minor: int) -> bool:
+            return await storage.add_usage(
+                "a", count=0, amount_minor=minor, max_count=None, max_amount_minor=5000, expires_at=at(60)
+            )
+
+        assert [True, False, True, False] == [await add(4999), await add(2), await add(1), await add(1)]
+
+    async def test_giving_back_makes_room_and_keys_are_separate(self, storage: AsyncStorage) -> None:
+        async def add(key: str, count: int) -> bool:
+            return await storage.add_usage(
+                key, count=count, amount_minor=0, max_count=1, max_amount_minor=None, expires_at=at(60)
+            )
+
+        assert (True, False, True) == (await add("x", 1), await add("x", 1), await add("y", 1))
+        assert await add("x", -1)
+        assert await add("x", 1)
+
+    async def test_a_single_addition_above_the_maximum_is_refused(self, storage: AsyncStorage) -> None:
+        assert not await storage.add_usage(
+            "big", count=1, amount_minor=6000, max_count=None, max_amount_minor=5000, expires_at=at(60)
+        )
+        assert await storage.add_usage(
+            "big", count=1, amount_minor=5000, max_count=None, max_amount_minor=5000, expires_at=at(60)
+        )
+
 
 class TestInvoices:
     """Invoices: exact amounts and Decimal tax rates round trip; numbers are unique and sequential."""

@@ -36,7 +36,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from pydantic import BaseModel
 
 from ..._errors import ConfigurationError, MissingExtraError, StorageError
-from ..._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund
+from ..._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund, RefundStatus
 from ..._status import PaymentStatus
 from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
 
@@ -76,6 +76,7 @@ try:
         stats_from_groups,
         stored_claim,
         to_ms,
+        usage_filter,
     )
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtraError("AsyncMongoStorage", extra="mongo", package="pymongo") from exc
@@ -311,6 +312,33 @@ class AsyncMongoStorage:
             return stored_claim(claim, stored)
         return claim
 
+    @_storage_op
+    async def add_usage(
+        self,
+        key: str,
+        *,
+        count: int,
+        amount_minor: int,
+        max_count: int | None,
+        max_amount_minor: int | None,
+        expires_at: datetime,
+    ) -> bool:
+        """One conditional ``$inc`` on the counter's document, whose filter holds the maximums."""
+        usage = self._col("usage")
+        with contextlib.suppress(DuplicateKeyError):  # a concurrent first use created it
+            await usage.update_one(
+                {"_id": key},
+                {
+                    "$setOnInsert": {"count": 0, "amount": 0, "expires_at": to_ms(expires_at)},
+                    # The server's own time: its TTL index drops the counter a while after its last use.
+                    "$currentDate": {"touched_at": True},
+                },
+                upsert=True,
+            )
+        query = usage_filter(key, count, amount_minor, max_count, max_amount_minor)
+        result = await usage.update_one(query, {"$inc": {"count": count, "amount": amount_minor}})
+        return bool(result.matched_count)
+
     # -- generic record helpers --------------------------------------------
     async def _insert(self, collection: str, doc: Doc, effects: Sequence[Effect]) -> None:
         self._with_outbox(doc, effects)
@@ -486,6 +514,20 @@ class AsyncMongoStorage:
         cursor = (
             self._col("refunds")
             .find({"status": "succeeded", "updated_at": {"$gte": to_ms(since)}}, {OUTBOX: 0})
+            .sort([("updated_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [load_required(Refund, doc) async for doc in cursor]
+
+    @_storage_op
+    async def list_refunds_in_status(self, status: RefundStatus, *, limit: int) -> list[Refund]:
+        """Refunds in ``status``, least recently changed first (the ``status_updated`` index)."""
+        if limit <= 0:
+            return []
+        await self.flush_pending_effects()
+        cursor = (
+            self._col("refunds")
+            .find({"status": status.value}, {OUTBOX: 0})
             .sort([("updated_at", ASCENDING), ("_id", ASCENDING)])
             .limit(limit)
         )

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from ..._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund
+from ..._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund, RefundStatus
 from ..._status import PaymentStatus
 from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
 
@@ -96,6 +96,15 @@ class AsyncStorage(Protocol):
 
     async def list_refunds_succeeded_since(self, *, since: datetime, limit: int) -> list[Refund]:
         """Refunds SUCCEEDED whose record changed at or after ``since``, oldest change first."""
+        ...
+
+    async def list_refunds_in_status(self, status: RefundStatus, *, limit: int) -> list[Refund]:
+        """Refunds in ``status``, least recently changed first (an index on status, no scan).
+
+        Includes refunds still held in outboxes: materialize pending effects first.
+
+        .. versionadded:: 0.2.0
+        """
         ...
 
     # -- invoices -----------------------------------------------------------
@@ -216,6 +225,27 @@ class AsyncStorage(Protocol):
 
     async def claim_key(self, claim: KeyClaim) -> KeyClaim:
         """Store ``claim`` unless ``(scope, key)`` is claimed; return the stored claim."""
+        ...
+
+    async def add_usage(
+        self,
+        key: str,
+        *,
+        count: int,
+        amount_minor: int,
+        max_count: int | None,
+        max_amount_minor: int | None,
+        expires_at: datetime,
+    ) -> bool:
+        """Add to the usage counter ``key`` unless its count or amount would pass a maximum; atomic.
+
+        A counter starts at zero; ``None`` maximums do not limit. Negative values
+        give usage back (and always succeed). The counter may be dropped after
+        ``expires_at``. Returns whether it was added: concurrent calls never
+        take a counter past a maximum.
+
+        .. versionadded:: 0.2.0
+        """
         ...
 
     # -- aggregates ---------------------------------------------------------

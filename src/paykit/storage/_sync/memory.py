@@ -56,6 +56,7 @@ class MemoryStorage:
         self._notifications: dict[str, Notification] = {}
         self._reactions: dict[str, Reaction] = {}
         self._key_claims: dict[tuple[str, str], KeyClaim] = {}
+        self._usage: dict[str, tuple[int, int, datetime]] = {}
 
     def ping(self) -> None:
         """Memory is always reachable."""
@@ -97,6 +98,27 @@ class MemoryStorage:
         """Store the claim unless its key is claimed; return the stored one."""
         with self._lock:
             return self._key_claims.setdefault((claim.scope, claim.key), claim)
+
+    def add_usage(
+        self,
+        key: str,
+        *,
+        count: int,
+        amount_minor: int,
+        max_count: int | None,
+        max_amount_minor: int | None,
+        expires_at: datetime,
+    ) -> bool:
+        """Add to a usage counter unless a maximum would pass; expired counters are dropped."""
+        with self._lock:
+            used_count, used_amount, until = self._usage.get(key, (0, 0, expires_at))
+            new_count, new_amount = used_count + count, used_amount + amount_minor
+            if (max_count is not None and count > 0 and new_count > max_count) or (
+                max_amount_minor is not None and amount_minor > 0 and new_amount > max_amount_minor
+            ):
+                return False
+            self._usage[key] = (new_count, new_amount, max(until, expires_at))
+            return True
 
     @staticmethod
     def _cas(table: dict[str, _Versioned], new: _Versioned, expected_version: int) -> bool:
@@ -234,6 +256,12 @@ class MemoryStorage:
         """Refunds SUCCEEDED whose record changed at or after ``since``, oldest change first."""
         with self._lock:
             found = [r for r in self._refunds.values() if r.status == RefundStatus.SUCCEEDED and r.updated_at >= since]
+        return sorted(found, key=lambda r: (r.updated_at, r.id))[: max(limit, 0)]
+
+    def list_refunds_in_status(self, status: RefundStatus, *, limit: int) -> list[Refund]:
+        """Refunds in ``status``, least recently changed first."""
+        with self._lock:
+            found = [r for r in self._refunds.values() if r.status == status]
         return sorted(found, key=lambda r: (r.updated_at, r.id))[: max(limit, 0)]
 
     # -- invoices -----------------------------------------------------------

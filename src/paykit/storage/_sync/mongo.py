@@ -36,7 +36,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from pydantic import BaseModel
 
 from ..._errors import ConfigurationError, MissingExtraError, StorageError
-from ..._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund
+from ..._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund, RefundStatus
 from ..._status import PaymentStatus
 from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
 
@@ -76,6 +76,7 @@ try:
         stats_from_groups,
         stored_claim,
         to_ms,
+        usage_filter,
     )
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtraError("MongoStorage", extra="mongo", package="pymongo") from exc
@@ -309,6 +310,33 @@ class MongoStorage:
             return stored_claim(claim, stored)
         return claim
 
+    @_storage_op
+    def add_usage(
+        self,
+        key: str,
+        *,
+        count: int,
+        amount_minor: int,
+        max_count: int | None,
+        max_amount_minor: int | None,
+        expires_at: datetime,
+    ) -> bool:
+        """One conditional ``$inc`` on the counter's document, whose filter holds the maximums."""
+        usage = self._col("usage")
+        with contextlib.suppress(DuplicateKeyError):  # a concurrent first use created it
+            usage.update_one(
+                {"_id": key},
+                {
+                    "$setOnInsert": {"count": 0, "amount": 0, "expires_at": to_ms(expires_at)},
+                    # The server's own time: its TTL index drops the counter a while after its last use.
+                    "$currentDate": {"touched_at": True},
+                },
+                upsert=True,
+            )
+        query = usage_filter(key, count, amount_minor, max_count, max_amount_minor)
+        result = usage.update_one(query, {"$inc": {"count": count, "amount": amount_minor}})
+        return bool(result.matched_count)
+
     # -- generic record helpers --------------------------------------------
     def _insert(self, collection: str, doc: Doc, effects: Sequence[Effect]) -> None:
         self._with_outbox(doc, effects)
@@ -482,6 +510,20 @@ class MongoStorage:
         cursor = (
             self._col("refunds")
             .find({"status": "succeeded", "updated_at": {"$gte": to_ms(since)}}, {OUTBOX: 0})
+            .sort([("updated_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [load_required(Refund, doc) for doc in cursor]
+
+    @_storage_op
+    def list_refunds_in_status(self, status: RefundStatus, *, limit: int) -> list[Refund]:
+        """Refunds in ``status``, least recently changed first (the ``status_updated`` index)."""
+        if limit <= 0:
+            return []
+        self.flush_pending_effects()
+        cursor = (
+            self._col("refunds")
+            .find({"status": status.value}, {OUTBOX: 0})
             .sort([("updated_at", ASCENDING), ("_id", ASCENDING)])
             .limit(limit)
         )

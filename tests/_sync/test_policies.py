@@ -1,0 +1,506 @@
+# Generated from tests/_async/test_policies.py by scripts/unasync.py: do not edit.
+"""Policies at their boundaries, on memory and on the MongoDB-wire server, for both APIs.
+
+Amount limits per role and currency (KWD with 3 decimals), velocity windows on
+the test clock, step-up with real TOTP codes (pyotp), two-person refund
+approvals, and concurrent calls (tasks here, threads in the generated sync
+twin) that together would pass a velocity limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+import pyotp
+import pytest
+
+from paykit import (
+    Actor,
+    Allow,
+    AmountLimit,
+    AuditAction,
+    Decision,
+    Deny,
+    InvalidStateError,
+    Money,
+    PaymentService,
+    PolicyContext,
+    PolicyDeniedError,
+    RefundApproval,
+    RefundStatus,
+    StepUp,
+    StepUpProof,
+    StepUpRequiredError,
+    TotpVerifier,
+    VelocityLimit,
+)
+from paykit.storage import MemoryStorage, Storage
+from paykit.testing import FakeProvider, ManualClock
+from tests import _concurrency
+from tests._storages import mongo_server_fixture, storage_params
+
+SECRET = pyotp.random_base32()
+CLERK = Actor("clerk", {"support"})
+BOSS = Actor("boss", {"support", "refund_approver"})
+BOSS2 = Actor("boss2", {"refund_approver"})
+
+MakeService = Callable[..., PaymentService]
+
+
+@pytest.fixture(params=storage_params(Storage))
+def store(request: pytest.FixtureRequest) -> Storage:
+    if request.param == "memory":
+        return MemoryStorage()
+    return request.getfixturevalue(mongo_server_fixture(Storage, "real_mongo_storage"))  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def fake(clock: ManualClock) -> FakeProvider:
+    return FakeProvider(clock=clock.unix)
+
+
+@pytest.fixture
+def make(store: Storage, fake: FakeProvider, clock: ManualClock) -> Iterator[MakeService]:
+    made: list[PaymentService] = []
+
+    def build(*policies: Any, verifiers: Sequence[Any] = ()) -> PaymentService:
+        made.append(
+            PaymentService(storage=store, providers=[fake], clock=clock, policies=policies, step_up_verifiers=verifiers)
+        )
+        return made[-1]
+
+    yield build
+    for svc in made:
+        svc.close()
+
+
+def kwd(value: str) -> Money:
+    return Money.of(value, "KWD")
+
+
+def paid(service: PaymentService, amount: Money, user: str = "u1") -> str:
+    payment = service.initialize_payment(user_id=user, amount=amount, provider="fake")
+    service.confirm_payment(payment.id, payment_method="pm_card_visa")
+    return payment.id
+
+
+def actions(service: PaymentService, subject_id: str) -> list[AuditAction]:
+    return [e.action for e in service.audit_trail(subject_id)]
+
+
+class Recorder:
+    """A policy written as a plain class: records what it is asked, refuses the operations named."""
+
+    name = "Recorder"
+
+    def __init__(self, *refuse: str) -> None:
+        self.refuse = set(refuse)
+        self.seen: list[tuple[str, str, str | None, str | None]] = []
+
+    def evaluate(self, context: PolicyContext) -> Decision:
+        amount = str(context.amount) if context.amount is not None else None
+        self.seen.append((context.operation, context.actor.id, amount, context.payment_id))
+        if context.operation in self.refuse:
+            return Deny(f"no {context.operation}")
+        return Allow()
+
+
+class TestEveryOperationIsAsked:
+    """Payments, confirmations, captures, refunds, invoice payments and saved-method changes pass the gate."""
+
+    def test_each_operation_asks_with_its_actor_and_amount(self, make: MakeService) -> None:
+        recorder = Recorder()
+        service = make(recorder)
+        usd = Money.of("10.00", "USD")
+
+        payment = service.initialize_payment(
+            user_id="u1", amount=usd, provider="fake", capture_method="manual", actor=CLERK
+        )
+        service.confirm_payment(payment.id, payment_method="pm_card_visa", actor=CLERK)
+        service.capture_payment(payment.id, amount=Money.of("8.00", "USD"), actor=BOSS)
+        service.refund_payment(payment.id, actor=BOSS)
+        method = service.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa", actor="x")
+        service.delete_payment_method("u1", method.id, actor="x")
+        invoice = service.create_invoice(
+            user_id="u1", currency="USD", line_items=[{"description": "a", "quantity": 1, "unit_amount": usd}]
+        )
+        service.send_invoice(invoice.id)
+        service.pay_invoice(invoice.id, provider="fake", actor=CLERK)
+
+        assert [
+            ("initialize_payment", "clerk", "10.00 USD", None),
+            ("confirm_payment", "clerk", "10.00 USD", payment.id),
+            ("capture_payment", "boss", "8.00 USD", payment.id),
+            ("refund_payment", "boss", "8.00 USD", payment.id),
+            ("save_payment_method", "x", None, None),
+            ("delete_payment_method", "x", None, None),
+            ("pay_invoice", "clerk", "10.00 USD", None),
+        ] == recorder.seen
+
+    def test_idempotent_replays_are_not_asked_again(self, make: MakeService) -> None:
+        recorder = Recorder()
+        service = make(recorder)
+
+        first = service.initialize_payment(user_id="u1", amount=kwd("1.000"), provider="fake", idempotency_key="k")
+        again = service.initialize_payment(user_id="u1", amount=kwd("1.000"), provider="fake", idempotency_key="k")
+
+        assert first.id == again.id
+        assert 1 == len(recorder.seen)
+
+    @pytest.mark.parametrize(
+        "operation",
+        ["initialize_payment", "confirm_payment", "capture_payment", "save_payment_method", "delete_payment_method"],
+    )
+    def test_a_refusal_never_reaches_the_provider(self, make: MakeService, fake: FakeProvider, operation: str) -> None:
+        service = make(Recorder(operation))
+        provider_call = {
+            "initialize_payment": "create_payment",
+            "confirm_payment": "confirm_payment",
+            "capture_payment": "capture_payment",
+            "save_payment_method": "save_payment_method",
+            "delete_payment_method": "delete_payment_method",
+        }[operation]
+
+        call = _setup_for(service, operation)
+
+        with pytest.raises(PolicyDeniedError, match=f"Recorder: no {operation}"):
+            call()
+
+        assert [] == fake.calls_to(provider_call)
+
+
+def _setup_for(service: PaymentService, operation: str) -> Callable[[], object]:
+    """Prepare what ``operation`` needs (each step before it passes the gate); return the call itself."""
+    if operation == "save_payment_method":
+        return lambda: service.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa")
+    if operation == "delete_payment_method":
+        method = service.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa")
+        return lambda: service.delete_payment_method("u1", method.id)
+    if operation == "initialize_payment":
+        return lambda: service.initialize_payment(user_id="u1", amount=kwd("1.000"), provider="fake")
+    payment = service.initialize_payment(user_id="u1", amount=kwd("1.000"), provider="fake", capture_method="manual")
+    if operation == "confirm_payment":
+        return lambda: service.confirm_payment(payment.id, payment_method="pm_card_visa")
+    service.confirm_payment(payment.id, payment_method="pm_card_visa")
+    return lambda: service.capture_payment(payment.id)
+
+
+class TestAmountLimit:
+    """Per role, per operation, per currency; the limit itself is allowed, one minor unit more is not."""
+
+    def test_kwd_refund_limit_at_its_exact_boundary(self, make: MakeService, fake: FakeProvider) -> None:
+        limit = AmountLimit(
+            {"support": [kwd("30.000"), Money.of("100.00", "USD")], "manager": kwd("500.000")},
+            operations={"refund_payment"},
+        )
+        service = make(limit)
+        payment_id = paid(service, kwd("100.000"))
+
+        with pytest.raises(PolicyDeniedError, match=r"30\.000 KWD") as denied:
+            service.refund_payment(payment_id, amount=kwd("30.001"), actor=CLERK)
+        refund = service.refund_payment(payment_id, amount=kwd("30.000"), actor=CLERK)
+        manager = service.refund_payment(payment_id, amount=kwd("70.000"), actor=Actor("m", {"manager"}))
+
+        assert denied.value.payment_id == payment_id
+        assert [RefundStatus.SUCCEEDED, RefundStatus.SUCCEEDED] == [refund.status, manager.status]
+        assert 2 == len(fake.calls_to("refund_payment"))
+        trail = service.audit_trail(payment_id)
+        refusal = next(e for e in trail if e.action == AuditAction.POLICY_DENIED)
+        assert ("clerk", ["support"], "30.001 KWD") == (
+            refusal.actor,
+            refusal.payload["roles"],
+            refusal.payload["amount"],
+        )
+
+    def test_denied_refund_writes_nothing_but_its_audit_entry(self, make: MakeService, fake: FakeProvider) -> None:
+        service = make(AmountLimit({"support": kwd("1.000")}, operations={"refund_payment"}))
+        payment_id = paid(service, kwd("5.000"))
+        before = service.get_payment(payment_id)
+
+        with pytest.raises(PolicyDeniedError):
+            service.refund_payment(payment_id, amount=kwd("1.001"), actor=CLERK, idempotency_key="r-1")
+
+        after = service.get_payment(payment_id)
+        assert (before.version, before.pending_refunds) == (after.version, after.pending_refunds)
+        assert [] == service.list_refunds(payment_id)
+        assert [] == fake.calls_to("refund_payment")
+
+    def test_unlisted_currency_and_role_are_refused(self, make: MakeService) -> None:
+        service = make(AmountLimit({"*": Money.of("100.00", "USD")}, operations={"initialize_payment"}))
+
+        ok = service.initialize_payment(user_id="u1", amount=Money.of("100.00", "USD"), provider="fake", actor="anyone")
+        with pytest.raises(PolicyDeniedError, match="no initialize_payment limit in KWD"):
+            service.initialize_payment(user_id="u1", amount=kwd("0.001"), provider="fake", actor="anyone")
+        with pytest.raises(PolicyDeniedError):
+            service.initialize_payment(
+                user_id="u1", amount=Money.of("100.01", "USD"), provider="fake", idempotency_key="k1"
+            )
+
+        assert ok.amount == Money.of("100.00", "USD")
+        assert 1 == len(service.list_payments(user_id="u1").items)
+
+
+class TestVelocityLimit:
+    """Count and amount per fixed window, per paying user or per actor, on the service clock."""
+
+    def test_count_per_user_resets_in_the_next_window(self, make: MakeService, clock: ManualClock) -> None:
+        service = make(VelocityLimit(timedelta(hours=1), max_count=2, per="user"))
+        usd = Money.of("1.00", "USD")
+
+        for _ in range(2):
+            service.initialize_payment(user_id="u1", amount=usd, provider="fake")
+        with pytest.raises(PolicyDeniedError, match="at most 2 operations"):
+            service.initialize_payment(user_id="u1", amount=usd, provider="fake")
+        other_user = service.initialize_payment(user_id="u2", amount=usd, provider="fake")
+        clock.advance(hours=1)
+        next_window = service.initialize_payment(user_id="u1", amount=usd, provider="fake")
+
+        assert other_user.user_id == "u2"
+        assert next_window.user_id == "u1"
+        assert 3 == len(service.list_payments(user_id="u1").items)
+
+    def test_amount_per_actor_in_kwd(self, make: MakeService, clock: ManualClock) -> None:
+        limit = VelocityLimit(timedelta(days=1), max_amount=kwd("15.000"), per="actor", operations={"refund_payment"})
+        service = make(limit)
+        payment_id = paid(service, kwd("50.000"))
+
+        service.refund_payment(payment_id, amount=kwd("10.000"), actor=CLERK)
+        with pytest.raises(PolicyDeniedError, match=r"15\.000 KWD"):
+            service.refund_payment(payment_id, amount=kwd("5.001"), actor=CLERK)
+        exact = service.refund_payment(payment_id, amount=kwd("5.000"), actor=CLERK)
+        by_other = service.refund_payment(payment_id, amount=kwd("15.000"), actor=BOSS)
+        clock.advance(days=1)
+        tomorrow = service.refund_payment(payment_id, amount=kwd("0.001"), actor=CLERK)
+
+        assert [RefundStatus.SUCCEEDED] * 3 == [exact.status, by_other.status, tomorrow.status]
+
+    def test_usage_is_given_back_when_the_refund_is_refused_later(self, make: MakeService) -> None:
+        service = make(VelocityLimit(timedelta(hours=1), max_count=1, per="actor", operations={"refund_payment"}))
+        payment_id = paid(service, kwd("1.000"))
+
+        with pytest.raises(InvalidStateError):
+            service.refund_payment(payment_id, amount=kwd("2.000"), actor=CLERK)
+        refund = service.refund_payment(payment_id, amount=kwd("1.000"), actor=CLERK)
+
+        assert RefundStatus.SUCCEEDED == refund.status
+
+    def test_concurrent_calls_never_pass_the_limit(self, make: MakeService) -> None:
+        service = make(
+            VelocityLimit(timedelta(hours=1), max_count=3, max_amount=kwd("4.000"), per="user"),
+        )
+
+        def attempt() -> str:
+            try:
+                service.initialize_payment(user_id="u1", amount=kwd("1.000"), provider="fake")
+            except PolicyDeniedError:
+                return "denied"
+            return "ok"
+
+        outcomes = _concurrency.run_together(12, attempt)
+
+        assert (3, 9) == (outcomes.count("ok"), outcomes.count("denied"))
+        assert 3 == len(service.list_payments(user_id="u1").items)
+
+    def test_concurrent_amounts_never_pass_the_limit(self, make: MakeService) -> None:
+        service = make(VelocityLimit(timedelta(hours=1), max_amount=kwd("5.000"), per="user"))
+
+        def attempt() -> Money | None:
+            try:
+                return service.initialize_payment(user_id="u1", amount=kwd("2.000"), provider="fake").amount
+            except PolicyDeniedError:
+                return None
+
+        outcomes = _concurrency.run_together(10, attempt)
+
+        assert 2 == len([o for o in outcomes if o is not None])
+
+
+class TestStepUp:
+    """A proof is asked for above a threshold; it must be right, fresh, and used once."""
+
+    @pytest.fixture
+    def service(self, make: MakeService) -> PaymentService:
+        return make(
+            StepUp(above=kwd("20.000"), operations={"refund_payment"}),
+            verifiers=[TotpVerifier({"clerk": SECRET, "boss": SECRET})],
+        )
+
+    def test_missing_proof_says_what_is_needed(self, service: PaymentService) -> None:
+        payment_id = paid(service, kwd("50.000"))
+
+        small = service.refund_payment(payment_id, amount=kwd("20.000"), actor=CLERK)
+        with pytest.raises(StepUpRequiredError) as needed:
+            service.refund_payment(payment_id, amount=kwd("20.001"), actor=CLERK)
+
+        assert RefundStatus.SUCCEEDED == small.status
+        assert ("totp",) == needed.value.methods
+        assert AuditAction.POLICY_STEP_UP_REQUIRED in actions(service, payment_id)
+        assert kwd("30.000") == service.get_payment(payment_id).amount_refundable
+
+    def test_valid_code_passes_once_and_replay_is_refused(
+        self, service: PaymentService, clock: ManualClock, fake: FakeProvider
+    ) -> None:
+        payment_id = paid(service, kwd("50.000"))
+        code = pyotp.TOTP(SECRET).at(clock())
+
+        refund = service.refund_payment(
+            payment_id, amount=kwd("25.000"), actor=CLERK, step_up=StepUpProof("totp", code)
+        )
+        with pytest.raises(PolicyDeniedError, match="used already"):
+            service.refund_payment(payment_id, amount=kwd("25.000"), actor=CLERK, step_up=StepUpProof("totp", code))
+        by_other_actor = service.refund_payment(
+            payment_id, amount=kwd("25.000"), actor=BOSS, step_up=StepUpProof("totp", code)
+        )
+
+        assert [RefundStatus.SUCCEEDED] * 2 == [refund.status, by_other_actor.status]
+        assert 2 == len(fake.calls_to("refund_payment"))
+        trail = service.audit_trail(payment_id)
+        assert AuditAction.POLICY_STEPPED_UP in [e.action for e in trail]
+        assert all(code not in repr(e.payload) for e in trail)
+
+    def test_wrong_and_expired_codes_are_refused(self, service: PaymentService, clock: ManualClock) -> None:
+        payment_id = paid(service, kwd("50.000"))
+        totp = pyotp.TOTP(SECRET)
+        expired = totp.at(clock() - timedelta(minutes=2))
+        drifted = totp.at(clock() - timedelta(seconds=30))
+        wrong = "000000" if totp.at(clock()) != "000000" else "111111"
+
+        with pytest.raises(PolicyDeniedError, match="wrong or expired"):
+            service.refund_payment(payment_id, amount=kwd("21.000"), actor=CLERK, step_up=StepUpProof("totp", wrong))
+        with pytest.raises(PolicyDeniedError, match="wrong or expired"):
+            service.refund_payment(payment_id, amount=kwd("21.000"), actor=CLERK, step_up=StepUpProof("totp", expired))
+        one_step_late = service.refund_payment(
+            payment_id, amount=kwd("21.000"), actor=CLERK, step_up=StepUpProof("totp", drifted)
+        )
+        with pytest.raises(PolicyDeniedError, match="wrong or expired"):
+            service.refund_payment(
+                payment_id, amount=kwd("21.000"), actor="nobody", step_up=StepUpProof("totp", drifted)
+            )
+
+        assert RefundStatus.SUCCEEDED == one_step_late.status
+        assert 3 == actions(service, payment_id).count(AuditAction.POLICY_DENIED)
+
+
+class TestRefundApproval:
+    """Above the threshold a refund waits, holding its amount, for another actor with the approving role."""
+
+    @pytest.fixture
+    def service(self, make: MakeService) -> PaymentService:
+        return make(RefundApproval(kwd("10.000"), approver_role="refund_approver"))
+
+    def test_held_refund_reserves_its_amount_and_is_not_sent(self, service: PaymentService, fake: FakeProvider) -> None:
+        payment_id = paid(service, kwd("30.000"))
+
+        small = service.refund_payment(payment_id, amount=kwd("10.000"), actor=CLERK)
+        held = service.refund_payment(payment_id, amount=kwd("10.001"), actor=CLERK)
+
+        assert RefundStatus.SUCCEEDED == small.status
+        assert (RefundStatus.AWAITING_APPROVAL, "clerk") == (held.status, held.requested_by)
+        assert kwd("9.999") == service.get_payment(payment_id).amount_refundable
+        assert 1 == len(fake.calls_to("refund_payment"))
+        assert [held.id] == [r.id for r in service.list_refunds_awaiting_approval()]
+        with pytest.raises(InvalidStateError):
+            service.refund_payment(payment_id, amount=kwd("10.000"), actor=CLERK)
+
+    def test_self_approval_and_missing_role_are_refused(self, service: PaymentService) -> None:
+        payment_id = paid(service, kwd("30.000"))
+        held = service.refund_payment(payment_id, amount=kwd("20.000"), actor=BOSS)
+
+        with pytest.raises(PolicyDeniedError, match="its requester"):
+            service.approve_refund(held.id, actor=BOSS)
+        with pytest.raises(PolicyDeniedError, match="refund_approver"):
+            service.approve_refund(held.id, actor=CLERK)
+
+        assert RefundStatus.AWAITING_APPROVAL == service.get_refund(held.id).status
+        assert 2 == actions(service, payment_id).count(AuditAction.POLICY_DENIED)
+
+    def test_approval_by_the_right_role_sends_once(self, service: PaymentService, fake: FakeProvider) -> None:
+        payment_id = paid(service, kwd("30.000"))
+        held = service.refund_payment(payment_id, amount=kwd("20.000"), actor=CLERK)
+
+        approved = service.approve_refund(held.id, actor=BOSS)
+        again = service.approve_refund(held.id, actor=BOSS2)
+
+        assert (RefundStatus.SUCCEEDED, "boss") == (approved.status, approved.decided_by)
+        assert again.id == approved.id
+        assert 1 == len(fake.calls_to("refund_payment"))
+        assert kwd("20.000") == service.get_payment(payment_id).amount_refunded
+        trail = service.audit_trail(payment_id)
+        approval = next(e for e in trail if e.action == AuditAction.REFUND_APPROVED)
+        assert "boss" == approval.actor
+        assert {"clerk"} == {e.actor for e in trail if e.action == AuditAction.REFUND_APPROVAL_REQUESTED}
+        assert AuditAction.REFUND_APPROVAL_REQUESTED in [e.action for e in trail]
+
+    def test_approvers_can_be_asked_for_a_second_factor(
+        self, make: MakeService, clock: ManualClock, fake: FakeProvider
+    ) -> None:
+        service = make(
+            RefundApproval(kwd("10.000")),
+            StepUp(operations={"approve_refund"}),
+            verifiers=[TotpVerifier({"boss": SECRET})],
+        )
+        payment_id = paid(service, kwd("30.000"))
+        held = service.refund_payment(payment_id, amount=kwd("20.000"), actor=CLERK)
+
+        with pytest.raises(StepUpRequiredError):
+            service.approve_refund(held.id, actor=BOSS)
+        code = pyotp.TOTP(SECRET).at(clock())
+        approved = service.approve_refund(held.id, actor=BOSS, step_up=StepUpProof("totp", code))
+
+        assert RefundStatus.SUCCEEDED == approved.status
+        assert 1 == len(fake.calls_to("refund_payment"))
+
+    def test_concurrent_approvals_send_once(self, service: PaymentService, fake: FakeProvider) -> None:
+        payment_id = paid(service, kwd("30.000"))
+        held = service.refund_payment(payment_id, amount=kwd("20.000"), actor=CLERK)
+
+        results = _concurrency.run_together(6, lambda: service.approve_refund(held.id, actor=BOSS))
+
+        assert 1 == len(fake.calls_to("refund_payment"))
+        assert {held.id} == {r.id for r in results}
+        assert kwd("20.000") == service.get_payment(payment_id).amount_refunded
+
+    def test_rejection_releases_the_hold(self, service: PaymentService, fake: FakeProvider) -> None:
+        payment_id = paid(service, kwd("30.000"))
+        held = service.refund_payment(payment_id, amount=kwd("20.000"), actor=CLERK)
+
+        with pytest.raises(PolicyDeniedError):
+            service.reject_refund(held.id, actor=Actor("stranger"))
+        rejected = service.reject_refund(held.id, actor=BOSS, reason="not our fault")
+
+        assert (RefundStatus.CANCELED, "boss") == (rejected.status, rejected.decided_by)
+        assert kwd("30.000") == service.get_payment(payment_id).amount_refundable
+        assert [] == fake.calls_to("refund_payment")
+        with pytest.raises(InvalidStateError):
+            service.approve_refund(held.id, actor=BOSS)
+        assert AuditAction.REFUND_REJECTED in actions(service, payment_id)
+
+    def test_expiry_releases_the_hold_on_read_and_in_reconcile(
+        self, service: PaymentService, clock: ManualClock, fake: FakeProvider
+    ) -> None:
+        payment_id = paid(service, kwd("30.000"))
+        first = service.refund_payment(payment_id, amount=kwd("11.000"), actor=CLERK)
+        second = service.refund_payment(payment_id, amount=kwd("12.000"), actor=CLERK)
+
+        clock.advance(hours=71, minutes=59)
+        assert RefundStatus.AWAITING_APPROVAL == service.get_refund(first.id).status
+        clock.advance(minutes=1)
+        expired = service.get_refund(first.id)
+        report = service.reconcile()
+
+        assert RefundStatus.CANCELED == expired.status
+        assert RefundStatus.CANCELED == service.get_refund(second.id).status
+        assert report.updated >= 1
+        assert kwd("30.000") == service.get_payment(payment_id).amount_refundable
+        assert [] == service.list_refunds_awaiting_approval()
+        with pytest.raises(InvalidStateError):
+            service.approve_refund(second.id, actor=BOSS)
+        assert [] == fake.calls_to("refund_payment")
+        assert 2 == actions(service, payment_id).count(AuditAction.REFUND_APPROVAL_EXPIRED)
