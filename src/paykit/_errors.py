@@ -19,6 +19,9 @@ Every error paykit raises is a :class:`PaykitError`; exceptions of ``stripe``,
         ├── PaymentDeclinedError      the card or payer was declined
         ├── ProviderRequestError      also an InvalidRequestError: the provider refused the request
         └── ProviderUnavailableError  network failure, timeout, 5xx, rate limit
+    ChannelError                      a notification channel (email, SMS, push) failed to send
+    ├── PermanentChannelError         invalid address, opted out, unregistered: never retried
+    └── TemporaryChannelError         rate limited, 5xx, connection: retried with backoff
 
 Provider errors keep what a caller needs to act: ``provider``, ``http_status``,
 ``code``, ``request_id`` and the provider's ``body``, plus ``should_retry``.
@@ -33,6 +36,7 @@ from ._version import DISTRIBUTION
 
 __all__ = [
     "AuthenticationError",
+    "ChannelError",
     "ConfigurationError",
     "CurrencyMismatchError",
     "DuplicateRecordError",
@@ -43,10 +47,12 @@ __all__ = [
     "NotFoundError",
     "PaykitError",
     "PaymentDeclinedError",
+    "PermanentChannelError",
     "ProviderError",
     "ProviderRequestError",
     "ProviderUnavailableError",
     "StorageError",
+    "TemporaryChannelError",
     "WebhookVerificationError",
 ]
 
@@ -186,3 +192,41 @@ class ProviderUnavailableError(ProviderError):
 
     def __init__(self, message: str, *, should_retry: bool = True, **kwargs: Any) -> None:
         super().__init__(message, should_retry=should_retry, **kwargs)
+
+
+class ChannelError(PaykitError):
+    """A notification channel (email, SMS, WhatsApp, push) could not send a message.
+
+    The message never names the recipient or repeats the message body.
+
+    Attributes:
+        channel: The channel's notifier name (``"email"``, ``"sms"``...).
+        code: The service's error code (``"21211"``, ``"UNREGISTERED"``, an SMTP reply code...), if any.
+        permanent: ``True`` when sending again cannot help: the dispatcher gives this channel up for
+            the notification instead of retrying it.
+
+    .. versionadded:: 0.2.0
+    """
+
+    permanent: bool = False
+
+    def __init__(self, message: str, *, channel: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.channel = channel
+        self.code = code
+
+
+class PermanentChannelError(ChannelError):
+    """Sending again cannot help (invalid address, recipient opted out, device unregistered): not retried.
+
+    .. versionadded:: 0.2.0
+    """
+
+    permanent = True
+
+
+class TemporaryChannelError(ChannelError):
+    """The service was unreachable, failed or rate limited: retried under the dispatcher's backoff.
+
+    .. versionadded:: 0.2.0
+    """
