@@ -121,10 +121,10 @@ def email_message(message: Message, *, sender: str, to: str, locale: str) -> Ema
     mail["To"] = to
     mail["Date"] = formatdate(localtime=False)
     mail["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
-    mail["Content-Language"] = locale
     mail.set_content(message.text)
     if message.html is not None:
         mail.add_alternative(message.html, subtype="html")
+    mail["Content-Language"] = locale  # after the content: setting it clears the Content-* headers
     return mail
 
 
