@@ -684,3 +684,21 @@ def test_missing_jinja2_names_the_extra() -> None:
 
     assert 0 == result.returncode, result.stderr
     assert "channels" == result.stdout.strip()
+
+
+@pytest.mark.mongo_server
+def test_preferences_on_the_mongodb_wire_server(
+    smtp: SmtpServer, real_mongo_storage: Storage, fake: FakeProvider, clock: ManualClock
+) -> None:
+    """The channel reads the preferences the service stored in MongoDB: Arabic for one user, nothing for another."""
+    service = service_with(real_mongo_storage, fake, clock, [email(real_mongo_storage, smtp)])
+    service.set_notification_preferences("layla", locale="ar")
+    service.set_notification_preferences("alice", opted_out=True)
+    pay(service, "layla")
+    pay(service, "alice")
+
+    assert 4 == service.dispatch_notifications().delivered
+
+    [message] = smtp.inbox.messages
+    assert "layla@example.com" == message["To"]
+    assert "ar" == message["Content-Language"]

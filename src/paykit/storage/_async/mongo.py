@@ -687,6 +687,7 @@ class AsyncMongoStorage:
             "lease_until",
             "claim_token",
             "delivered_to",
+            "given_up_by",
             "last_error",
         )
         result = await self._col("notifications").update_one(

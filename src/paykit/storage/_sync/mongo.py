@@ -681,6 +681,7 @@ class MongoStorage:
             "lease_until",
             "claim_token",
             "delivered_to",
+            "given_up_by",
             "last_error",
         )
         result = self._col("notifications").update_one(
