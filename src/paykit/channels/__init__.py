@@ -6,14 +6,10 @@ The channels need the ``channels`` extra (Jinja2, for the templates)::
 
     pip install "paykit-payments[channels]"
 
-=========================  ===================================  ==========================
-channel                    sync / asyncio                       sends through
-=========================  ===================================  ==========================
-e-mail                     ``EmailChannel`` / ``AsyncEmailChannel``  SMTP (STARTTLS, AUTH)
-SMS                        ``TwilioSms`` / ``AsyncTwilioSms``        Twilio Messages API
-WhatsApp                   ``TwilioWhatsApp`` / ``AsyncTwilioWhatsApp``  Twilio Messages API
-push                       ``FcmPush`` / ``AsyncFcmPush``            FCM HTTP v1
-=========================  ===================================  ==========================
+- e-mail: :class:`EmailChannel` / :class:`AsyncEmailChannel`, over SMTP (STARTTLS, AUTH);
+- SMS: :class:`TwilioSms` / :class:`AsyncTwilioSms`, through Twilio's Messages API;
+- WhatsApp: :class:`TwilioWhatsApp` / :class:`AsyncTwilioWhatsApp`, through Twilio's Messages API;
+- push: :class:`FcmPush` / :class:`AsyncFcmPush`, through Firebase Cloud Messaging's HTTP v1 API.
 
 paykit stores no contact details: the application's resolver returns a
 :class:`Contact` per user id at send time. See docs/notifications.md.
