@@ -702,3 +702,54 @@ def test_preferences_on_the_mongodb_wire_server(
     [message] = smtp.inbox.messages
     assert "layla@example.com" == message["To"]
     assert "ar" == message["Content-Language"]
+
+
+def test_malformed_address_is_permanent_without_a_connection(
+    smtp: SmtpServer, storage: MemoryStorage, fake: FakeProvider, clock: ManualClock
+) -> None:
+    contacts = {"u": Contact(email="fatima@example.com\r\nBcc: everyone@example.com")}
+    channel = EmailChannel(
+        SmtpSettings(host="127.0.0.1", port=smtp.port, sender="shop@example.com", tls_context=smtp.client_context()),
+        storage=storage,
+        contacts=contacts.get,
+    )
+    service = service_with(storage, fake, clock, [channel])
+    pay(service, "u")
+
+    assert 1 == service.dispatch_notifications().dead
+    assert [] == smtp.inbox.messages
+    assert ("email",) == succeeded(storage, "u").given_up_by
+
+
+def test_status_in_the_user_s_words(storage: MemoryStorage, fake: FakeProvider, clock: ManualClock) -> None:
+    channel = FcmPush(
+        project_id="shop-app",
+        access_token=lambda: FCM_TOKEN,
+        storage=storage,
+        contacts=resolve,
+        kinds=[NotificationKind.STATUS_CHANGED],
+    )
+    service = service_with(storage, fake, clock, [channel])
+    service.set_notification_preferences("alice", locale="ar")
+    payment_id = pay(service, "alice")
+    with respx.mock() as api:
+        route = api.post(FCM_URL).mock(return_value=httpx.Response(200, json={"name": "m/3"}))
+        service.dispatch_notifications()
+
+    [sent] = [json.loads(call.request.content)["message"]["notification"] for call in route.calls]
+    assert {"title": "تحديث الدفعة", "body": f"أصبحت حالة الدفعة {payment_id}: مدفوعة."} == sent
+
+
+def test_subject_is_one_line(clock: ManualClock) -> None:
+    templates = Templates(
+        {
+            "en/payment_succeeded.txt": "{% block subject %}Paid\n  {{ amount }}\n{% endblock %}"
+            "{% block text %}x{% endblock %}"
+        }
+    )
+    from paykit.channels._wire import email_message
+
+    message = templates.render(_notification(clock), channel="email", locale="en")
+    mail = email_message(message, sender="shop@example.com", to="a@example.com", locale="en")
+
+    assert "Paid 12.500" == mail["Subject"]

@@ -20,6 +20,32 @@ CHANNEL_NAME: Final = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 LOCALE: Final = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 RTL_LOCALES: Final = frozenset({"ar", "fa", "he", "ur"})
 
+STATUS_LABELS: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "pending": "pending",
+        "requires_action": "waiting for you",
+        "processing": "processing",
+        "authorized": "authorized",
+        "succeeded": "paid",
+        "partially_refunded": "partially refunded",
+        "refunded": "refunded",
+        "failed": "failed",
+        "canceled": "canceled",
+    },
+    "ar": {
+        "pending": "قيد الانتظار",
+        "requires_action": "بانتظار إجراء منك",
+        "processing": "قيد المعالجة",
+        "authorized": "مصرّح بها",
+        "succeeded": "مدفوعة",
+        "partially_refunded": "مستردة جزئيًا",
+        "refunded": "مستردة",
+        "failed": "فاشلة",
+        "canceled": "ملغاة",
+    },
+}
+"""A payment status in words, per language; a language not here reads the English words."""
+
 
 def check_channel_name(name: object) -> str:
     """A channel name: lower-case letters, digits, ``_`` or ``-``, starting with a letter."""
@@ -115,6 +141,12 @@ def direction(locale: str) -> str:
     return "rtl" if locale.split("-", 1)[0] in RTL_LOCALES else "ltr"
 
 
+def status_label(status: str, locale: str) -> str:
+    """A payment status in the locale's words (English words for a language without its own)."""
+    labels = STATUS_LABELS.get(locale.split("-", 1)[0], STATUS_LABELS["en"])
+    return labels.get(status, STATUS_LABELS["en"].get(status, status.replace("_", " ")))
+
+
 def _money(value: object) -> Money | None:
     """The ``"12.500 KWD"`` a notification payload carries, as :class:`Money`; ``None`` if absent or unreadable."""
     if not isinstance(value, str):
@@ -145,6 +177,7 @@ def message_context(notification: Notification, *, locale: str) -> dict[str, Any
         "invoice_id": str(payload.get("invoice_id", "")),
         "invoice_number": str(payload.get("number", "")),
         "status": str(payload.get("status", "")),
+        "status_label": status_label(str(payload.get("status", "")), locale),
         "status_before": str(payload.get("status_before", "")),
         "failure_code": str(payload.get("failure_code") or ""),
         "provider": str(payload.get("provider", "")),

@@ -116,7 +116,7 @@ def fcm_error(channel: str, status: int, body: bytes) -> ChannelError | None:
 def email_message(message: Message, *, sender: str, to: str, locale: str) -> EmailMessage:
     """A multipart/alternative e-mail: the plain text first, then the HTML (mail readers show the last they can)."""
     mail = EmailMessage()
-    mail["Subject"] = message.subject or ""
+    mail["Subject"] = " ".join((message.subject or "").split())  # one line, whatever the template left in it
     mail["From"] = sender
     mail["To"] = to
     mail["Date"] = formatdate(localtime=False)
@@ -126,6 +126,12 @@ def email_message(message: Message, *, sender: str, to: str, locale: str) -> Ema
         mail.add_alternative(message.html, subtype="html")
     mail["Content-Language"] = locale  # after the content: setting it clears the Content-* headers
     return mail
+
+
+def valid_email(address: str) -> bool:
+    """Whether ``address`` can be put in a ``To`` header and an SMTP envelope: one ``@``, no spaces or controls."""
+    local, at, domain = address.rpartition("@")
+    return bool(at and local and "." in domain) and not any(c.isspace() or ord(c) < 32 for c in address)
 
 
 def smtp_error(channel: str, error: Exception) -> ChannelError:

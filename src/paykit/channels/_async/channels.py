@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Final
 import httpx
 
 from ..._decisions import channels as dc
-from ..._errors import ChannelError, ConfigurationError, TemporaryChannelError
+from ..._errors import ChannelError, ConfigurationError, PermanentChannelError, TemporaryChannelError
 from ..._log import get_logger
 from ..._models import Notification, NotificationKind
 from ...storage._async.protocol import AsyncStorage
@@ -145,6 +145,8 @@ class AsyncEmailChannel(AsyncChannel):
     async def _send(self, notification: Notification, message: Message, contact: Contact) -> bool:
         if not contact.email:
             return False
+        if not _wire.valid_email(contact.email):
+            raise PermanentChannelError("the contact's e-mail address is not valid", channel=self._name)
         mail = _wire.email_message(message, sender=self._smtp.sender, to=contact.email, locale=message.locale)
         await to_thread(_smtp.send, self._smtp, mail, channel=self._name)
         return True

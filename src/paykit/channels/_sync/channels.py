@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Final
 import httpx
 
 from ..._decisions import channels as dc
-from ..._errors import ChannelError, ConfigurationError, TemporaryChannelError
+from ..._errors import ChannelError, ConfigurationError, PermanentChannelError, TemporaryChannelError
 from ..._log import get_logger
 from ..._models import Notification, NotificationKind
 from ...storage._sync.protocol import Storage
@@ -144,6 +144,8 @@ class EmailChannel(Channel):
     def _send(self, notification: Notification, message: Message, contact: Contact) -> bool:
         if not contact.email:
             return False
+        if not _wire.valid_email(contact.email):
+            raise PermanentChannelError("the contact's e-mail address is not valid", channel=self._name)
         mail = _wire.email_message(message, sender=self._smtp.sender, to=contact.email, locale=message.locale)
         _smtp.send(self._smtp, mail, channel=self._name)
         return True
