@@ -168,21 +168,24 @@ class Round:
         attempts = notification.attempts + (1 if self.called and not self.busy else 0)
         next_at = notification.next_attempt_at
         names = set(notifier_names)
+        # Why notifiers were given up, this round or before: kept in last_error until the notification is settled.
+        earlier = [note for note in (notification.last_error or "").split("; ") if note.endswith("(permanent)")]
+        given_up = list(dict.fromkeys(earlier + self.permanent_errors))
         state: State
         if names <= set(self.done):
             state, error = "delivered", None
         elif names <= set(self.done) | set(self.given_up):
             state = "delivered" if names & set(self.done) else "dead"
-            error = "; ".join(self.permanent_errors) or notification.last_error
+            error = "; ".join(given_up) or None
         elif self.errors:
-            error = "; ".join(self.permanent_errors + self.errors + self.busy)
+            error = "; ".join(given_up + self.errors + self.busy)
             if attempts >= max_attempts:
                 state = "dead"
             else:
                 state = "pending"
                 next_at = now + backoff(base_backoff, attempts)
         else:
-            state, error = "pending", "; ".join(self.busy)
+            state, error = "pending", "; ".join(given_up + self.busy)
             next_at = now + base_backoff
         self.notification = notification.model_copy(
             update={"delivery": state, "attempts": attempts, "next_attempt_at": next_at, "last_error": error}
