@@ -12,6 +12,9 @@ Every error paykit raises is a :class:`PaykitError`; exceptions of ``stripe``,
     ├── IdempotencyConflictError      same key, different parameters
     ├── NotFoundError                 also a LookupError: no such payment, invoice...
     ├── WebhookVerificationError      forged, stale or malformed webhook
+    ├── ChannelError                  a notification channel (e-mail, SMS, push) could not send
+    │   ├── PermanentChannelError     invalid address, opted out, unregistered: never retried
+    │   └── TemporaryChannelError     rate limited, 5xx, connection: retried with backoff
     ├── StorageError                  the database failed or is unreachable
     │   └── DuplicateRecordError      a unique insert found its key taken
     └── ProviderError                 the provider answered with an error
@@ -19,9 +22,6 @@ Every error paykit raises is a :class:`PaykitError`; exceptions of ``stripe``,
         ├── PaymentDeclinedError      the card or payer was declined
         ├── ProviderRequestError      also an InvalidRequestError: the provider refused the request
         └── ProviderUnavailableError  network failure, timeout, 5xx, rate limit
-    ChannelError                      a notification channel (email, SMS, push) failed to send
-    ├── PermanentChannelError         invalid address, opted out, unregistered: never retried
-    └── TemporaryChannelError         rate limited, 5xx, connection: retried with backoff
 
 Provider errors keep what a caller needs to act: ``provider``, ``http_status``,
 ``code``, ``request_id`` and the provider's ``body``, plus ``should_retry``.
