@@ -27,6 +27,7 @@ PAIRS: list[tuple[str, str]] = [
     ("src/paykit/storage/_async", "src/paykit/storage/_sync"),
     ("src/paykit/providers/_async", "src/paykit/providers/_sync"),
     ("src/paykit/testing/_async", "src/paykit/testing/_sync"),
+    ("src/paykit/channels/_async", "src/paykit/channels/_sync"),
     ("tests/_async", "tests/_sync"),
 ]
 """(source folder, generated folder), from the repository root: every ``*.py`` of a source folder is generated."""
@@ -76,6 +77,11 @@ RULES: list[tuple[str, str]] = [
     (r"\bAsyncHttpxTransport\b", "HttpxTransport"),
     (r"^import asyncio$", "import threading"),
     (r"\basyncio\.Lock\b", "threading.Lock"),
+    # Notification channels: the async e-mail channel runs smtplib on a worker thread; the sync one calls it.
+    (r"^from asyncio import to_thread$", ""),
+    (r"\bto_thread\(([\w.]+), ", r"\1("),
+    (r"\b(_?)Async(Channel|EmailChannel|HttpChannel|TwilioSms|TwilioWhatsApp|FcmPush)\b", r"\1\2"),
+    (r"\bAsync(ContactResolver|AccessTokenProvider)\b", r"\1"),
 ]
 """(pattern, replacement) applied in order to every line of every source file.
 

@@ -96,3 +96,22 @@ class TestMissingExtra:
         assert isinstance(error, paykit.ConfigurationError)
         assert isinstance(error, ImportError)
         assert 'MongoStorage needs pymongo: pip install "paykit-payments[mongo]"' == str(error)
+
+
+def test_the_wheel_ships_the_message_templates(tmp_path: Path) -> None:
+    """The channels' built-in templates are package data: a wheel without them would fail at startup."""
+    import zipfile
+
+    from hatchling.builders.wheel import WheelBuilder
+
+    wheel = next(iter(WheelBuilder(str(ROOT)).build(directory=str(tmp_path))))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {name.removeprefix("paykit/channels/templates/") for name in names if "channels/templates/" in name}
+    source = {
+        path.relative_to(ROOT / "src/paykit/channels/templates").as_posix()
+        for path in (ROOT / "src/paykit/channels/templates").rglob("*")
+        if path.is_file()
+    }
+
+    assert {"layout.html", "en/payment_succeeded.html", "ar/payment_succeeded.txt"} <= shipped
+    assert source == shipped

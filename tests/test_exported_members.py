@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-PUBLIC = ["paykit", "paykit.providers", "paykit.storage", "paykit.webhooks", "paykit.testing"]
+PUBLIC = ["paykit", "paykit.providers", "paykit.storage", "paykit.webhooks", "paykit.testing", "paykit.channels"]
 
 
 @pytest.mark.parametrize("module_name", PUBLIC)
@@ -25,7 +25,7 @@ def test_paykit_exports_every_public_name() -> None:
     import paykit
 
     exported = {name for name in dir(paykit) if not name.startswith("_")}
-    submodules = {"audit", "notify", "storage", "providers", "webhooks", "testing", "cli", "integrations"}
+    submodules = {"audit", "notify", "storage", "providers", "webhooks", "testing", "cli", "integrations", "channels"}
 
     assert set(paykit.__all__) == exported - submodules
 

@@ -14,6 +14,9 @@ Every error paykit raises is a :class:`PaykitError`; exceptions of ``stripe``,
     ├── StepUpRequiredError           the operation needs a second factor (``methods`` says which)
     ├── NotFoundError                 also a LookupError: no such payment, invoice...
     ├── WebhookVerificationError      forged, stale or malformed webhook
+    ├── ChannelError                  a notification channel (e-mail, SMS, push) could not send
+    │   ├── PermanentChannelError     invalid address, opted out, unregistered: never retried
+    │   └── TemporaryChannelError     rate limited, 5xx, connection: retried with backoff
     ├── StorageError                  the database failed or is unreachable
     │   └── DuplicateRecordError      a unique insert found its key taken
     └── ProviderError                 the provider answered with an error
@@ -35,6 +38,7 @@ from ._version import DISTRIBUTION
 
 __all__ = [
     "AuthenticationError",
+    "ChannelError",
     "ConfigurationError",
     "CurrencyMismatchError",
     "DuplicateRecordError",
@@ -45,12 +49,14 @@ __all__ = [
     "NotFoundError",
     "PaykitError",
     "PaymentDeclinedError",
+    "PermanentChannelError",
     "PolicyDeniedError",
     "ProviderError",
     "ProviderRequestError",
     "ProviderUnavailableError",
     "StepUpRequiredError",
     "StorageError",
+    "TemporaryChannelError",
     "WebhookVerificationError",
 ]
 
@@ -214,3 +220,41 @@ class ProviderUnavailableError(ProviderError):
 
     def __init__(self, message: str, *, should_retry: bool = True, **kwargs: Any) -> None:
         super().__init__(message, should_retry=should_retry, **kwargs)
+
+
+class ChannelError(PaykitError):
+    """A notification channel (email, SMS, WhatsApp, push) could not send a message.
+
+    The message never names the recipient or repeats the message body.
+
+    Attributes:
+        channel: The channel's notifier name (``"email"``, ``"sms"``...).
+        code: The service's error code (``"21211"``, ``"UNREGISTERED"``, an SMTP reply code...), if any.
+        permanent: ``True`` when sending again cannot help: the dispatcher gives this channel up for
+            the notification instead of retrying it.
+
+    .. versionadded:: 0.2.0
+    """
+
+    permanent: bool = False
+
+    def __init__(self, message: str, *, channel: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.channel = channel
+        self.code = code
+
+
+class PermanentChannelError(ChannelError):
+    """Sending again cannot help (invalid address, recipient opted out, device unregistered): not retried.
+
+    .. versionadded:: 0.2.0
+    """
+
+    permanent = True
+
+
+class TemporaryChannelError(ChannelError):
+    """The service was unreachable, failed or rate limited: retried under the dispatcher's backoff.
+
+    .. versionadded:: 0.2.0
+    """

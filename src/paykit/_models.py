@@ -24,6 +24,7 @@ __all__ = [
     "LineItem",
     "Notification",
     "NotificationKind",
+    "NotificationPreferences",
     "Payment",
     "PaymentMethod",
     "Refund",
@@ -84,6 +85,7 @@ class AuditAction(StrEnum):
     REFUND_APPROVED = "REFUND_APPROVED"
     REFUND_REJECTED = "REFUND_REJECTED"
     REFUND_APPROVAL_EXPIRED = "REFUND_APPROVAL_EXPIRED"
+    NOTIFICATION_PREFERENCES_SET = "NOTIFICATION_PREFERENCES_SET"
 
 
 class NotificationKind(StrEnum):
@@ -328,7 +330,7 @@ class AuditEntry(_Frozen):
 
     id: str
     action: AuditAction
-    subject_type: Literal["payment", "refund", "invoice", "payment_method", "policy"]
+    subject_type: Literal["payment", "refund", "invoice", "payment_method", "policy", "user"]
     subject_id: str
     payment_id: str | None = None
     user_id: str | None = None
@@ -364,6 +366,9 @@ class Notification(_Frozen):
     lease_until: datetime | None = None
     claim_token: str | None = None
     delivered_to: tuple[str, ...] = ()
+    given_up_by: tuple[str, ...] = ()
+    """Notifiers that failed permanently for this notification (a :class:`~paykit.PermanentChannelError`):
+    never called again for it."""
     last_error: str | None = None
 
 
@@ -401,3 +406,28 @@ class WebhookEvent(_Frozen):
     """
     delivery_digest: str | None = None
     """SHA-256 (hex) of the delivery's raw body, recorded with :attr:`delivery_id`."""
+
+
+class NotificationPreferences(_Frozen):
+    """What one user wants to hear about, and how: stored by paykit, free of contact details.
+
+    Contact details (e-mail address, phone number, device tokens) stay with the
+    application, which hands them to the channels through a resolver at send time.
+
+    Attributes:
+        user_id: Whose preferences these are.
+        channels: Per notification kind, the channel names (``"email"``, ``"sms"``,
+            ``"whatsapp"``, ``"push"``...) the user wants it on; a kind not listed
+            goes to every configured channel. An empty tuple silences that kind.
+        opted_out: ``True`` silences every channel for every kind.
+        locale: The language of the user's messages (``"en"``, ``"ar"``); ``None`` takes the channel's default.
+        updated_at: When they were last set.
+
+    .. versionadded:: 0.2.0
+    """
+
+    user_id: str
+    channels: dict[NotificationKind, tuple[str, ...]] = Field(default_factory=dict)
+    opted_out: bool = False
+    locale: str | None = None
+    updated_at: datetime

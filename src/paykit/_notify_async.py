@@ -111,7 +111,7 @@ class AsyncNotificationDispatcher:
         progress = delivery.Round(claimed, token)
         if not await self._hold(progress, claimed.lease_until):
             return "lost"
-        remaining = [n for n in self._notifiers if n.name not in progress.done]
+        remaining = [n for n in self._notifiers if not progress.finished(n.name)]
         running: list[delivery.Call] = []
         for index, notifier in enumerate(remaining):
             outcome = await self._deliver(notifier, claimed)

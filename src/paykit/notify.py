@@ -190,7 +190,7 @@ class NotificationDispatcher:
         progress = delivery.Round(claimed, token)
         if not self._hold(progress, claimed.lease_until):
             return "lost"
-        remaining = [n for n in self._notifiers if n.name not in progress.done]
+        remaining = [n for n in self._notifiers if not progress.finished(n.name)]
         running: list[_Call] = []
         for index, notifier in enumerate(remaining):
             outcome = self._deliver(notifier, claimed)

@@ -17,6 +17,7 @@ from .engine import Engine
 from .invoices import _Invoices
 from .methods import _Methods
 from .ops import _Ops
+from .preferences import _Preferences
 from .reconcile import _Reconcile
 
 __all__ = ["AsyncPaymentService"]
@@ -26,7 +27,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops):
+class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops, _Preferences):
     """Drives payments, refunds, invoices and saved methods through providers.
 
     Args:

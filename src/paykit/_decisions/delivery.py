@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from .._errors import ChannelError
 from .._models import Notification
 from .._results import DispatchReport
 
@@ -58,7 +59,7 @@ def report(states: Iterable[State]) -> DispatchReport:
 class Outcome:
     """What one notifier did with one notification, as far as the round is concerned."""
 
-    kind: Literal["delivered", "failed", "busy"]
+    kind: Literal["delivered", "failed", "busy", "given_up"]
     detail: str = ""
     called: bool = True
 
@@ -74,8 +75,13 @@ class Call:
         self.progress: Round | None = None  # set when the dispatcher moved on before the call returned
 
     def outcome(self) -> Outcome:
-        """The outcome of a call that returned within its timeout."""
-        return Outcome("delivered") if self.error is None else Outcome("failed", type(self.error).__name__)
+        """The outcome of a call that returned: a permanent channel error gives that notifier up, unretried."""
+        if self.error is None:
+            return Outcome("delivered")
+        if isinstance(self.error, ChannelError) and self.error.permanent:
+            code = f" {self.error.code}" if self.error.code else ""
+            return Outcome("given_up", f"{type(self.error).__name__}{code} (permanent)")
+        return Outcome("failed", type(self.error).__name__)
 
 
 def verdict_on_earlier_call(earlier: Call | None, notification_id: str) -> Outcome | None:
@@ -101,6 +107,8 @@ class Round:
         self.notification = notification
         self.token = token
         self.done = list(notification.delivered_to)
+        self.given_up = list(notification.given_up_by)
+        self.permanent_errors: list[str] = []
         self.errors: list[str] = []
         self.busy: list[str] = []
         self.waiting: set[str] = set()
@@ -112,10 +120,17 @@ class Round:
         self.called = self.called or outcome.called
         if outcome.kind == "delivered":
             self.done.append(notifier_name)
+        elif outcome.kind == "given_up":
+            self.given_up.append(notifier_name)
+            self.permanent_errors.append(f"{notifier_name}: {outcome.detail}")
         elif outcome.kind == "failed":
             self.errors.append(f"{notifier_name}: {outcome.detail}")
         else:
             self.busy.append(f"{notifier_name}: {outcome.detail}")
+
+    def finished(self, notifier_name: str) -> bool:
+        """Whether a notifier is done with this notification: delivered, or given up for good."""
+        return notifier_name in self.done or notifier_name in self.given_up
 
     def take(self, call: Call) -> None:
         """Count the result of a call that returned after its timeout."""
@@ -129,7 +144,7 @@ class Round:
 
     def saved(self, *, keep_claim: bool, lease_until: datetime) -> Notification:
         """The notification to write under the claim's token: progress so far, claim kept or released."""
-        update: dict[str, object] = {"delivered_to": tuple(self.done)}
+        update: dict[str, object] = {"delivered_to": tuple(self.done), "given_up_by": tuple(self.given_up)}
         if keep_claim:
             update["lease_until"] = lease_until
             if self.running_note is not None:
@@ -145,23 +160,32 @@ class Round:
         """Decide the round's final state and set :attr:`notification` to it (the caller saves it).
 
         A round counts as an attempt only if it called every notifier it had to: one
-        that skipped a busy notifier is not held against the notification.
+        that skipped a busy notifier is not held against the notification. A notifier
+        given up (a permanent channel error) is finished with: the notification is
+        "delivered" when every other notifier delivered it, "dead" when none did.
         """
         notification = self.notification
         attempts = notification.attempts + (1 if self.called and not self.busy else 0)
         next_at = notification.next_attempt_at
+        names = set(notifier_names)
+        # Why notifiers were given up, this round or before: kept in last_error until the notification is settled.
+        earlier = [note for note in (notification.last_error or "").split("; ") if note.endswith("(permanent)")]
+        given_up = list(dict.fromkeys(earlier + self.permanent_errors))
         state: State
-        if set(notifier_names) <= set(self.done):
+        if names <= set(self.done):
             state, error = "delivered", None
+        elif names <= set(self.done) | set(self.given_up):
+            state = "delivered" if names & set(self.done) else "dead"
+            error = "; ".join(given_up) or None
         elif self.errors:
-            error = "; ".join(self.errors + self.busy)
+            error = "; ".join(given_up + self.errors + self.busy)
             if attempts >= max_attempts:
                 state = "dead"
             else:
                 state = "pending"
                 next_at = now + backoff(base_backoff, attempts)
         else:
-            state, error = "pending", "; ".join(self.busy)
+            state, error = "pending", "; ".join(given_up + self.busy)
             next_at = now + base_backoff
         self.notification = notification.model_copy(
             update={"delivery": state, "attempts": attempts, "next_attempt_at": next_at, "last_error": error}

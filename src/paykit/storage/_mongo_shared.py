@@ -24,7 +24,7 @@ from pymongo.errors import ConfigurationError as MongoConfigurationError
 
 from .._errors import ConfigurationError, DuplicateRecordError, StorageError
 from .._log import get_logger
-from .._models import AuditEntry, Payment, Refund
+from .._models import AuditEntry, NotificationPreferences, Payment, Refund
 from .._status import SETTLED_STATUSES, PaymentStatus
 from ._base import Effect, KeyClaim, PaymentStats, Reaction, WebhookEventRecord
 
@@ -194,6 +194,20 @@ def load(model: type[_M], doc: Mapping[str, Any] | None) -> _M | None:
     data = {k: v for k, v in doc.items() if not k.startswith("_")}
     data["id"] = doc["_id"]
     return model.model_validate(from_bson(data))
+
+
+def preferences_doc(preferences: NotificationPreferences) -> Doc:
+    """A user's notification preferences as one document keyed by the user id."""
+    doc: Doc = to_bson(preferences.model_dump(mode="python"))
+    doc["_id"] = doc.pop("user_id")
+    return doc
+
+
+def load_preferences(doc: Mapping[str, Any]) -> NotificationPreferences:
+    """The preferences stored by :func:`preferences_doc`."""
+    data = {k: v for k, v in doc.items() if not k.startswith("_")}
+    data["user_id"] = doc["_id"]
+    return NotificationPreferences.model_validate(from_bson(data))
 
 
 def provider_key(provider: str, provider_ref: str) -> str:

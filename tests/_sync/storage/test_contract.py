@@ -16,7 +16,16 @@ import pytest
 from pydantic import SecretStr
 
 from paykit._errors import DuplicateRecordError
-from paykit._models import Invoice, LineItem, Notification, PaymentMethod, Refund, RefundStatus
+from paykit._models import (
+    Invoice,
+    LineItem,
+    Notification,
+    NotificationKind,
+    NotificationPreferences,
+    PaymentMethod,
+    Refund,
+    RefundStatus,
+)
 from paykit._money import Money
 from paykit._status import PaymentStatus
 from paykit.storage import PageCursor, Storage, WebhookEventRecord
@@ -802,3 +811,36 @@ class TestNotificationsAboutSubjects:
 
         state = (found.delivery, found.attempts, found.delivered_to, found.last_error)
         assert ("delivered", 1, ("app",), None) == state
+
+
+class TestNotificationPreferences:
+    """A user's notification preferences: stored whole, replaced whole, ``None`` until set."""
+
+    def test_round_trip_and_replace(self, storage: Storage) -> None:
+        assert storage.get_notification_preferences("alice") is None
+        first = NotificationPreferences(
+            user_id="alice",
+            channels={NotificationKind.PAYMENT_SUCCEEDED: ("email", "sms"), NotificationKind.INVOICE_SENT: ()},
+            locale="ar",
+            updated_at=at(1),
+        )
+        storage.save_notification_preferences(first)
+
+        assert first == storage.get_notification_preferences("alice")
+
+        second = NotificationPreferences(user_id="alice", opted_out=True, updated_at=at(2))
+        storage.save_notification_preferences(second)
+
+        assert second == storage.get_notification_preferences("alice")
+        assert storage.get_notification_preferences("bob") is None
+
+    def test_given_up_notifiers_are_saved(self, storage: Storage) -> None:
+        """A notifier given up for good (a permanent channel error) is kept with the delivery state."""
+        storage.insert_notifications([make_notification("n1")])
+        (claimed,) = storage.claim_notifications(now=at(2), lease=timedelta(seconds=5), limit=1)
+        saved = released(claimed, delivery="delivered", delivered_to=("email",), given_up_by=("sms",))
+        assert storage.save_notification_delivery(saved, claim_token=token(claimed))
+
+        (found,) = storage.list_notifications("u1", unread_only=False, limit=10)
+
+        assert (("email",), ("sms",)) == (found.delivered_to, found.given_up_by)

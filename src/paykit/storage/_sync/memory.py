@@ -17,7 +17,16 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from ..._errors import DuplicateRecordError
-from ..._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund, RefundStatus
+from ..._models import (
+    AuditEntry,
+    Invoice,
+    Notification,
+    NotificationPreferences,
+    Payment,
+    PaymentMethod,
+    Refund,
+    RefundStatus,
+)
 from ..._status import SETTLED_STATUSES, PaymentStatus
 from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
 
@@ -57,6 +66,7 @@ class MemoryStorage:
         self._reactions: dict[str, Reaction] = {}
         self._key_claims: dict[tuple[str, str], KeyClaim] = {}
         self._usage: dict[str, tuple[int, int, datetime]] = {}
+        self._preferences: dict[str, NotificationPreferences] = {}
 
     def ping(self) -> None:
         """Memory is always reachable."""
@@ -333,6 +343,17 @@ class MemoryStorage:
         with self._lock:
             return self._customers.setdefault((provider, user_id), customer_ref)
 
+    # -- notification preferences ---------------------------------------------
+    def save_notification_preferences(self, preferences: NotificationPreferences) -> None:
+        """Store a user's preferences, replacing earlier ones."""
+        with self._lock:
+            self._preferences[preferences.user_id] = preferences
+
+    def get_notification_preferences(self, user_id: str) -> NotificationPreferences | None:
+        """A user's stored preferences, or ``None``."""
+        with self._lock:
+            return self._preferences.get(user_id)
+
     # -- audit --------------------------------------------------------------
     def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Append entries, skipping ids already stored."""
@@ -412,6 +433,7 @@ class MemoryStorage:
                 "lease_until",
                 "claim_token",
                 "delivered_to",
+                "given_up_by",
                 "last_error",
             )
             self._notifications[notification.id] = stored.model_copy(

@@ -36,7 +36,16 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from pydantic import BaseModel
 
 from ..._errors import ConfigurationError, MissingExtraError, StorageError
-from ..._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund, RefundStatus
+from ..._models import (
+    AuditEntry,
+    Invoice,
+    Notification,
+    NotificationPreferences,
+    Payment,
+    PaymentMethod,
+    Refund,
+    RefundStatus,
+)
 from ..._status import PaymentStatus
 from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
 
@@ -65,12 +74,14 @@ try:
         event_record,
         key_claim_doc,
         load,
+        load_preferences,
         load_required,
         map_pymongo_errors,
         model_doc,
         only_duplicates,
         outbox_of_kind,
         payment_doc,
+        preferences_doc,
         provider_key,
         reaction,
         stats_from_groups,
@@ -629,6 +640,19 @@ class MongoStorage:
                 return str(doc["customer_ref"])
         raise StorageError("set_customer_ref: could not store the customer reference")
 
+    # -- notification preferences ---------------------------------------------
+    @_storage_op
+    def save_notification_preferences(self, preferences: NotificationPreferences) -> None:
+        """Store a user's preferences (one document per user), replacing earlier ones."""
+        doc = preferences_doc(preferences)
+        self._col("notification_preferences").replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    @_storage_op
+    def get_notification_preferences(self, user_id: str) -> NotificationPreferences | None:
+        """A user's stored preferences, or ``None``."""
+        doc = self._col("notification_preferences").find_one({"_id": user_id})
+        return None if doc is None else load_preferences(doc)
+
     # -- audit --------------------------------------------------------------
     @_storage_op
     def append_audit(self, entries: Sequence[AuditEntry]) -> None:
@@ -708,6 +732,7 @@ class MongoStorage:
             "lease_until",
             "claim_token",
             "delivered_to",
+            "given_up_by",
             "last_error",
         )
         result = self._col("notifications").update_one(

@@ -16,7 +16,16 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from ..._models import AuditEntry, Invoice, Notification, Payment, PaymentMethod, Refund, RefundStatus
+from ..._models import (
+    AuditEntry,
+    Invoice,
+    Notification,
+    NotificationPreferences,
+    Payment,
+    PaymentMethod,
+    Refund,
+    RefundStatus,
+)
 from ..._status import PaymentStatus
 from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
 
@@ -167,6 +176,15 @@ class Storage(Protocol):
 
     def get_webhook_event(self, provider: str, event_id: str) -> WebhookEventRecord | None:
         """The recorded event, or ``None``."""
+        ...
+
+    # -- notification preferences ---------------------------------------------
+    def save_notification_preferences(self, preferences: NotificationPreferences) -> None:
+        """Store a user's notification preferences, replacing any stored before (last write wins)."""
+        ...
+
+    def get_notification_preferences(self, user_id: str) -> NotificationPreferences | None:
+        """A user's stored notification preferences, or ``None`` when none were set."""
         ...
 
     # -- notifications (outbox) ---------------------------------------------
