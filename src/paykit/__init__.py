@@ -24,11 +24,13 @@ from ._errors import (
     ProviderRequestError,
     ProviderUnavailableError,
     StorageError,
+    UnsupportedOperationError,
     WebhookVerificationError,
 )
 from ._models import (
     AuditAction,
     AuditEntry,
+    Dispute,
     EventKind,
     Invoice,
     InvoiceStatus,
@@ -42,9 +44,9 @@ from ._models import (
     WebhookEvent,
 )
 from ._money import CURRENCY_EXPONENTS, Money, currency_exponent
-from ._results import Explanation, TimelineEntry
+from ._results import DisputePage, Explanation, TimelineEntry
 from ._service import HealthReport, MetricsReport, Page, PaymentService, ReconcileReport, WebhookOutcome
-from ._status import PaymentStatus, can_transition
+from ._status import DisputeStatus, PaymentStatus, can_transition
 from .audit import AsyncAuditHook, AuditHook, redact
 from .notify import AsyncNotifier, CallbackNotifier, DispatchReport, LoggingNotifier, Notifier
 
@@ -67,6 +69,9 @@ __all__ = [
     "ConfigurationError",
     "CurrencyMismatchError",
     "DispatchReport",
+    "Dispute",
+    "DisputePage",
+    "DisputeStatus",
     "DuplicateRecordError",
     "EventKind",
     "Explanation",
@@ -100,6 +105,7 @@ __all__ = [
     "RefundStatus",
     "StorageError",
     "TimelineEntry",
+    "UnsupportedOperationError",
     "WebhookEvent",
     "WebhookOutcome",
     "WebhookVerificationError",

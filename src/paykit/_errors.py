@@ -9,6 +9,7 @@ Every error paykit raises is a :class:`PaykitError`; exceptions of ``stripe``,
     ├── InvalidRequestError           also a ValueError: bad amount, currency, id...
     │   └── CurrencyMismatchError     arithmetic across two currencies
     ├── InvalidStateError             illegal transition, refund over captured
+    │   └── UnsupportedOperationError the provider has no API for it (disputes)
     ├── IdempotencyConflictError      same key, different parameters
     ├── NotFoundError                 also a LookupError: no such payment, invoice...
     ├── WebhookVerificationError      forged, stale or malformed webhook
@@ -47,6 +48,7 @@ __all__ = [
     "ProviderRequestError",
     "ProviderUnavailableError",
     "StorageError",
+    "UnsupportedOperationError",
     "WebhookVerificationError",
 ]
 
@@ -98,6 +100,13 @@ class CurrencyMismatchError(InvalidRequestError):
 
 class InvalidStateError(PaykitError):
     """The operation is not allowed in the resource's current state."""
+
+
+class UnsupportedOperationError(InvalidStateError):
+    """The payment's provider has no API for the operation (answering a dispute at KNET).
+
+    .. versionadded:: 0.3.0
+    """
 
 
 class IdempotencyConflictError(PaykitError):

@@ -12,6 +12,7 @@ from ..audit import AsyncAuditHook, AuditHook, _AsyncHookRunner
 from ..notify import AsyncNotificationDispatcher, AsyncNotifier, Notifier
 from ..providers._async.base import AsyncProvider
 from ..storage._async.protocol import AsyncStorage
+from .disputes import _Disputes
 from .engine import Engine
 from .invoices import _Invoices
 from .methods import _Methods
@@ -25,7 +26,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops):
+class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops, _Disputes):
     """Drives payments, refunds, invoices and saved methods through providers.
 
     Args:
@@ -64,6 +65,7 @@ class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops):
             storage=storage, providers=by_name, clock=clock, actor=actor, hooks=_AsyncHookRunner(audit_hooks)
         )
         self._engine.reactors[fx.INVOICE_PAID] = self._react_invoice_paid
+        self._engine.reactors[fx.DISPUTE_SYNC] = self._react_dispute_sync
         self._invoice_prefix = invoice_prefix
         self._dispatcher = AsyncNotificationDispatcher(storage, notifiers, clock=clock, timeout=notifier_timeout)
 

@@ -12,6 +12,7 @@ from ..audit import AuditHook, _HookRunner
 from ..notify import NotificationDispatcher, Notifier
 from ..providers._sync.base import Provider
 from ..storage._sync.protocol import Storage
+from .disputes import _Disputes
 from .engine import Engine
 from .invoices import _Invoices
 from .methods import _Methods
@@ -25,7 +26,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class PaymentService(_Reconcile, _Invoices, _Methods, _Ops):
+class PaymentService(_Reconcile, _Invoices, _Methods, _Ops, _Disputes):
     """Drives payments, refunds, invoices and saved methods through providers.
 
     Args:
@@ -64,6 +65,7 @@ class PaymentService(_Reconcile, _Invoices, _Methods, _Ops):
             storage=storage, providers=by_name, clock=clock, actor=actor, hooks=_HookRunner(audit_hooks)
         )
         self._engine.reactors[fx.INVOICE_PAID] = self._react_invoice_paid
+        self._engine.reactors[fx.DISPUTE_SYNC] = self._react_dispute_sync
         self._invoice_prefix = invoice_prefix
         self._dispatcher = NotificationDispatcher(storage, notifiers, clock=clock, timeout=notifier_timeout)
 
