@@ -324,6 +324,38 @@ class TestStripeEvents:
 
         assert DisputeStatus.NEEDS_RESPONSE == service.list_disputes().items[0].status
 
+    def test_an_inquiry_holds_nothing_until_it_escalates(
+        self, service: PaymentService, storage: Storage, clock: ManualClock
+    ) -> None:
+        _settled(storage, clock)
+        _stripe(service, clock, "charge.dispute.created", event_id="evt_d1")  # the fixture: an inquiry
+        inquiry = service.get_payment("pay_disputed")
+        clock.advance(minutes=1)
+        _stripe(service, clock, "charge.dispute.updated", event_id="evt_d2", status="needs_response")
+
+        escalated = service.get_payment("pay_disputed")
+        (dispute,) = escalated.disputes.values()
+        assert (0, USD_10) == (inquiry.disputed_minor, inquiry.amount_refundable)
+        assert (DisputeStatus.NEEDS_RESPONSE, 1000) == (dispute.status, escalated.disputed_minor)
+
+    def test_explain_tells_the_dispute(self, service: PaymentService, storage: Storage, clock: ManualClock) -> None:
+        _settled(storage, clock)
+        _stripe(service, clock, "charge.dispute.created", event_id="evt_d1", status="needs_response")
+        clock.advance(minutes=1)
+        _stripe(service, clock, "charge.dispute.closed", event_id="evt_d2", status="won")
+
+        story = service.explain("pay_disputed")
+
+        (dispute,) = story.disputes
+        kinds = {(line.kind, line.subject_id) for line in story.timeline}
+        assert DISPUTE_ID == story.provider_refs[f"dispute {dispute.id}"]
+        assert {("audit", dispute.id), ("notification", dispute.id), ("webhook", "pay_disputed")} <= kinds
+        assert [NotificationKind.DISPUTE_OPENED, NotificationKind.DISPUTE_CLOSED] == [
+            n.kind for n in story.notifications
+        ]
+        assert "won" == story.as_dict()["disputes"][0]["status"]
+        assert f"{dispute.id}: 10.00 USD won (general)" in story.render()
+
     def test_an_amount_over_the_payment_is_refused(
         self, service: PaymentService, storage: Storage, clock: ManualClock
     ) -> None:
