@@ -62,6 +62,7 @@ RULES: list[tuple[str, str]] = [
     (r"\bAsyncMemoryStorage\b", "MemoryStorage"),
     (r"\bAsyncProvider\b", "Provider"),
     (r"\bAsyncBaseProvider\b", "BaseProvider"),
+    (r"\bAsyncDisputeProvider\b", "DisputeProvider"),
     (r"\bAsyncFakeProvider\b", "FakeProvider"),
     (r"\bAsyncMongoStorage\b", "MongoStorage"),
     # pymongo's async API: same names without "Async", modules without ".asynchronous".

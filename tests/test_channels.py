@@ -581,6 +581,24 @@ class TestTemplates:
         for channel in ("email", "sms", "whatsapp", "push"):
             templates.check(channel=channel, kinds=list(NotificationKind), locales=("en", "ar"))
 
+    @pytest.mark.parametrize(
+        ("status", "locale", "says"),
+        [
+            ("lost", "en", "the disputed 12.500 KWD is returned to you"),
+            ("won", "en", "the payment of 12.500 KWD stands"),
+            ("lost", "ar", "يُعاد إليك المبلغ المعترض عليه 12.500 KWD"),
+        ],
+    )
+    def test_a_closed_dispute_says_how_it_ended(self, status: str, locale: str, says: str) -> None:
+        from paykit._decisions.channels import sample_notification
+
+        sample = sample_notification(NotificationKind.DISPUTE_CLOSED, at=ManualClock()())
+        closed = sample.model_copy(update={"payload": {**sample.payload, "status": status}})
+
+        message = Templates().render(closed, channel="sms", locale=locale)
+
+        assert says in message.text
+
     def test_bad_channel_name_is_a_configuration_error(self, storage: MemoryStorage) -> None:
         with pytest.raises(ConfigurationError):
             sms(storage, name="SMS channel")

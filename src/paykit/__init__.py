@@ -46,11 +46,13 @@ from ._errors import (
     StepUpRequiredError,
     StorageError,
     TemporaryChannelError,
+    UnsupportedOperationError,
     WebhookVerificationError,
 )
 from ._models import (
     AuditAction,
     AuditEntry,
+    Dispute,
     EventKind,
     Invoice,
     InvoiceStatus,
@@ -65,9 +67,9 @@ from ._models import (
     WebhookEvent,
 )
 from ._money import CURRENCY_EXPONENTS, Money, currency_exponent
-from ._results import Explanation, TimelineEntry
+from ._results import DisputePage, Explanation, TimelineEntry
 from ._service import HealthReport, MetricsReport, Page, PaymentService, ReconcileReport, WebhookOutcome
-from ._status import PaymentStatus, can_transition
+from ._status import DisputeStatus, PaymentStatus, can_transition
 from ._totp import TotpVerifier
 from .audit import AsyncAuditHook, AuditHook, redact
 from .notify import AsyncNotifier, CallbackNotifier, DispatchReport, LoggingNotifier, Notifier
@@ -97,6 +99,9 @@ __all__ = [
     "Decision",
     "Deny",
     "DispatchReport",
+    "Dispute",
+    "DisputePage",
+    "DisputeStatus",
     "DuplicateRecordError",
     "EventKind",
     "Explanation",
@@ -144,6 +149,7 @@ __all__ = [
     "TemporaryChannelError",
     "TimelineEntry",
     "TotpVerifier",
+    "UnsupportedOperationError",
     "Usage",
     "VelocityLimit",
     "WebhookEvent",

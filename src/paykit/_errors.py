@@ -9,6 +9,7 @@ Every error paykit raises is a :class:`PaykitError`; exceptions of ``stripe``,
     ├── InvalidRequestError           also a ValueError: bad amount, currency, id...
     │   └── CurrencyMismatchError     arithmetic across two currencies
     ├── InvalidStateError             illegal transition, refund over captured
+    │   └── UnsupportedOperationError the provider has no API for it (disputes)
     ├── IdempotencyConflictError      same key, different parameters
     ├── PolicyDeniedError             a policy refused the operation (limit, velocity, bad proof)
     ├── StepUpRequiredError           the operation needs a second factor (``methods`` says which)
@@ -57,6 +58,7 @@ __all__ = [
     "StepUpRequiredError",
     "StorageError",
     "TemporaryChannelError",
+    "UnsupportedOperationError",
     "WebhookVerificationError",
 ]
 
@@ -108,6 +110,13 @@ class CurrencyMismatchError(InvalidRequestError):
 
 class InvalidStateError(PaykitError):
     """The operation is not allowed in the resource's current state."""
+
+
+class UnsupportedOperationError(InvalidStateError):
+    """The payment's provider has no API for the operation (answering a dispute at KNET).
+
+    .. versionadded:: 0.3.0
+    """
 
 
 class IdempotencyConflictError(PaykitError):

@@ -12,12 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from ._cards import contains_card_number
 from ._errors import InvalidRequestError
 from ._money import Money
-from ._status import PaymentStatus
+from ._status import DisputeStatus, PaymentStatus
 
 __all__ = [
     "AuditAction",
     "AuditEntry",
     "CaptureMethod",
+    "Dispute",
     "EventKind",
     "Invoice",
     "InvoiceStatus",
@@ -86,6 +87,11 @@ class AuditAction(StrEnum):
     REFUND_REJECTED = "REFUND_REJECTED"
     REFUND_APPROVAL_EXPIRED = "REFUND_APPROVAL_EXPIRED"
     NOTIFICATION_PREFERENCES_SET = "NOTIFICATION_PREFERENCES_SET"
+    DISPUTE_OPEN = "DISPUTE_OPEN"
+    DISPUTE_UPDATE = "DISPUTE_UPDATE"
+    DISPUTE_CLOSE = "DISPUTE_CLOSE"
+    DISPUTE_EVIDENCE = "DISPUTE_EVIDENCE"
+    DISPUTE_ACCEPT = "DISPUTE_ACCEPT"
 
 
 class NotificationKind(StrEnum):
@@ -97,6 +103,10 @@ class NotificationKind(StrEnum):
     STATUS_CHANGED = "status_changed"
     REFUND_FAILED = "refund_failed"
     """A refund failed at the provider after it had been reported as succeeded."""
+    DISPUTE_OPENED = "dispute_opened"
+    """A payer disputed a payment (a chargeback or an inquiry was opened)."""
+    DISPUTE_CLOSED = "dispute_closed"
+    """A dispute ended: won, lost or closed."""
 
 
 class EventKind(StrEnum):
@@ -114,6 +124,58 @@ class EventKind(StrEnum):
     """An unauthenticated notice about a payment (KNET's error POST): paykit believes none of
     it, records nothing, and asks the provider itself, at most once a minute per unsettled
     payment it knows."""
+
+
+class Dispute(_Frozen):
+    """A payer's dispute of a payment (a chargeback, or an inquiry before one).
+
+    The payment embeds its disputes and moves them in its own atomic write, with
+    the amount they hold; the ``disputes`` collection keeps a copy of each, kept
+    current by an outbox reaction, for listing and lookups.
+
+    .. versionadded:: 0.3.0
+    """
+
+    id: str
+    provider: str
+    provider_dispute_id: str | None = None
+    """The provider's id of the dispute; ``None`` for one recorded by hand."""
+    payment_id: str
+    user_id: str
+    amount: Money
+    reason: str | None = None
+    status: DisputeStatus = DisputeStatus.NEEDS_RESPONSE
+    provider_status: str | None = None
+    """The provider's own status word (``warning_needs_response``, ``WAITING_FOR_SELLER_RESPONSE``...)."""
+    outcome: str | None = None
+    """How it ended, in the provider's words (``RESOLVED_BUYER_FAVOUR``, ``won``, ``accepted``...)."""
+    evidence_due_by: datetime | None = None
+    evidence_submitted_at: datetime | None = None
+    funds_withdrawn: bool = False
+    """The provider took the disputed money from the merchant's balance."""
+    funds_reinstated: bool = False
+    """The provider gave the disputed money back."""
+    reversed_minor: int = 0
+    """Of the disputed amount, what the provider already took back as a capture reversal
+    (PayPal's ``PAYMENT.CAPTURE.REVERSED``), recorded as a refund: not held or lost twice."""
+    provider_updated_at: datetime | None = None
+    """When the provider's newest applied event about it happened."""
+    closed_at: datetime | None = None
+    seen_events: tuple[str, ...] = ()
+    """Ids of the provider events applied to it (at most 50)."""
+    version: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_open(self) -> bool:
+        """Whether it may still change (not won, lost or closed)."""
+        return self.status not in (DisputeStatus.WON, DisputeStatus.LOST, DisputeStatus.WARNING_CLOSED)
+
+    @property
+    def exposure(self) -> Money:
+        """The disputed amount not yet counted as refunded by a capture reversal."""
+        return Money(max(self.amount.minor_units - self.reversed_minor, 0), self.amount.currency)
 
 
 class Payment(_Frozen):
@@ -164,6 +226,12 @@ class Payment(_Frozen):
     """While set and in the future, one caller is registering the payment with its provider."""
     checked_at: datetime | None = None
     """When paykit last asked the provider about this payment because of an unverified notice."""
+    disputes: dict[str, Dispute] = Field(default_factory=dict)
+    """Its disputes by paykit id: moved in the payment's own write with what they hold."""
+    disputed_minor: int = 0
+    """What open chargebacks hold: not refundable while they are open."""
+    dispute_lost_minor: int = 0
+    """What lost disputes took back (beyond reversals already counted as refunds): out of net revenue."""
     version: int = 0
     created_at: datetime
     updated_at: datetime
@@ -182,6 +250,11 @@ class Payment(_Frozen):
     def amount_refunded(self) -> Money:
         """What was refunded successfully."""
         return Money(self.refunded_minor, self.amount.currency)
+
+    @property
+    def amount_disputed(self) -> Money:
+        """What disputes keep from being refunded: held by open ones plus taken by lost ones."""
+        return Money(self.disputed_minor + self.dispute_lost_minor, self.amount.currency)
 
     @property
     def amount_refundable(self) -> Money:
@@ -330,7 +403,7 @@ class AuditEntry(_Frozen):
 
     id: str
     action: AuditAction
-    subject_type: Literal["payment", "refund", "invoice", "payment_method", "policy", "user"]
+    subject_type: Literal["payment", "refund", "invoice", "payment_method", "policy", "user", "dispute"]
     subject_id: str
     payment_id: str | None = None
     user_id: str | None = None
@@ -406,6 +479,16 @@ class WebhookEvent(_Frozen):
     """
     delivery_digest: str | None = None
     """SHA-256 (hex) of the delivery's raw body, recorded with :attr:`delivery_id`."""
+    dispute_ref: str | None = None
+    """The provider's dispute id, on a dispute event that paykit turns into a :class:`Dispute`."""
+    dispute_status: DisputeStatus | None = None
+    dispute_provider_status: str | None = None
+    dispute_amount: Money | None = None
+    dispute_reason: str | None = None
+    dispute_outcome: str | None = None
+    dispute_evidence_due_by: datetime | None = None
+    dispute_funds: Literal["withdrawn", "reinstated"] | None = None
+    """Set by a funds event (Stripe's ``charge.dispute.funds_withdrawn`` / ``funds_reinstated``)."""
 
 
 class NotificationPreferences(_Frozen):

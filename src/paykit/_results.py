@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from ._models import AuditEntry, Notification, Payment, Refund, RefundStatus
+from ._models import AuditEntry, Dispute, Notification, Payment, Refund, RefundStatus
 from ._money import Money
 from ._status import PaymentStatus
 from .storage._base import WebhookEventRecord
 
 __all__ = [
     "DispatchReport",
+    "DisputePage",
     "Explanation",
     "HealthReport",
     "MetricsReport",
@@ -88,10 +89,12 @@ class MetricsReport:
     net_by_currency: dict[str, Money]
     pending: int
     total: int
+    disputes_lost_by_currency: dict[str, Money] = field(default_factory=dict)
+    """What lost disputes took back, per currency (already out of ``net_by_currency``)."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; amounts are decimal strings."""
-        return {
+        data = {
             "total": self.total,
             "pending": self.pending,
             "count_by_status": dict(self.count_by_status),
@@ -99,6 +102,11 @@ class MetricsReport:
             "refunds_by_currency": {c: m.to_decimal_string() for c, m in self.refunds_by_currency.items()},
             "net_by_currency": {c: m.to_decimal_string() for c, m in self.net_by_currency.items()},
         }
+        if self.disputes_lost_by_currency:
+            data["disputes_lost_by_currency"] = {
+                c: m.to_decimal_string() for c, m in self.disputes_lost_by_currency.items()
+            }
+        return data
 
 
 @dataclass(slots=True)
@@ -177,8 +185,11 @@ class Explanation:
         provider_refund_statuses: Refund statuses at the provider, by paykit refund id.
         provider_errors: Provider calls that failed or could not be made, as sentences.
         differences: Where the provider's view and paykit's differ, as sentences.
+        disputes: Its disputes (chargebacks, inquiries), oldest first.
 
     .. versionadded:: 0.2.0
+    .. versionchanged:: 0.3.0
+       ``disputes``.
     """
 
     payment: Payment
@@ -195,6 +206,7 @@ class Explanation:
     provider_refund_statuses: dict[str, RefundStatus] = field(default_factory=dict)
     provider_errors: tuple[str, ...] = ()
     differences: tuple[str, ...] = ()
+    disputes: tuple[Dispute, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; amounts are decimal strings, times ISO 8601."""
@@ -224,6 +236,18 @@ class Explanation:
             "live": None,
             "differences": list(self.differences),
         }
+        if self.disputes:
+            data["disputes"] = [
+                {
+                    "id": d.id,
+                    "provider_dispute_id": d.provider_dispute_id,
+                    "status": d.status.value,
+                    "amount": d.amount.to_decimal_string(),
+                    "reason": d.reason,
+                    "evidence_due_by": d.evidence_due_by.isoformat() if d.evidence_due_by else None,
+                }
+                for d in self.disputes
+            ]
         if self.live:
             data["live"] = {
                 "status": self.provider_status.value if self.provider_status else None,
@@ -247,6 +271,11 @@ class Explanation:
         lines.extend(f"  {name}: {value}" for name, value in self.provider_refs.items())
         if not self.provider_refs:
             lines.append("  none yet")
+        if self.disputes:
+            lines.append("disputes:")
+            for d in self.disputes:
+                due = f", evidence due {_when(d.evidence_due_by)}" if d.evidence_due_by and d.is_open else ""
+                lines.append(f"  {d.id}: {d.amount} {d.status.value} ({d.reason or 'no reason given'}){due}")
         lines.append("timeline (oldest first):")
         lines.extend(f"  {_when(e.at)}  {e.kind:<12}  {e.summary}" for e in self.timeline)
         if self.live:
@@ -266,3 +295,14 @@ class Explanation:
 
 def _when(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+
+
+@dataclass(frozen=True, slots=True)
+class DisputePage:
+    """One page of :meth:`PaymentService.list_disputes`; pass ``next_cursor`` for the next.
+
+    .. versionadded:: 0.3.0
+    """
+
+    items: list[Dispute]
+    next_cursor: str | None

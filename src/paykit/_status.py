@@ -5,7 +5,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-__all__ = ["PaymentStatus", "can_transition", "is_final", "predecessors"]
+__all__ = [
+    "DisputeStatus",
+    "PaymentStatus",
+    "can_transition",
+    "can_transition_dispute",
+    "is_dispute_step_back",
+    "is_final",
+    "predecessors",
+]
 
 
 class PaymentStatus(StrEnum):
@@ -59,3 +67,66 @@ def is_final(status: PaymentStatus) -> bool:
 def predecessors(target: PaymentStatus) -> frozenset[PaymentStatus]:
     """Every status from which ``target`` may be reached in one step."""
     return frozenset(s for s, nexts in _TRANSITIONS.items() if target in nexts)
+
+
+class DisputeStatus(StrEnum):
+    """Where a dispute (chargeback or inquiry) stands. Values are stable strings, safe to store.
+
+    The ``warning_*`` statuses are inquiries (Stripe's early, non-chargeback stage): no money
+    has moved yet. ``needs_response`` and ``under_review`` are open chargebacks: the disputed
+    amount is held, not refundable. ``won``, ``lost`` and ``warning_closed`` are final.
+    """
+
+    WARNING_NEEDS_RESPONSE = "warning_needs_response"
+    WARNING_UNDER_REVIEW = "warning_under_review"
+    WARNING_CLOSED = "warning_closed"
+    NEEDS_RESPONSE = "needs_response"
+    UNDER_REVIEW = "under_review"
+    WON = "won"
+    LOST = "lost"
+
+
+_D = DisputeStatus
+
+# Inquiries may escalate to chargebacks; nothing leaves a final status. needs_response and
+# under_review alternate (PayPal asks the seller, then the buyer, then the seller again): the
+# service applies such a step back only for a newer provider event, never for a late one.
+_DISPUTE_TRANSITIONS: Final[dict[DisputeStatus, frozenset[DisputeStatus]]] = {
+    _D.WARNING_NEEDS_RESPONSE: frozenset(
+        {_D.WARNING_UNDER_REVIEW, _D.WARNING_CLOSED, _D.NEEDS_RESPONSE, _D.UNDER_REVIEW, _D.WON, _D.LOST}
+    ),
+    _D.WARNING_UNDER_REVIEW: frozenset(
+        {_D.WARNING_NEEDS_RESPONSE, _D.WARNING_CLOSED, _D.NEEDS_RESPONSE, _D.UNDER_REVIEW, _D.WON, _D.LOST}
+    ),
+    _D.NEEDS_RESPONSE: frozenset({_D.UNDER_REVIEW, _D.WON, _D.LOST}),
+    _D.UNDER_REVIEW: frozenset({_D.NEEDS_RESPONSE, _D.WON, _D.LOST}),
+    _D.WARNING_CLOSED: frozenset(),
+    _D.WON: frozenset(),
+    _D.LOST: frozenset(),
+}
+
+DISPUTE_FINAL_STATUSES: Final = frozenset({_D.WARNING_CLOSED, _D.WON, _D.LOST})
+"""Statuses a dispute never leaves."""
+
+DISPUTE_HOLDING_STATUSES: Final = frozenset({_D.NEEDS_RESPONSE, _D.UNDER_REVIEW})
+"""Open chargeback statuses: the disputed amount is held on the payment, not refundable."""
+
+_DISPUTE_RANK: Final[dict[DisputeStatus, int]] = {
+    _D.WARNING_NEEDS_RESPONSE: 0,
+    _D.WARNING_UNDER_REVIEW: 1,
+    _D.NEEDS_RESPONSE: 2,
+    _D.UNDER_REVIEW: 3,
+    _D.WARNING_CLOSED: 4,
+    _D.WON: 4,
+    _D.LOST: 4,
+}
+
+
+def can_transition_dispute(current: DisputeStatus, target: DisputeStatus) -> bool:
+    """Whether a dispute in ``current`` may move to ``target``."""
+    return target in _DISPUTE_TRANSITIONS[current]
+
+
+def is_dispute_step_back(current: DisputeStatus, target: DisputeStatus) -> bool:
+    """Whether ``current`` -> ``target`` is legal but goes back (applied only for a newer event)."""
+    return _DISPUTE_RANK[target] < _DISPUTE_RANK[current]

@@ -46,6 +46,7 @@ EXPECTED_INDEXES = {
         "status_updated",
         "status_money",
         "outbox_pending",
+        "dispute_lost",
     },
     "refunds": {"_id_", "payment_created", "status_updated", "outbox_pending"},
     "invoices": {"_id_", "number_unique", "user_created", "outbox_pending"},
@@ -55,6 +56,7 @@ EXPECTED_INDEXES = {
     "webhook_events": {"_id_", "provider_event_unique", "payment_received"},
     "notifications": {"_id_", "delivery_due", "user_created", "subject_created"},
     "reactions": {"_id_", "pending"},
+    "disputes": {"_id_", "payment_created", "provider_dispute_unique", "status_created", "created"},
 }
 
 

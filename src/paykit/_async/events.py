@@ -7,6 +7,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from .. import _telemetry as telemetry
+from .._decisions import common as d
+from .._decisions import disputes as dd
 from .._decisions import payments as dp
 from .._decisions import refunds as dr
 from .._decisions.change import Change
@@ -52,7 +54,11 @@ class _Events(_Refunds, _Part):
             build = lambda c: dp.status_change(c, event, now=now, record=True)  # noqa: E731
         elif event.kind == EventKind.REFUND:
             known = await self._find_event_refund(payment, event)
-            build = lambda c: dr.refund_event(c, event, known, now=now)  # noqa: E731
+            build = lambda c: dd.link_reversal(c, dr.refund_event(c, event, known, now=now), now=now)  # noqa: E731
+        elif event.kind == EventKind.DISPUTE and event.dispute_ref is not None:
+            dd.check_event(payment, event)
+            new_id = d.new_id("dsp")
+            build = lambda c: dd.dispute_event(c, event, new_id, now=now)  # noqa: E731
         elif event.kind == EventKind.DISPUTE:
             build = lambda c: dp.dispute(c, event, now=now)  # noqa: E731
         elif event.kind == EventKind.UNVERIFIED:

@@ -13,6 +13,7 @@ from ..audit import AsyncAuditHook, AuditHook, _AsyncHookRunner
 from ..notify import AsyncNotificationDispatcher, AsyncNotifier, Notifier
 from ..providers._async.base import AsyncProvider
 from ..storage._async.protocol import AsyncStorage
+from .disputes import _Disputes
 from .engine import Engine
 from .invoices import _Invoices
 from .methods import _Methods
@@ -27,7 +28,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops, _Preferences):
+class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops, _Preferences, _Disputes):
     """Drives payments, refunds, invoices and saved methods through providers.
 
     Args:
@@ -73,6 +74,7 @@ class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops, _Preferences):
         )
         self._engine.reactors[fx.INVOICE_PAID] = self._react_invoice_paid
         self._engine.policies, self._engine.verifiers = pol.check_config(policies, step_up_verifiers)
+        self._engine.reactors[fx.DISPUTE_SYNC] = self._react_dispute_sync
         self._invoice_prefix = invoice_prefix
         self._dispatcher = AsyncNotificationDispatcher(storage, notifiers, clock=clock, timeout=notifier_timeout)
 

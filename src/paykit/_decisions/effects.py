@@ -189,19 +189,44 @@ def refund_failed_notification(payment: Payment, refund: Refund, *, at: datetime
 
 
 def payment_reactions(before: Payment, after: Payment, *, at: datetime) -> list[Reaction]:
-    """What a payment write asks of other records: its invoice is paid when it succeeds."""
+    """What a payment write asks of other records.
+
+    Its invoice is paid when it succeeds; each dispute it changed is copied to the
+    ``disputes`` collection.
+    """
+    reactions = _dispute_reactions(before, after, at=at) if before.disputes != after.disputes else []
     if after.invoice_id is None or after.status != PaymentStatus.SUCCEEDED or before.status == after.status:
-        return []
+        return reactions
     return [
+        *reactions,
         Reaction(
             id=f"{after.id}:invoice_paid",
             kind=INVOICE_PAID,
             target_id=after.invoice_id,
             payment_id=after.id,
             created_at=at,
-        )
+        ),
     ]
 
 
 INVOICE_PAID = "invoice_paid"
 """The reaction that marks an invoice paid by its payment."""
+
+
+DISPUTE_SYNC = "dispute_sync"
+"""The reaction that copies a payment's changed dispute into the ``disputes`` collection."""
+
+
+def _dispute_reactions(before: Payment, after: Payment, *, at: datetime) -> list[Reaction]:
+    """One reaction per dispute a payment write changed, fixed by the dispute's version."""
+    return [
+        Reaction(
+            id=f"{dispute.id}:v{dispute.version}:sync",
+            kind=DISPUTE_SYNC,
+            target_id=dispute.id,
+            payment_id=after.id,
+            created_at=at,
+        )
+        for key, dispute in after.disputes.items()
+        if before.disputes.get(key) != dispute
+    ]

@@ -82,9 +82,13 @@ def reserve(
         return skip("replay")
     if current.status not in REFUNDABLE:
         raise InvalidStateError(f"cannot refund a payment that is {current.status.value}")
-    wanted = amount or current.amount_refundable
-    if wanted.minor_units <= 0 or wanted > current.amount_refundable:
-        raise InvalidStateError(f"cannot refund {wanted}: {current.amount_refundable} remains refundable")
+    # What open disputes hold, and lost ones took, is not refundable.
+    disputed = current.disputed_minor + current.dispute_lost_minor
+    refundable = Money(max(current.amount_refundable.minor_units - disputed, 0), current.currency)
+    wanted = amount or refundable
+    if wanted.minor_units <= 0 or wanted > refundable:
+        held = f" ({current.amount_disputed} disputed)" if disputed else ""
+        raise InvalidStateError(f"cannot refund {wanted}: {refundable} remains refundable{held}")
     if wanted.minor_units < current.captured_minor and not partial_refunds:
         raise InvalidRequestError(f"provider {current.provider!r} does not support partial refunds")
     check_amount(wanted)

@@ -72,16 +72,23 @@ class _Ops(_Part):
         )
 
     def metrics(self) -> MetricsReport:
-        """Counts by status, captured and refunded money per currency, pending count."""
+        """Counts by status, captured and refunded money per currency, pending count.
+
+        Net revenue is captured minus refunded minus what lost disputes took back.
+        """
         stats = self._engine.storage.payment_stats(created_since=self._engine.now() - timedelta(hours=24))
         # Totals may pass the 64-bit range one amount is held in: they are exact Python ints.
         revenue = {c: Money._total(v, c) for c, v in sorted(stats.captured_by_currency.items())}
         refunds = {c: Money._total(stats.refunded_by_currency.get(c, 0), c) for c in revenue}
+        lost = {c: stats.dispute_lost_by_currency.get(c, 0) for c in revenue}
         return MetricsReport(
             count_by_status=dict(sorted(stats.count_by_status.items())),
             revenue_by_currency=revenue,
             refunds_by_currency=refunds,
-            net_by_currency={c: Money._total(revenue[c].minor_units - refunds[c].minor_units, c) for c in revenue},
+            net_by_currency={
+                c: Money._total(revenue[c].minor_units - refunds[c].minor_units - lost[c], c) for c in revenue
+            },
+            disputes_lost_by_currency={c: Money._total(v, c) for c, v in lost.items() if v},
             pending=sum(stats.count_by_status.get(s.value, 0) for s in dp.UNSETTLED),
             total=sum(stats.count_by_status.values()),
         )
@@ -115,7 +122,12 @@ class _Ops(_Part):
         audit = storage.list_audit(payment.id, limit=_EXPLAIN_LIMIT)
         events = storage.list_webhook_events(payment.id, limit=_EXPLAIN_LIMIT)
         refunds = storage.list_refunds(payment.id)
-        notifications = storage.list_notifications_for([payment.id, *(r.id for r in refunds)], limit=_EXPLAIN_LIMIT)
+        disputes = tuple(sorted(payment.disputes.values(), key=lambda d: (d.created_at, d.id)))
+        notifications = storage.list_notifications_for(
+            [payment.id, *(r.id for r in refunds), *(d.id for d in disputes)], limit=_EXPLAIN_LIMIT
+        )
+        refs = dx.provider_refs(payment, refunds)
+        refs.update({f"dispute {d.id}": d.provider_dispute_id for d in disputes if d.provider_dispute_id})
         explanation = Explanation(
             payment=payment,
             timeline=dx.timeline(payment, audit, events, refunds, notifications),
@@ -123,8 +135,9 @@ class _Ops(_Part):
             webhook_events=tuple(events),
             refunds=tuple(refunds),
             notifications=tuple(notifications),
-            provider_refs=dx.provider_refs(payment, refunds),
+            provider_refs=refs,
             explained_at=self._engine.now(),
+            disputes=disputes,
         )
         return self._ask_provider(explanation) if live else explanation
 

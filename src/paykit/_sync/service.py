@@ -13,6 +13,7 @@ from ..audit import AuditHook, _HookRunner
 from ..notify import NotificationDispatcher, Notifier
 from ..providers._sync.base import Provider
 from ..storage._sync.protocol import Storage
+from .disputes import _Disputes
 from .engine import Engine
 from .invoices import _Invoices
 from .methods import _Methods
@@ -27,7 +28,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class PaymentService(_Reconcile, _Invoices, _Methods, _Ops, _Preferences):
+class PaymentService(_Reconcile, _Invoices, _Methods, _Ops, _Preferences, _Disputes):
     """Drives payments, refunds, invoices and saved methods through providers.
 
     Args:
@@ -73,6 +74,7 @@ class PaymentService(_Reconcile, _Invoices, _Methods, _Ops, _Preferences):
         )
         self._engine.reactors[fx.INVOICE_PAID] = self._react_invoice_paid
         self._engine.policies, self._engine.verifiers = pol.check_config(policies, step_up_verifiers)
+        self._engine.reactors[fx.DISPUTE_SYNC] = self._react_dispute_sync
         self._invoice_prefix = invoice_prefix
         self._dispatcher = NotificationDispatcher(storage, notifiers, clock=clock, timeout=notifier_timeout)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._async.base import AsyncBaseProvider, AsyncProvider
+from ._async.base import AsyncBaseProvider, AsyncDisputeProvider, AsyncProvider
 from ._base import (
     CreatePaymentRequest,
     ProviderCapabilities,
@@ -19,7 +19,7 @@ from ._base import (
     ProviderPaymentMethod,
     ProviderRefund,
 )
-from ._sync.base import BaseProvider, Provider
+from ._sync.base import BaseProvider, DisputeProvider, Provider
 
 if TYPE_CHECKING:
     from ._async.knet import AsyncKnetProvider
@@ -31,12 +31,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncBaseProvider",
+    "AsyncDisputeProvider",
     "AsyncKnetProvider",
     "AsyncPayPalProvider",
     "AsyncProvider",
     "AsyncStripeProvider",
     "BaseProvider",
     "CreatePaymentRequest",
+    "DisputeProvider",
     "KnetProvider",
     "PayPalProvider",
     "Provider",

@@ -43,6 +43,11 @@ class ProviderCapabilities:
     """The provider can find a refund by paykit's refund id and retrieve it by its own
     (``find_refund``, ``retrieve_refund``), so a refund whose outcome is unknown is looked
     up before it is ever sent again."""
+    disputes: bool = False
+    """The provider has a disputes API paykit drives (``accept_dispute``,
+    ``submit_dispute_evidence``). Disputes are recorded from its events either way.
+
+    .. versionadded:: 0.3.0"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,17 +25,19 @@ from .._errors import (
 )
 from .._models import CaptureMethod, EventKind, RefundStatus, WebhookEvent
 from .._money import Money
-from .._status import PaymentStatus
+from .._status import DisputeStatus, PaymentStatus
 from ._base import CreatePaymentRequest, ProviderPayment, ProviderRefund
 
 __all__ = [
     "NO_DECIMAL_CURRENCIES",
     "PAYPAL_CURRENCIES",
     "PROVIDER_NAME",
+    "accept_claim_body",
     "authorization_capture_request",
     "check_paypal_amount",
     "confirmed_authorization_event",
     "confirmed_capture_event",
+    "confirmed_dispute_event",
     "confirmed_order_event",
     "confirmed_refund_event",
     "confirmed_reversal_event",
@@ -50,6 +52,7 @@ __all__ = [
     "payment_from_order",
     "paypal_money",
     "paypal_request_id",
+    "provide_evidence_input",
     "refund_from_response",
     "refund_request",
     "should_retry",
@@ -619,14 +622,82 @@ def _dispute_event(resource: Mapping[str, Any], common: dict[str, Any]) -> Webho
         }.items()
         if value is not None
     }
+    status = _str(resource.get("status"))
+    outcome = _str(_dict(resource.get("dispute_outcome")).get("outcome_code"))
+    mapped = _DISPUTE_STATUS.get(status or "")
+    if status == "RESOLVED":
+        mapped = _DISPUTE_OUTCOME.get(outcome or "", DisputeStatus.WARNING_CLOSED)
     # The disputed amount may be part of the payment: it stays out of
     # ``amount``, which the service compares with the payment's own.
     return WebhookEvent(
         kind=EventKind.DISPUTE,
         payment_id=_str(first.get("custom")),
         provider_data=data,
-        **common,
+        dispute_ref=_str(resource.get("dispute_id")),
+        dispute_status=mapped,
+        dispute_provider_status=status,
+        dispute_amount=disputed,
+        dispute_reason=_str(resource.get("reason")),
+        dispute_outcome=outcome,
+        dispute_evidence_due_by=_parse_time(resource.get("seller_response_due_date")),
+        **{**common, "occurred_at": _parse_time(resource.get("update_time")) or common["occurred_at"]},
     )
+
+
+# The Customer Disputes API's dispute statuses; OTHER moves nothing. A dispute holds its
+# amount from the start: PayPal holds the funds from the seller's balance while it is open.
+_DISPUTE_STATUS: Final[Mapping[str, DisputeStatus]] = {
+    "OPEN": DisputeStatus.NEEDS_RESPONSE,
+    "WAITING_FOR_SELLER_RESPONSE": DisputeStatus.NEEDS_RESPONSE,
+    "WAITING_FOR_BUYER_RESPONSE": DisputeStatus.UNDER_REVIEW,
+    "UNDER_REVIEW": DisputeStatus.UNDER_REVIEW,
+}
+# A RESOLVED dispute's outcome, for the merchant: lost when the buyer got the money from
+# the merchant; won when the claim failed, was withdrawn, or PayPal paid the buyer itself.
+_DISPUTE_OUTCOME: Final[Mapping[str, DisputeStatus]] = {
+    "RESOLVED_BUYER_FAVOUR": DisputeStatus.LOST,
+    "ACCEPTED": DisputeStatus.LOST,
+    "RESOLVED_SELLER_FAVOUR": DisputeStatus.WON,
+    "RESOLVED_WITH_PAYOUT": DisputeStatus.WON,
+    "CANCELED_BY_BUYER": DisputeStatus.WON,
+    "DENIED": DisputeStatus.WON,
+}
+_EVIDENCE_TYPE: Final = re.compile(r"^[A-Z_]{1,255}$")
+
+
+def confirmed_dispute_event(event: WebhookEvent, dispute: Mapping[str, Any], dispute_id: str) -> WebhookEvent:
+    """A ``CUSTOMER.DISPUTE.*`` event rebuilt from ``GET /v1/customer/disputes/{id}``.
+
+    Raises:
+        WebhookVerificationError: The answer is about another dispute.
+    """
+    if dispute.get("dispute_id") != dispute_id:
+        raise WebhookVerificationError("PayPal answered about another dispute")
+    return _dispute_event(dispute, _common(event))
+
+
+def accept_claim_body(note: str) -> dict[str, Any]:
+    """``POST /v1/customer/disputes/{id}/accept-claim``: the merchant concedes, with a note."""
+    return {"note": note[:2000]}
+
+
+def provide_evidence_input(evidence: Mapping[str, str]) -> dict[str, Any]:
+    """The ``input`` JSON part of ``POST /v1/customer/disputes/{id}/provide-evidence``: text evidence.
+
+    ``evidence`` maps PayPal ``evidence_type`` values (``PROOF_OF_FULFILLMENT``,
+    ``OTHER``...) to notes.
+
+    Raises:
+        InvalidRequestError: No evidence, an empty note, or a malformed evidence type.
+    """
+    if not evidence:
+        raise InvalidRequestError("dispute evidence needs at least one evidence type and note")
+    for kind, notes in evidence.items():
+        if not _EVIDENCE_TYPE.match(kind):
+            raise InvalidRequestError(f"PayPal evidence types are upper-case words, not {kind!r}")
+        if not isinstance(notes, str) or not notes.strip():
+            raise InvalidRequestError(f"evidence {kind} needs a note")
+    return {"evidences": [{"evidence_type": kind, "notes": notes[:2000]} for kind, notes in evidence.items()]}
 
 
 # -- events confirmed with PayPal's own answer ---------------------------------

@@ -12,12 +12,12 @@ import hmac
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from .._errors import InvalidRequestError, WebhookVerificationError
 from .._models import EventKind, RefundStatus, WebhookEvent
 from .._money import CURRENCY_EXPONENTS, Money
-from .._status import PaymentStatus
+from .._status import DisputeStatus, PaymentStatus
 from ._base import CreatePaymentRequest, ProviderPayment, ProviderPaymentMethod, ProviderRefund
 from ._json import load_object
 
@@ -113,7 +113,55 @@ _REFUND_LIST_LIMIT: Final = 100
 # The event type itself says how the refund ended, whatever status its object shows.
 _REFUND_EVENT_STATUS: Final[Mapping[str, RefundStatus]] = {"refund.failed": RefundStatus.FAILED}
 _REFUND_EVENTS: Final = frozenset({"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"})
-_DISPUTE_EVENTS: Final = frozenset({"charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed"})
+_DISPUTE_EVENTS: Final = frozenset(
+    {
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+    }
+)
+_DISPUTE_FUNDS: Final[Mapping[str, Literal["withdrawn", "reinstated"]]] = {
+    "charge.dispute.funds_withdrawn": "withdrawn",
+    "charge.dispute.funds_reinstated": "reinstated",
+}
+# Stripe's dispute statuses; retired ones (charge_refunded) and prevented (stopped before a
+# chargeback, by Visa RDR) close the inquiry without a chargeback.
+_DISPUTE_STATUS: Final[Mapping[str, DisputeStatus]] = {
+    "warning_needs_response": DisputeStatus.WARNING_NEEDS_RESPONSE,
+    "warning_under_review": DisputeStatus.WARNING_UNDER_REVIEW,
+    "warning_closed": DisputeStatus.WARNING_CLOSED,
+    "needs_response": DisputeStatus.NEEDS_RESPONSE,
+    "under_review": DisputeStatus.UNDER_REVIEW,
+    "won": DisputeStatus.WON,
+    "lost": DisputeStatus.LOST,
+    "charge_refunded": DisputeStatus.WARNING_CLOSED,
+    "prevented": DisputeStatus.WARNING_CLOSED,
+}
+DISPUTE_EVIDENCE_FIELDS: Final = frozenset(
+    {
+        "access_activity_log",
+        "billing_address",
+        "cancellation_policy_disclosure",
+        "cancellation_rebuttal",
+        "customer_email_address",
+        "customer_name",
+        "customer_purchase_ip",
+        "duplicate_charge_explanation",
+        "duplicate_charge_id",
+        "product_description",
+        "refund_policy_disclosure",
+        "refund_refusal_explanation",
+        "service_date",
+        "shipping_address",
+        "shipping_carrier",
+        "shipping_date",
+        "shipping_tracking_number",
+        "uncategorized_text",
+    }
+)
+"""The text fields of Stripe's dispute ``evidence`` paykit sends (file fields need an upload first)."""
 
 
 # -- amounts -------------------------------------------------------------------
@@ -702,10 +750,14 @@ def _refund_event(
 def _dispute_event(
     event_id: str, event_type: str, occurred_at: datetime | None, dispute: Mapping[str, Any]
 ) -> WebhookEvent:
-    data = {"stripe_dispute_id": str(dispute["id"]), "stripe_dispute_status": str(dispute["status"])}
+    status = str(dispute["status"])
+    data = {"stripe_dispute_id": str(dispute["id"]), "stripe_dispute_status": status}
     reason = dispute.get("reason")
     if isinstance(reason, str):
         data["stripe_dispute_reason"] = reason
+    details = dispute.get("evidence_details")
+    due = details.get("due_by") if isinstance(details, dict) else None
+    mapped = _DISPUTE_STATUS.get(status)
     return WebhookEvent(
         provider=PROVIDER_NAME,
         event_id=event_id,
@@ -715,4 +767,26 @@ def _dispute_event(
         payment_id=_metadata_id(dispute),
         occurred_at=occurred_at,
         provider_data=data,
+        dispute_ref=str(dispute["id"]),
+        dispute_status=mapped,
+        dispute_provider_status=status,
+        dispute_amount=from_stripe_amount(dispute["amount"], dispute["currency"]),
+        dispute_reason=reason if isinstance(reason, str) else None,
+        dispute_outcome=status if mapped in (DisputeStatus.WON, DisputeStatus.LOST) else None,
+        dispute_evidence_due_by=datetime.fromtimestamp(due, UTC) if type(due) is int else None,
+        dispute_funds=_DISPUTE_FUNDS.get(event_type),
     )
+
+
+def dispute_evidence_params(evidence: Mapping[str, str], *, submit: bool) -> dict[str, Any]:
+    """``POST /v1/disputes/{id}`` parameters: ``evidence[...]`` text fields and ``submit``.
+
+    Raises:
+        InvalidRequestError: A field Stripe's evidence has no text field for, or an empty value.
+    """
+    unknown = sorted(set(evidence) - DISPUTE_EVIDENCE_FIELDS)
+    if unknown:
+        raise InvalidRequestError(f"Stripe dispute evidence has no text field {unknown[0]!r}")
+    if not evidence or not all(isinstance(v, str) and v.strip() for v in evidence.values()):
+        raise InvalidRequestError("dispute evidence needs at least one non-empty text field")
+    return {"evidence": dict(evidence), "submit": submit}

@@ -100,3 +100,5 @@ class PaymentStats:
     captured_by_currency: dict[str, int] = field(default_factory=dict)
     refunded_by_currency: dict[str, int] = field(default_factory=dict)
     created_since: int = 0
+    dispute_lost_by_currency: dict[str, int] = field(default_factory=dict)
+    """What lost disputes took back, per currency (payments' ``dispute_lost_minor``)."""

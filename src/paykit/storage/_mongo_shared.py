@@ -24,7 +24,7 @@ from pymongo.errors import ConfigurationError as MongoConfigurationError
 
 from .._errors import ConfigurationError, DuplicateRecordError, StorageError
 from .._log import get_logger
-from .._models import AuditEntry, NotificationPreferences, Payment, Refund
+from .._models import AuditEntry, Dispute, NotificationPreferences, Payment, Refund
 from .._status import SETTLED_STATUSES, PaymentStatus
 from ._base import Effect, KeyClaim, PaymentStats, Reaction, WebhookEventRecord
 
@@ -41,6 +41,7 @@ CAPTURE_KEY: Final = "_capture_key"
 REFUNDING: Final = "_refunding"
 SEQ: Final = "_seq"
 KEYS: Final = "_keys"
+DISPUTE_KEY: Final = "_dispute_key"
 
 USAGE_TTL_SECONDS: Final = 32 * 24 * 3600
 """A velocity counter lives this long after its last use: longer than the longest window (31 days)."""
@@ -71,6 +72,8 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
             name="status_money",
         ),
         IndexModel([(f"{OUTBOX}._id", ASCENDING)], name="outbox_pending", sparse=True),
+        # metrics(): only payments that lost a dispute, read from the index alone.
+        IndexModel([("dispute_lost_minor", ASCENDING), ("amount.currency", ASCENDING)], name="dispute_lost"),
     ],
     "refunds": [
         IndexModel([("payment_id", ASCENDING), ("created_at", ASCENDING), (SEQ, ASCENDING)], name="payment_created"),
@@ -85,6 +88,13 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     "payment_methods": [
         IndexModel([("user_id", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)], name="user_created"),
         IndexModel([(f"{OUTBOX}._id", ASCENDING)], name="outbox_pending", sparse=True),
+    ],
+    "disputes": [
+        IndexModel([("payment_id", ASCENDING), ("created_at", DESCENDING)], name="payment_created"),
+        # Sparse: a dispute recorded by hand may have no provider id.
+        IndexModel([(DISPUTE_KEY, ASCENDING)], name="provider_dispute_unique", unique=True, sparse=True),
+        IndexModel([("status", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="status_created"),
+        IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created"),
     ],
     "customers": [
         IndexModel([("provider", ASCENDING), ("user_id", ASCENDING)], name="provider_user_unique", unique=True),
@@ -285,6 +295,14 @@ def payment_doc(payment: Payment) -> Doc:
     return doc
 
 
+def dispute_doc(dispute: Dispute) -> Doc:
+    """The dispute's document, with the key its unique sparse index reads."""
+    doc = model_doc(dispute)
+    if dispute.provider_dispute_id is not None:
+        doc[DISPUTE_KEY] = provider_key(dispute.provider, dispute.provider_dispute_id)
+    return doc
+
+
 def outbox_of_kind(outbox: Sequence[Doc], kind: str, drop: tuple[str, ...]) -> list[Doc]:
     """The outbox entries of one kind, as their collection stores them (without ``drop``)."""
     return [{k: v for k, v in e.items() if k not in drop} for e in outbox if e["_kind"] == kind]
@@ -385,3 +403,15 @@ def usage_filter(key: str, count: int, amount_minor: int, max_count: int | None,
     if max_amount_minor is not None and amount_minor > 0:
         query["amount"] = {"$lte": max_amount_minor - amount_minor}
     return query
+
+
+LOST_PIPELINE: Final[list[Doc]] = [
+    {"$match": {"dispute_lost_minor": {"$gt": 0}}},
+    {"$group": {"_id": "$amount.currency", "lost": {"$sum": {"$toDecimal": "$dispute_lost_minor"}}}},
+]
+"""payment_stats(): what lost disputes took, per currency, from the ``dispute_lost`` index."""
+
+
+def lost_from_groups(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Fold the rows of :data:`LOST_PIPELINE` into minor units per currency."""
+    return {str(row["_id"]): int(from_bson(row["lost"])) for row in rows if int(from_bson(row["lost"]))}

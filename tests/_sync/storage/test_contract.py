@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from paykit._errors import DuplicateRecordError
 from paykit._models import (
+    Dispute,
     Invoice,
     LineItem,
     Notification,
@@ -27,7 +28,7 @@ from paykit._models import (
     RefundStatus,
 )
 from paykit._money import Money
-from paykit._status import PaymentStatus
+from paykit._status import DisputeStatus, PaymentStatus
 from paykit.storage import PageCursor, Storage, WebhookEventRecord
 
 from ...storage.records import T0, at, bump, make_audit, make_notification, make_payment, released, token
@@ -844,3 +845,103 @@ class TestNotificationPreferences:
         (found,) = storage.list_notifications("u1", unread_only=False, limit=10)
 
         assert (("email",), ("sms",)) == (found.delivered_to, found.given_up_by)
+
+
+def _dispute(did: str = "dsp_1", *, ref: str | None = "dp_1", when: int = 0, **changes: object) -> Dispute:
+    fields: dict[str, object] = {
+        "id": did,
+        "provider": "stripe",
+        "provider_dispute_id": ref,
+        "payment_id": "pay_1",
+        "user_id": "u1",
+        "amount": Money.of("12.500", "KWD"),
+        "reason": "fraudulent",
+        "evidence_due_by": at(86_400),
+        "version": 1,
+        "created_at": at(when),
+        "updated_at": at(when),
+    }
+    fields.update(changes)
+    return Dispute.model_validate(fields)
+
+
+class TestDisputes:
+    """The disputes collection: a newer-version-wins copy, unique by provider dispute id, listed by keyset."""
+
+    def test_round_trip_and_lookups(self, storage: Storage) -> None:
+        dispute = _dispute(seen_events=("evt_1",), funds_withdrawn=True, reversed_minor=1)
+
+        assert storage.save_dispute(dispute)
+
+        assert dispute == storage.get_dispute("dsp_1")
+        assert dispute == storage.find_dispute_by_provider_ref("stripe", "dp_1")
+        assert storage.find_dispute_by_provider_ref("paypal", "dp_1") is None
+        assert storage.get_dispute("dsp_2") is None
+
+    def test_only_a_newer_version_replaces_the_copy(self, storage: Storage) -> None:
+        newer = _dispute(version=3, status=DisputeStatus.WON)
+        storage.save_dispute(newer)
+
+        wrote_older = storage.save_dispute(_dispute(version=2, status=DisputeStatus.UNDER_REVIEW))
+        wrote_same = storage.save_dispute(_dispute(version=3, status=DisputeStatus.LOST))
+        wrote_newest = storage.save_dispute(_dispute(version=4, status=DisputeStatus.LOST))
+
+        assert (False, False, True) == (wrote_older, wrote_same, wrote_newest)
+        assert DisputeStatus.LOST == storage.get_dispute("dsp_1").status  # type: ignore[union-attr]
+
+    def test_a_provider_dispute_id_names_one_dispute(self, storage: Storage) -> None:
+        storage.save_dispute(_dispute())
+        storage.save_dispute(_dispute("dsp_hand_1", ref=None))
+        storage.save_dispute(_dispute("dsp_hand_2", ref=None))
+
+        with pytest.raises(DuplicateRecordError):
+            storage.save_dispute(_dispute("dsp_2"))
+
+        assert {"dsp_1", "dsp_hand_1", "dsp_hand_2"} == {
+            d.id for d in storage.list_disputes(status=None, payment_id=None, limit=10, after=None)
+        }
+
+    def test_listing_newest_first_by_status_and_payment(self, storage: Storage) -> None:
+        for n in range(5):
+            storage.save_dispute(
+                _dispute(
+                    f"dsp_{n}",
+                    ref=f"dp_{n}",
+                    when=n,
+                    payment_id=f"pay_{n % 2}",
+                    status=DisputeStatus.LOST if n == 3 else DisputeStatus.NEEDS_RESPONSE,
+                )
+            )
+
+        first = storage.list_disputes(status=None, payment_id=None, limit=2, after=None)
+        rest = storage.list_disputes(
+            status=None, payment_id=None, limit=10, after=PageCursor(first[-1].created_at, first[-1].id)
+        )
+        open_of_pay_1 = storage.list_disputes(
+            status=DisputeStatus.NEEDS_RESPONSE, payment_id="pay_1", limit=10, after=None
+        )
+
+        assert ["dsp_4", "dsp_3"] == [d.id for d in first]
+        assert ["dsp_2", "dsp_1", "dsp_0"] == [d.id for d in rest]
+        assert ["dsp_1"] == [d.id for d in open_of_pay_1]
+        assert [] == storage.list_disputes(status=None, payment_id=None, limit=0, after=None)
+
+    def test_stats_sum_what_lost_disputes_took_per_currency(self, storage: Storage) -> None:
+        storage.insert_payment(
+            make_payment("pay_1", status=PaymentStatus.SUCCEEDED, captured_minor=12_500, dispute_lost_minor=2_500)
+        )
+        storage.insert_payment(
+            make_payment(
+                "pay_2",
+                amount=Money.of("5.00", "USD"),
+                status=PaymentStatus.SUCCEEDED,
+                captured_minor=500,
+                dispute_lost_minor=500,
+            )
+        )
+        storage.insert_payment(make_payment("pay_3", status=PaymentStatus.SUCCEEDED, captured_minor=12_500))
+
+        stats = storage.payment_stats(created_since=T0)
+
+        assert {"KWD": 2_500, "USD": 500} == stats.dispute_lost_by_currency
+        assert {"KWD": 25_000, "USD": 500} == stats.captured_by_currency

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from ..._errors import (
     WebhookVerificationError,
 )
 from ..._log import get_logger
-from ..._models import EventKind, Payment, Refund, WebhookEvent
+from ..._models import Dispute, EventKind, Payment, Refund, WebhookEvent
 from ..._money import Money
 from ..._status import PaymentStatus
 from .. import _paypal_verify as verify
@@ -132,6 +133,7 @@ class AsyncPayPalProvider(AsyncBaseProvider):
         saved_payment_methods=False,
         server_side_confirm=True,
         currencies=wire.PAYPAL_CURRENCIES,
+        disputes=True,
     )
 
     def __init__(
@@ -233,8 +235,16 @@ class AsyncPayPalProvider(AsyncBaseProvider):
         operation: str,
         json_body: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        multipart_input: Mapping[str, Any] | None = None,
     ) -> Mapping[str, Any]:
-        """Send one API request; refresh the token once if PayPal refuses it."""
+        """Send one API request; refresh the token once if PayPal refuses it.
+
+        ``multipart_input`` sends a ``multipart/form-data`` body whose one part,
+        ``input``, is that JSON (PayPal's evidence uploads), instead of ``json_body``.
+        """
+        files = None
+        if multipart_input is not None:
+            files = {"input": (None, json.dumps(multipart_input).encode(), "application/json")}
         headers = {"Accept": "application/json"}
         if method == "POST":
             headers["Prefer"] = "return=representation"
@@ -248,7 +258,8 @@ class AsyncPayPalProvider(AsyncBaseProvider):
                     method,
                     f"{self._base_url}{path}",
                     headers=headers,
-                    json=json_body if method == "POST" else None,
+                    json=json_body if method == "POST" and files is None else None,
+                    files=files,
                 )
             if response.status_code == 401 and attempt == 1:
                 token = await self._access_token(stale=token)
@@ -468,6 +479,48 @@ class AsyncPayPalProvider(AsyncBaseProvider):
         order_id = wire.path_id(self._order_id(payment), "order")
         return await self._call("GET", f"/v2/checkout/orders/{order_id}", operation="get_order")
 
+    # -- disputes -------------------------------------------------------------
+
+    async def accept_dispute(self, dispute: Dispute) -> None:
+        """Accept the claim (``POST /v1/customer/disputes/{id}/accept-claim``): the buyer is refunded.
+
+        Raises:
+            ProviderError: PayPal refused (see the subclasses).
+        """
+        await self._call(
+            "POST",
+            f"/v1/customer/disputes/{self._dispute_ref(dispute)}/accept-claim",
+            operation="accept_dispute",
+            json_body=wire.accept_claim_body("The merchant accepts the claim."),
+        )
+
+    async def submit_dispute_evidence(self, dispute: Dispute, evidence: Mapping[str, str], *, submit: bool) -> None:
+        """Send text evidence (``POST /v1/customer/disputes/{id}/provide-evidence``, multipart).
+
+        The body is ``multipart/form-data`` with one ``input`` part, the JSON
+        ``{"evidences": [{"evidence_type": ..., "notes": ...}]}``; documents are not
+        uploaded. PayPal reviews evidence as soon as it is provided, so ``submit``
+        must be true.
+
+        Raises:
+            InvalidRequestError: ``submit`` is false, or the evidence is malformed.
+            ProviderError: PayPal refused (see the subclasses).
+        """
+        if not submit:
+            raise InvalidRequestError("PayPal reviews evidence once provided: it cannot be staged (submit=False)")
+        await self._call(
+            "POST",
+            f"/v1/customer/disputes/{self._dispute_ref(dispute)}/provide-evidence",
+            operation="submit_dispute_evidence",
+            multipart_input=wire.provide_evidence_input(evidence),
+        )
+
+    @staticmethod
+    def _dispute_ref(dispute: Dispute) -> str:
+        if not dispute.provider_dispute_id:
+            raise InvalidRequestError(f"dispute {dispute.id} has no PayPal dispute id")
+        return wire.path_id(dispute.provider_dispute_id, "dispute")
+
     # -- webhooks -------------------------------------------------------------
 
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
@@ -532,14 +585,19 @@ class AsyncPayPalProvider(AsyncBaseProvider):
             capture_id = self._webhook_id_of(resource.get("id"), "capture")
             capture = await self._webhook_get(f"/v2/payments/captures/{capture_id}", "confirm_capture")
             return wire.confirmed_capture_event(event, capture, capture_id)
+        if event_type.startswith("CUSTOMER.DISPUTE.") and event.dispute_ref:
+            # A dispute now holds money and can take it out of revenue: believe PayPal's answer only.
+            dispute_id = self._webhook_id_of(event.dispute_ref, "dispute")
+            dispute = await self._webhook_get(f"/v1/customer/disputes/{dispute_id}", "confirm_dispute")
+            return wire.confirmed_dispute_event(event, dispute, dispute_id)
         if event_type.startswith("PAYMENT.AUTHORIZATION.") and event.kind is EventKind.PAYMENT:
             authorization_id = self._webhook_id_of(resource.get("id"), "authorization")
             authorization = await self._webhook_get(
                 f"/v2/payments/authorizations/{authorization_id}", "confirm_authorization"
             )
             return wire.confirmed_authorization_event(event, authorization, authorization_id)
-        # CHECKOUT.ORDER.APPROVED changes no status, disputes only add to the audit
-        # trail, and ignored types change nothing: none is worth a call.
+        # CHECKOUT.ORDER.APPROVED changes no status and ignored types change nothing:
+        # neither is worth a call.
         return event
 
     @staticmethod

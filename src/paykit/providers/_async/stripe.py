@@ -29,7 +29,7 @@ from ..._errors import (
     WebhookVerificationError,
 )
 from ..._log import get_logger
-from ..._models import EventKind, Payment, PaymentMethod, Refund, WebhookEvent
+from ..._models import Dispute, EventKind, Payment, PaymentMethod, Refund, WebhookEvent
 from ..._money import Money
 from .._base import (
     CreatePaymentRequest,
@@ -45,6 +45,7 @@ from .._stripe_wire import (
     check_object_id,
     check_stripe_amount,
     create_payment_params,
+    dispute_evidence_params,
     read_payment_intent,
     read_payment_method,
     read_refund,
@@ -66,6 +67,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 if TYPE_CHECKING:
     from stripe.params import (
         CustomerPaymentMethodListParams,
+        DisputeUpdateParams,
         PaymentIntentCaptureParams,
         PaymentIntentConfirmParams,
         PaymentIntentCreateParams,
@@ -221,6 +223,7 @@ class AsyncStripeProvider(AsyncBaseProvider):
         saved_payment_methods=True,
         server_side_confirm=True,
         refund_lookup=True,
+        disputes=True,
     )
 
     def __init__(
@@ -519,6 +522,36 @@ class AsyncStripeProvider(AsyncBaseProvider):
         """
         with _stripe_errors("detach PaymentMethod"):
             await self._stripe.v1.payment_methods.detach_async(method.provider_ref)
+
+    # -- disputes --------------------------------------------------------------
+
+    async def accept_dispute(self, dispute: Dispute) -> None:
+        """Close the dispute (``POST /v1/disputes/{id}/close``): Stripe marks it lost.
+
+        Raises:
+            ProviderError: Stripe refused (see the subclasses).
+        """
+        with _stripe_errors("close Dispute"):
+            await self._stripe.v1.disputes.close_async(self._dispute_ref(dispute))
+
+    async def submit_dispute_evidence(self, dispute: Dispute, evidence: Mapping[str, str], *, submit: bool) -> None:
+        """Send text evidence (``POST /v1/disputes/{id}`` with ``evidence[...]`` and ``submit``).
+
+        Raises:
+            InvalidRequestError: A field Stripe has no text evidence field for.
+            ProviderError: Stripe refused (see the subclasses).
+        """
+        params = dispute_evidence_params(evidence, submit=submit)
+        with _stripe_errors("update Dispute"):
+            await self._stripe.v1.disputes.update_async(
+                self._dispute_ref(dispute), params=cast("DisputeUpdateParams", params)
+            )
+
+    @staticmethod
+    def _dispute_ref(dispute: Dispute) -> str:
+        if not dispute.provider_dispute_id:
+            raise InvalidRequestError(f"dispute {dispute.id} has no Stripe dispute id")
+        return dispute.provider_dispute_id
 
     # -- webhooks --------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 from ..._errors import InvalidStateError
-from ..._models import Payment, PaymentMethod, Refund, WebhookEvent
+from ..._models import Dispute, Payment, PaymentMethod, Refund, WebhookEvent
 from ..._money import Money
 from .._base import (
     CreatePaymentRequest,
@@ -23,7 +23,7 @@ from .._base import (
     ProviderRefund,
 )
 
-__all__ = ["BaseProvider", "Provider"]
+__all__ = ["BaseProvider", "DisputeProvider", "Provider"]
 
 
 @runtime_checkable
@@ -120,6 +120,22 @@ class Provider(Protocol):
         ...
 
 
+@runtime_checkable
+class DisputeProvider(Protocol):
+    """What an adapter with ``capabilities.disputes`` adds: answering a dispute at the provider.
+
+    .. versionadded:: 0.3.0
+    """
+
+    def accept_dispute(self, dispute: Dispute) -> None:
+        """Concede the dispute at the provider (the payer keeps the money)."""
+        ...
+
+    def submit_dispute_evidence(self, dispute: Dispute, evidence: Mapping[str, str], *, submit: bool) -> None:
+        """Send text evidence, by the provider's field names; ``submit`` sends it for review now."""
+        ...
+
+
 class BaseProvider:
     """Defaults for the optional parts of :class:`Provider`.
 
@@ -166,3 +182,9 @@ class BaseProvider:
 
     def set_default_payment_method(self, method: PaymentMethod, *, customer_ref: str | None) -> None:
         """Nothing to do for providers that keep no default of their own."""
+
+    def accept_dispute(self, dispute: Dispute) -> None:
+        raise self._unsupported("disputes")
+
+    def submit_dispute_evidence(self, dispute: Dispute, evidence: Mapping[str, str], *, submit: bool) -> None:
+        raise self._unsupported("disputes")

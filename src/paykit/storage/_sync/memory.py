@@ -19,6 +19,7 @@ from typing import TypeVar
 from ..._errors import DuplicateRecordError
 from ..._models import (
     AuditEntry,
+    Dispute,
     Invoice,
     Notification,
     NotificationPreferences,
@@ -27,7 +28,7 @@ from ..._models import (
     Refund,
     RefundStatus,
 )
-from ..._status import SETTLED_STATUSES, PaymentStatus
+from ..._status import SETTLED_STATUSES, DisputeStatus, PaymentStatus
 from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
 
 __all__ = ["MemoryStorage"]
@@ -67,6 +68,9 @@ class MemoryStorage:
         self._key_claims: dict[tuple[str, str], KeyClaim] = {}
         self._usage: dict[str, tuple[int, int, datetime]] = {}
         self._preferences: dict[str, NotificationPreferences] = {}
+        self._disputes: dict[str, Dispute] = {}
+        self._dispute_refs: dict[tuple[str, str], str] = {}
+        self._dispute_keys: list[_SortKey] = []
 
     def ping(self) -> None:
         """Memory is always reachable."""
@@ -462,6 +466,7 @@ class MemoryStorage:
         counts: dict[str, int] = {}
         captured: dict[str, int] = {}
         refunded: dict[str, int] = {}
+        lost: dict[str, int] = {}
         recent = 0
         with self._lock:
             payments = list(self._payments.values())
@@ -470,13 +475,66 @@ class MemoryStorage:
             if p.status in SETTLED_STATUSES or p.captured_minor:
                 captured[p.currency] = captured.get(p.currency, 0) + p.captured_minor
                 refunded[p.currency] = refunded.get(p.currency, 0) + p.refunded_minor
+            if p.dispute_lost_minor:
+                lost[p.currency] = lost.get(p.currency, 0) + p.dispute_lost_minor
             recent += p.created_at >= created_since
         return PaymentStats(
             count_by_status=counts,
             captured_by_currency=captured,
             refunded_by_currency=refunded,
             created_since=recent,
+            dispute_lost_by_currency=lost,
         )
+
+    # -- disputes -------------------------------------------------------------
+    def save_dispute(self, dispute: Dispute) -> bool:
+        """Store the dispute unless the stored copy is as new."""
+        with self._lock:
+            stored = self._disputes.get(dispute.id)
+            if stored is not None and stored.version >= dispute.version:
+                return False
+            if dispute.provider_dispute_id is not None:
+                owner = self._dispute_refs.setdefault((dispute.provider, dispute.provider_dispute_id), dispute.id)
+                if owner != dispute.id:
+                    raise DuplicateRecordError("a dispute with the same provider dispute id exists")
+            if stored is None:
+                bisect.insort(self._dispute_keys, (dispute.created_at, dispute.id))
+            self._disputes[dispute.id] = dispute
+            return True
+
+    def get_dispute(self, dispute_id: str) -> Dispute | None:
+        """The dispute with this id, or ``None``."""
+        with self._lock:
+            return self._disputes.get(dispute_id)
+
+    def find_dispute_by_provider_ref(self, provider: str, provider_dispute_id: str) -> Dispute | None:
+        """The dispute a provider knows by this id, or ``None``."""
+        with self._lock:
+            dispute_id = self._dispute_refs.get((provider, provider_dispute_id))
+            return self._disputes.get(dispute_id) if dispute_id else None
+
+    def list_disputes(
+        self,
+        *,
+        status: DisputeStatus | None,
+        payment_id: str | None,
+        limit: int,
+        after: PageCursor | None,
+    ) -> list[Dispute]:
+        """Disputes newest first, after the cursor."""
+        with self._lock:
+            keys = self._dispute_keys
+            end = bisect.bisect_left(keys, (after.created_at, after.id)) if after else len(keys)
+            found: list[Dispute] = []
+            for index in range(end - 1, -1, -1):
+                if len(found) >= limit:
+                    break
+                dispute = self._disputes[keys[index][1]]
+                if (status is None or dispute.status == status) and (
+                    payment_id is None or dispute.payment_id == payment_id
+                ):
+                    found.append(dispute)
+            return found
 
     # -- explaining one payment -------------------------------------------------
     def list_webhook_events(self, payment_id: str, *, limit: int) -> list[WebhookEventRecord]:

@@ -38,6 +38,7 @@ from pydantic import BaseModel
 from ..._errors import ConfigurationError, MissingExtraError, StorageError
 from ..._models import (
     AuditEntry,
+    Dispute,
     Invoice,
     Notification,
     NotificationPreferences,
@@ -46,7 +47,7 @@ from ..._models import (
     Refund,
     RefundStatus,
 )
-from ..._status import PaymentStatus
+from ..._status import DisputeStatus, PaymentStatus
 from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
 
 try:
@@ -59,8 +60,10 @@ try:
 
     from .._mongo_shared import (
         CAPTURE_KEY,
+        DISPUTE_KEY,
         INDEXES,
         KEYS,
+        LOST_PIPELINE,
         OUTBOX,
         OUTBOX_COLLECTIONS,
         PROVIDER_KEY,
@@ -69,6 +72,7 @@ try:
         STATS_PIPELINE,
         Doc,
         audit_doc,
+        dispute_doc,
         effect_doc,
         event_doc,
         event_record,
@@ -76,6 +80,7 @@ try:
         load,
         load_preferences,
         load_required,
+        lost_from_groups,
         map_pymongo_errors,
         model_doc,
         only_duplicates,
@@ -774,7 +779,63 @@ class MongoStorage:
         for row in self._col("payments").aggregate(STATS_PIPELINE):
             rows.append(row)
         recent = self._col("payments").count_documents({"created_at": {"$gte": to_ms(created_since)}})
-        return stats_from_groups(rows, recent)
+        lost_rows: list[Doc] = []
+        for row in self._col("payments").aggregate(LOST_PIPELINE):
+            lost_rows.append(row)
+        stats = stats_from_groups(rows, recent)
+        stats.dispute_lost_by_currency.update(lost_from_groups(lost_rows))
+        return stats
+
+    # -- disputes -------------------------------------------------------------
+    @_storage_op
+    def save_dispute(self, dispute: Dispute) -> bool:
+        """Upsert the dispute unless the stored copy's version is as new."""
+        doc = dispute_doc(dispute)
+        fields = {k: v for k, v in doc.items() if k != "_id"}
+        try:
+            result = self._col("disputes").update_one(
+                {"_id": doc["_id"], "version": {"$lt": dispute.version}}, {"$set": fields}, upsert=True
+            )
+        except DuplicateKeyError:
+            # The upsert met its own id (a copy as new is stored) or another dispute's provider id.
+            if self._col("disputes").count_documents({"_id": doc["_id"]}, limit=1):
+                return False
+            raise
+        return result.upserted_id is not None or result.modified_count == 1
+
+    @_storage_op
+    def get_dispute(self, dispute_id: str) -> Dispute | None:
+        """The dispute with this id, or ``None``."""
+        return self._get("disputes", Dispute, dispute_id)
+
+    @_storage_op
+    def find_dispute_by_provider_ref(self, provider: str, provider_dispute_id: str) -> Dispute | None:
+        """The dispute a provider knows by this id, or ``None``."""
+        doc = self._col("disputes").find_one({DISPUTE_KEY: provider_key(provider, provider_dispute_id)})
+        return load(Dispute, doc)
+
+    @_storage_op
+    def list_disputes(
+        self,
+        *,
+        status: DisputeStatus | None,
+        payment_id: str | None,
+        limit: int,
+        after: PageCursor | None,
+    ) -> list[Dispute]:
+        """Disputes newest first (``created_at``, then id, descending), after the ``after`` cursor."""
+        if limit <= 0:
+            return []
+        query: Doc = {}
+        if status is not None:
+            query["status"] = status.value
+        if payment_id is not None:
+            query["payment_id"] = payment_id
+        if after is not None:
+            at = to_ms(after.created_at)
+            query["$or"] = [{"created_at": {"$lt": at}}, {"created_at": at, "_id": {"$lt": after.id}}]
+        cursor = self._col("disputes").find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)]).limit(limit)
+        return [load_required(Dispute, doc) for doc in cursor]
 
     # -- explaining one payment -------------------------------------------------
     @_storage_op

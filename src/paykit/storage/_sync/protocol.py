@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 
 from ..._models import (
     AuditEntry,
+    Dispute,
     Invoice,
     Notification,
     NotificationPreferences,
@@ -26,7 +27,7 @@ from ..._models import (
     Refund,
     RefundStatus,
 )
-from ..._status import PaymentStatus
+from ..._status import DisputeStatus, PaymentStatus
 from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
 
 __all__ = ["Storage"]
@@ -263,6 +264,44 @@ class Storage(Protocol):
         take a counter past a maximum.
 
         .. versionadded:: 0.2.0
+        """
+        ...
+
+    # -- disputes (copies of the disputes payments embed) -------------------
+    def save_dispute(self, dispute: Dispute) -> bool:
+        """Store ``dispute`` unless the stored copy's version is as new; return whether it wrote.
+
+        ``DuplicateRecordError`` when another dispute has its ``(provider, provider_dispute_id)``.
+
+        .. versionadded:: 0.3.0
+        """
+        ...
+
+    def get_dispute(self, dispute_id: str) -> Dispute | None:
+        """The dispute with this id, or ``None``.
+
+        .. versionadded:: 0.3.0
+        """
+        ...
+
+    def find_dispute_by_provider_ref(self, provider: str, provider_dispute_id: str) -> Dispute | None:
+        """The dispute a provider knows as ``provider_dispute_id``, or ``None``.
+
+        .. versionadded:: 0.3.0
+        """
+        ...
+
+    def list_disputes(
+        self,
+        *,
+        status: DisputeStatus | None,
+        payment_id: str | None,
+        limit: int,
+        after: PageCursor | None,
+    ) -> list[Dispute]:
+        """Disputes newest first (``created_at`` then ``id``, descending), after ``after``.
+
+        .. versionadded:: 0.3.0
         """
         ...
 
