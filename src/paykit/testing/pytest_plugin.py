@@ -31,7 +31,15 @@ import pytest
 
 __all__ = ["AVAILABLE"]
 
-AVAILABLE = importlib.util.find_spec("stripe") is not None
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+AVAILABLE = _installed("stripe")
 """Whether the ``testing`` extra is installed; without it the plugin defines nothing."""
 
 _DEFAULT_SEEDS = 20
