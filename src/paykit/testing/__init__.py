@@ -18,12 +18,15 @@ from __future__ import annotations
 from typing import Any
 
 from ._async.consistency import assert_consistent as aassert_consistent
+from ._async.incident import export_incident as aexport_incident
+from ._async.incident import replay_incident as areplay_incident
 from ._chaos import Chaos, ChaosRates, ForgeryAccepted
 from ._clock import ManualClock
 from ._fake import AsyncFakeProvider, FakeBehavior, FakeCall, FakeProvider, FakeWebhook, LookupFault
 from ._logs import capture_logs
 from ._stripe_fake import Fault, StripeDelivery, StripeFake, StripeRequest
 from ._sync.consistency import assert_consistent
+from ._sync.incident import export_incident, replay_incident
 
 __all__ = [
     "AsyncFakeProvider",
@@ -44,11 +47,15 @@ __all__ = [
     "StripeFake",
     "StripeRequest",
     "aassert_consistent",
+    "aexport_incident",
+    "areplay_incident",
     "assert_consistent",
     "capture_logs",
+    "export_incident",
     "knet_error_body",
     "knet_payment_request",
     "knet_response_body",
+    "replay_incident",
     "sign_stripe_webhook",
     "stripe_event",
 ]
