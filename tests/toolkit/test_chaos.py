@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from paykit import AsyncPaymentService, Money, PaykitError, PaymentService, PaymentStatus
-from paykit.storage import AsyncMemoryStorage, MemoryStorage
+from paykit.storage import AsyncMemoryStorage, MemoryStorage, Storage
+from paykit.storage.mongo import MongoStorage
 from paykit.testing import (
     Chaos,
     ChaosRates,
@@ -32,10 +33,12 @@ PLAN = [  # (card, manual capture, refunds in cents)
 ]
 
 
-def run_shop_day(seed: int, rates: ChaosRates | None = None) -> tuple[PaymentService, StripeFake, Chaos]:
+def run_shop_day(
+    seed: int, rates: ChaosRates | None = None, storage: Storage | None = None
+) -> tuple[PaymentService, StripeFake, Chaos]:
     """Every kind of payment paykit makes, through chaos; returns once everything was delivered."""
     fake = StripeFake()
-    service = PaymentService(storage=MemoryStorage(), providers=[fake.provider()], clock=fake.clock)
+    service = PaymentService(storage=storage or MemoryStorage(), providers=[fake.provider()], clock=fake.clock)
     chaos = Chaos(fake, lambda body, headers: handle_webhook(service, "stripe", body, headers), seed=seed, rates=rates)
 
     def step(call: Any, *args: Any, **kwargs: Any) -> Any:
@@ -84,6 +87,16 @@ def test_paykit_stays_consistent_whatever_stripe_does(seed: int) -> None:
     checked = assert_consistent(service, fake, chaos=chaos)
 
     assert checked == len(PLAN)
+
+
+@pytest.mark.mongo_server
+@pytest.mark.parametrize("seed", range(5))
+def test_paykit_on_the_mongodb_wire_server_stays_consistent_too(
+    seed: int, mongo_storage_factory: Callable[[], MongoStorage]
+) -> None:
+    service, fake, chaos = run_shop_day(seed, storage=mongo_storage_factory())
+
+    assert assert_consistent(service, fake, chaos=chaos) == len(PLAN)
 
 
 def test_the_seeds_exercise_every_misbehaviour() -> None:
