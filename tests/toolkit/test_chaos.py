@@ -90,7 +90,7 @@ def test_paykit_stays_consistent_whatever_stripe_does(seed: int) -> None:
 
 
 @pytest.mark.mongo_server
-@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("seed", range(3))
 def test_paykit_on_the_mongodb_wire_server_stays_consistent_too(
     seed: int, mongo_storage_factory: Callable[[], MongoStorage]
 ) -> None:
@@ -101,7 +101,7 @@ def test_paykit_on_the_mongodb_wire_server_stays_consistent_too(
 
 def test_the_seeds_exercise_every_misbehaviour() -> None:
     """So the 200 seeds above are not 200 quiet days."""
-    logs = "\n".join("\n".join(run_shop_day(seed)[2].log) for seed in range(40))
+    logs = "\n".join("\n".join(run_shop_day(seed)[2].log) for seed in range(20))
     for marker in ["duplicate x", "drop ", "forge ", "delay ", "reorder: ", "webhooks before the answer", "app saw"]:
         assert marker in logs
     for fault in Fault:

@@ -168,8 +168,9 @@ def test_the_shops_suite_finds_the_planted_fulfilment_bug() -> None:
         assert f"FAILED tests/test_shop.py::{name}" not in result.stdout
 
 
-def test_the_shops_suite_passes_once_fixed_for_200_seeds() -> None:
-    result = run_shop_suite("--paykit-seeds=200", planted_bug=False)
+def test_the_shops_suite_passes_once_fixed() -> None:
+    """20 seeds (the default); test_chaos.py runs the same chaos against paykit alone for 200."""
+    result = run_shop_suite(planted_bug=False)
 
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "203 passed" in result.stdout
+    assert "23 passed" in result.stdout
