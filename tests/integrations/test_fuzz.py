@@ -611,7 +611,9 @@ def _run_volume(
             assert writes == len(storage.writes), (channel, provider, storage.writes[writes:], body[:200], headers)
     print(f"\nfuzz {channel}: {figures}")  # the run's figures, shown with -s
     assert VOLUME[channel] == figures.requests
-    assert figures.max_seconds < 1.0, figures
+    # A guard against a request that hangs (a regex gone quadratic, a lock never released), not a speed target:
+    # the speed figures live in benchmarks/, and a busy 2-core CI machine can stall any one request for a second.
+    assert figures.max_seconds < 10.0, figures
     assert set(figures.statuses) <= {200, 400, 404, 413}, figures
     return figures
 
