@@ -5,31 +5,57 @@
 requests exactly as Stripe, PayPal and KNET send them, so your webhook routes
 can be tested end to end without network access. ``capture_logs()`` collects
 paykit's log events as dicts.
+
+``StripeFake`` is a stateful Stripe account behind an httpx transport, so the
+real adapter runs against it; ``Chaos`` delivers its webhooks duplicated, late,
+early, reordered, lost or forged and injects provider faults, from a seed; and
+``assert_consistent`` checks that paykit and the fake agree after all that.
+The pytest plugin (``paykit.testing.pytest_plugin``) offers them as fixtures.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ._async.consistency import assert_consistent as aassert_consistent
+from ._async.incident import export_incident as aexport_incident
+from ._async.incident import replay_incident as areplay_incident
+from ._chaos import Chaos, ChaosRates, ForgeryAccepted
 from ._clock import ManualClock
 from ._fake import AsyncFakeProvider, FakeBehavior, FakeCall, FakeProvider, FakeWebhook, LookupFault
 from ._logs import capture_logs
+from ._stripe_fake import Fault, StripeDelivery, StripeFake, StripeRequest
+from ._sync.consistency import assert_consistent
+from ._sync.incident import export_incident, replay_incident
 
 __all__ = [
     "AsyncFakeProvider",
+    "Chaos",
+    "ChaosRates",
     "FakeBehavior",
     "FakeCall",
     "FakeKnet",
     "FakeProvider",
     "FakeWebhook",
+    "Fault",
+    "ForgeryAccepted",
     "KnetTransaction",
     "LookupFault",
     "ManualClock",
     "PayPalWebhookSigner",
+    "StripeDelivery",
+    "StripeFake",
+    "StripeRequest",
+    "aassert_consistent",
+    "aexport_incident",
+    "areplay_incident",
+    "assert_consistent",
     "capture_logs",
+    "export_incident",
     "knet_error_body",
     "knet_payment_request",
     "knet_response_body",
+    "replay_incident",
     "sign_stripe_webhook",
     "stripe_event",
 ]
