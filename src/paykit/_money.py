@@ -169,7 +169,13 @@ class Money:
 
     def to_decimal_string(self) -> str:
         """The amount as a plain decimal string (``"12.500"``, ``"1000"`` for JPY)."""
-        return f"{self.amount:.{self.exponent}f}"
+        # Integer arithmetic: the same digits as formatting ``amount``, without building a Decimal.
+        exponent = CURRENCY_EXPONENTS[self.currency]
+        if exponent == 0:
+            return str(self.minor_units)
+        whole, fraction = divmod(abs(self.minor_units), 10**exponent)
+        sign = "-" if self.minor_units < 0 else ""
+        return f"{sign}{whole}.{fraction:0{exponent}d}"
 
     def is_zero(self) -> bool:
         """Whether the amount is zero."""

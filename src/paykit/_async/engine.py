@@ -121,11 +121,8 @@ class Engine:
     def _effects(self, before: _R, after: _R, change: Change, *, actor: str, at: datetime) -> list[Effect]:
         effects: list[Effect] = []
         if isinstance(before, Payment) and isinstance(after, Payment):
-            if change.action is not None:
-                effects.append(
-                    fx.payment_audit(before, after, change.action, actor=actor, at=at, payload=change.payload)
-                )
-            effects.extend(fx.payment_notifications(before, after, at=at))
+            # Audit entry and notifications from one redaction of the change's values.
+            effects.extend(fx.payment_effects(before, after, change.action, actor=actor, at=at, payload=change.payload))
             effects.extend(fx.payment_reactions(before, after, at=at))
         elif isinstance(before, Invoice) and isinstance(after, Invoice):
             if change.action is not None:
