@@ -89,7 +89,9 @@ class Money:
         if abs(self.minor_units) > MAX_MINOR_UNITS:
             # Not echoed: str() of an int past 4,300 digits raises ValueError itself.
             raise InvalidRequestError("minor_units is beyond the 64-bit range")
-        object.__setattr__(self, "currency", _normalize_currency(self.currency))
+        # A code already in canonical form (every Money built from another) needs no normalizing.
+        if type(self.currency) is not str or self.currency not in CURRENCY_EXPONENTS:
+            object.__setattr__(self, "currency", _normalize_currency(self.currency))
 
     @classmethod
     def _total(cls, minor_units: int, currency: str) -> Money:

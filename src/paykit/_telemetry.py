@@ -67,13 +67,12 @@ if _otel_trace is not None:
 _ENV_TRACER_PROVIDER: Final = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 _ENV_METER_PROVIDER: Final = "OTEL_PYTHON_METER_PROVIDER" in os.environ
 _UNKNOWN: Final = object()
+_otel_metrics_state: Any = None
 if _otel_metrics is not None:
     try:
         from opentelemetry.metrics import _internal as _otel_metrics_state
     except ImportError:  # pragma: no cover - depends on the installed API
-        _otel_metrics_state = None  # type: ignore[assignment]
-else:
-    _otel_metrics_state = None  # type: ignore[assignment]
+        pass
 
 
 def _tracing() -> bool:

@@ -8,6 +8,7 @@ answer differently.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -131,7 +132,8 @@ def handled(
     provider: str, event: WebhookEvent, outcome: WebhookOutcome, now: Callable[[], datetime]
 ) -> WebhookResponse:
     """The answer to an applied (or duplicate, stale, ignored) event: the provider's reply body, or JSON."""
-    log.info("webhook handled", provider=provider, event_type=event.type, outcome=outcome.value)
+    if log.isEnabledFor(logging.INFO):
+        log.info("webhook handled", provider=provider, event_type=event.type, outcome=outcome.value)
     if event.occurred_at is not None and telemetry.metering():
         lag = (now() - event.occurred_at).total_seconds()
         telemetry.record("paykit.webhook.lag", max(lag, 0.0), provider=provider)

@@ -10,6 +10,7 @@ applied right after it, and again by ``reconcile()`` until they are done.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -143,13 +144,14 @@ class Engine:
         self.emit(effects)
         if isinstance(before, Payment) and isinstance(after, Payment) and before.status != after.status:
             telemetry.record("paykit.payment.transitions", provider=after.provider, status=after.status.value)
-            log.info(
-                "payment status changed",
-                payment_id=after.id,
-                provider=after.provider,
-                status_before=before.status.value,
-                status=after.status.value,
-            )
+            if log.isEnabledFor(logging.INFO):  # the event's values are not even read while INFO is off
+                log.info(
+                    "payment status changed",
+                    payment_id=after.id,
+                    provider=after.provider,
+                    status_before=before.status.value,
+                    status=after.status.value,
+                )
         self.react([e for e in effects if isinstance(e, Reaction)])
 
     def emit(self, effects: Sequence[Effect]) -> None:
@@ -248,7 +250,8 @@ class Engine:
                 telemetry.record(
                     "paykit.provider.duration", seconds, provider=adapter.name, operation=operation, outcome="ok"
                 )
-                log.debug("provider call", provider=adapter.name, operation=operation, ms=round(seconds * 1000, 3))
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("provider call", provider=adapter.name, operation=operation, ms=round(seconds * 1000, 3))
                 return result
         raise AssertionError("unreachable")  # pragma: no cover
 
