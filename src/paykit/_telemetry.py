@@ -20,6 +20,7 @@ Metrics:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
@@ -69,10 +70,8 @@ _ENV_METER_PROVIDER: Final = "OTEL_PYTHON_METER_PROVIDER" in os.environ
 _UNKNOWN: Final = object()
 _otel_metrics_state: Any = None
 if _otel_metrics is not None:
-    try:
+    with contextlib.suppress(ImportError):  # the API's internal module; the getter is the fallback
         from opentelemetry.metrics import _internal as _otel_metrics_state
-    except ImportError:  # pragma: no cover - depends on the installed API
-        pass
 
 
 def _tracing() -> bool:
