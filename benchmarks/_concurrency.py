@@ -137,6 +137,7 @@ def bench_concurrency(report: Report, *, lifecycles: int, sequential: int, concu
         f"{ratio(overhead)} ({us(async_cost)} vs {us(sync_cost)} per lifecycle)",
         "<= 1.15x",
         overhead <= 1.15,
+        value=overhead,
     )
 
     one = statistics.median(_threads_throughput(sequential, 1) for _ in range(repeats))
@@ -147,6 +148,7 @@ def bench_concurrency(report: Report, *, lifecycles: int, sequential: int, concu
         f"{ratio(eight / one)} ({eight:,.0f}/s vs {one:,.0f}/s)",
         ">= 6x",
         eight / one >= 6,
+        value=eight / one,
     )
 
     alone = statistics.median(_tasks_throughput(sequential, concurrent=False) for _ in range(repeats))
@@ -157,4 +159,5 @@ def bench_concurrency(report: Report, *, lifecycles: int, sequential: int, concu
         f"{ratio(together / alone)} ({together:,.0f}/s vs {alone:,.0f}/s)",
         ">= 50x",
         together / alone >= 50,
+        value=together / alone,
     )
