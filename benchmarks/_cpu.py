@@ -13,6 +13,7 @@ import statistics
 import threading
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import stripe
@@ -162,6 +163,68 @@ def bench_handle_webhook(report: Report, sizes: Sizes) -> None:
         f"transition, audit entry, notifications, event record in one compare-and-set write, the answer); "
         f"floor {us(base)}; thread CPU time, so other processes on the machine do not count"
     )
+
+
+def webhook_stages(calls: int, repeats: int) -> list[tuple[str, float]]:
+    """Thread CPU seconds per call of each stage of handle_webhook, each timed alone on prepared input.
+
+    The stages sum to a little less than the whole (the entry point's own bookkeeping is not
+    in any of them); ``--profile`` prints them next to the floor.
+    """
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from paykit._decisions import payments as dp  # noqa: PLC0415
+    from paykit._results import WebhookOutcome  # noqa: PLC0415
+    from paykit._webhook_answers import handled, lower_headers  # noqa: PLC0415
+    from paykit.providers import _stripe_wire as wire  # noqa: PLC0415
+    from paykit.providers._json import load_object  # noqa: PLC0415
+
+    service, storage, deliveries = webhook_setup(calls * repeats)
+    secrets = [WEBHOOK_SECRET.encode()]
+    now = time.time()
+    at = datetime.now(UTC)
+    bodies = [body for body, _ in deliveries]
+    signatures = [headers["Stripe-Signature"] for _, headers in deliveries]
+    objects = [load_object(body, "Stripe webhook") for body in bodies]
+    events = [wire.normalize_event(obj) for obj in objects]
+    payments = [storage.get_payment(event.payment_id or "") for event in events]
+    assert all(payments)
+    pending = [p for p in payments if p is not None]
+    changes = [dp.status_change(p, e, now=at, record=True) for p, e in zip(pending, events, strict=True)]
+    afters = [
+        p.model_copy(update={**c.updates, "version": p.version + 1, "updated_at": at})
+        for p, c in zip(pending, changes, strict=True)
+    ]
+    engine = service._engine
+    stages: list[tuple[str, Callable[[int], object]]] = [
+        ("floor: HMAC-SHA256 + json.loads", lambda i: floor_of(*deliveries[i])),
+        ("headers: lower-case", lambda i: lower_headers(deliveries[i][1])),
+        (
+            "verify Stripe-Signature (parse header, HMAC, compare)",
+            lambda i: wire.verify_signature(bodies[i], signatures[i], secrets, now=now, tolerance=300),
+        ),
+        ("strict JSON (duplicate keys, numbers, depth)", lambda i: load_object(bodies[i], "Stripe webhook")),
+        ("normalize to WebhookEvent", lambda i: wire.normalize_event(objects[i])),
+        ("find the payment", lambda i: storage.get_payment(events[i].payment_id or "")),
+        (
+            "decide: status_change (dedupe, forward only)",
+            lambda i: dp.status_change(pending[i], events[i], now=at, record=True),
+        ),
+        (
+            "new version: model_copy",
+            lambda i: pending[i].model_copy(
+                update={**changes[i].updates, "version": pending[i].version + 1, "updated_at": at}
+            ),
+        ),
+        (
+            "effects: audit entry + notifications (one redaction)",
+            lambda i: engine._effects(pending[i], afters[i], changes[i], actor="webhook:stripe", at=at),
+        ),
+        ("answer (200 JSON)", lambda i: handled("stripe", events[i], WebhookOutcome.APPLIED, service.now)),
+        ("whole: handle_webhook", lambda i: handle_webhook(service, "stripe", *deliveries[i])),
+    ]
+    timings = compare_many([run for _, run in stages], n=calls, repeats=repeats, clock=time.thread_time)
+    return [(name, seconds) for (name, _), seconds in zip(stages, timings, strict=True)]
 
 
 def profile_handle_webhook(calls: int, top: int = 25) -> str:

@@ -38,6 +38,7 @@ from _cpu import (  # noqa: E402
     bench_memory_growth,
     bench_parse_webhook,
     profile_handle_webhook,
+    webhook_stages,
 )
 from _mongo import CommandCounter, bench_mongo_growth, bench_round_trips  # noqa: E402
 from tests._mongo_server import SecantusServer  # noqa: E402
@@ -165,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     if args.profile:
+        print("\nhandle_webhook by stage (thread CPU time per call, medians; each stage alone):", flush=True)
+        stages = webhook_stages(sizes.webhook_calls, sizes.repeats)
+        floor = stages[0][1]
+        for name, seconds in stages:
+            print(f"  {seconds * 1e6:8.1f} µs  {seconds / floor:5.2f}x floor  {name}")
         print("\nhandle_webhook profile (cProfile, own time first):", flush=True)
         print(profile_handle_webhook(sizes.webhook_calls * 2), flush=True)
 
