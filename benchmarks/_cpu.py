@@ -196,6 +196,14 @@ def webhook_stages(calls: int, repeats: int) -> list[tuple[str, float]]:
         for p, c in zip(pending, changes, strict=True)
     ]
     engine = service._engine
+    effects = [
+        engine._effects(p, a, c, actor="webhook:stripe", at=at)
+        for p, a, c in zip(pending, afters, changes, strict=True)
+    ]
+    # The write stage needs payments of its own: the whole path below applies the events to the first storage.
+    spare = MemoryStorage()
+    for payment in pending:
+        spare.insert_payment(payment)
     stages: list[tuple[str, Callable[[int], object]]] = [
         ("floor: HMAC-SHA256 + json.loads", lambda i: floor_of(*deliveries[i])),
         ("headers: lower-case", lambda i: lower_headers(deliveries[i][1])),
@@ -219,6 +227,10 @@ def webhook_stages(calls: int, repeats: int) -> list[tuple[str, float]]:
         (
             "effects: audit entry + notifications (one redaction)",
             lambda i: engine._effects(pending[i], afters[i], changes[i], actor="webhook:stripe", at=at),
+        ),
+        (
+            "storage: compare-and-set write with its effects (memory)",
+            lambda i: spare.update_payment(afters[i], expected_version=pending[i].version, effects=effects[i]),
         ),
         ("answer (200 JSON)", lambda i: handled("stripe", events[i], WebhookOutcome.APPLIED, service.now)),
         ("whole: handle_webhook", lambda i: handle_webhook(service, "stripe", *deliveries[i])),

@@ -138,6 +138,14 @@ class TestPaymentEffects:
         assert expected == made
         assert all(PAN not in repr(entry.payload) for entry in made)
 
+    def test_paykit_ids_are_never_masked(self) -> None:
+        """A random id with 12 digits in a row is paykit's own, not a card number (it used to be masked)."""
+        pid = "pay_3672dce990121712113f3794"
+        old, new = _payment(PaymentStatus.PENDING, id=pid), _payment(PaymentStatus.SUCCEEDED, id=pid, version=2)
+
+        for made in (fx.payment_effects(old, new, None, actor="t", at=NOW), fx.payment_notifications(old, new, at=NOW)):
+            assert [pid, pid] == [entry.payload["payment_id"] for entry in made]
+
     def test_notifications_do_not_share_a_payload(self) -> None:
         made = fx.payment_effects(
             _payment(PaymentStatus.PENDING), _payment(PaymentStatus.SUCCEEDED, version=2), None, actor="t", at=NOW

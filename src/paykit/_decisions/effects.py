@@ -94,7 +94,6 @@ def payment_notifications(before: Payment, after: Payment, *, at: datetime) -> l
     if before.status == after.status:
         return []
     payload: dict[str, Any] = {
-        "payment_id": after.id,
         "status_before": before.status.value,
         "status": after.status.value,
         "amount": str(after.amount),
@@ -106,7 +105,8 @@ def payment_notifications(before: Payment, after: Payment, *, at: datetime) -> l
     elif after.status == PaymentStatus.FAILED:
         kinds.append(NotificationKind.PAYMENT_FAILED)
         payload["failure_code"] = after.failure_code
-    safe = redact(payload)
+    # paykit's own id (random hex) is no card number, even when 12 of its digits happen to be in a row.
+    safe = {"payment_id": after.id, **redact(payload)}
     return [
         notification(
             user_id=after.user_id,
@@ -142,7 +142,6 @@ def payment_effects(
         "amount": str(after.amount),
         "provider": after.provider,
         "provider_ref": after.provider_ref,
-        "payment_id": after.id,
     }
     failed = changed and after.status == PaymentStatus.FAILED
     if failed:
@@ -156,7 +155,7 @@ def payment_effects(
         out.append(_payment_audit_entry(before, after, action, actor=actor, at=at, body=body))
     if changed:
         note: dict[str, Any] = {
-            "payment_id": safe["payment_id"],
+            "payment_id": after.id,  # paykit's own random id: never redacted (see payment_notifications)
             "status_before": before.status.value,
             "status": after.status.value,
             "amount": safe["amount"],
