@@ -133,7 +133,7 @@ def payment_effects(
     """A payment write's audit entry (when ``action`` is set) and notifications, redacting each value once.
 
     The same entries :func:`payment_audit` and :func:`payment_notifications` build, from one
-    redaction of the payment's own values (amount, provider, ids) and one of the change's payload.
+    redaction of the payment's own values (amount, provider, provider reference) and one of the change's payload.
     """
     changed = before.status != after.status
     if action is None and not changed:
