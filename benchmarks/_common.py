@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import copy
 import gc
+import json
 import logging
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
 
 from paykit import AuditAction, AuditEntry, Money, Payment, PaymentStatus
 from paykit.testing import sign_stripe_webhook, stripe_event
 
 WEBHOOK_SECRET = "whsec_benchmark_secret"
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "specs" / "stripe" / "fixtures3.json"
+"""Stripe's own example objects, beside the repository (``../shared``); never copied into it."""
+
+
+def logging_unconfigured() -> bool:
+    """Whether the process has no logging configuration: no root handler, paykit's loggers at their defaults."""
+    paykit = logging.getLogger("paykit")
+    return not logging.getLogger().handlers and paykit.level == logging.NOTSET and paykit.propagate
 
 
 def quiet_logging() -> None:
@@ -68,19 +82,56 @@ def compare(
     return statistics.median(ours), statistics.median(theirs)
 
 
+def compare_many(
+    runs: Sequence[Callable[[int], object]],
+    *,
+    n: int,
+    repeats: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[float]:
+    """Median seconds per call of each of ``runs``, their repeats interleaved (see :func:`compare`).
+
+    ``clock=time.thread_time`` counts this thread's CPU time only: for CPU-bound work on a
+    shared machine, other processes then do not count.
+    """
+    samples: list[list[float]] = [[] for _ in runs]
+    for r in range(repeats):
+        for run, into in zip(runs, samples, strict=True):
+            gc.collect()
+            shifted = _shifted(run, r * n)
+            start = clock()
+            for i in range(n):
+                shifted(i)
+            into.append((clock() - start) / n)
+    return [statistics.median(into) for into in samples]
+
+
 # -- the table --------------------------------------------------------------------
+Better = Literal["lower", "higher"]
+
+
 @dataclass
 class Row:
-    """One line of the result table; ``passed`` is ``None`` for figures without a target."""
+    """One line of the result table; ``passed`` is ``None`` for figures without a target.
+
+    ``value`` is the figure ``--save`` keeps and ``--compare`` compares (a ratio, µs, a count,
+    bytes, per second); ``better`` says which way is an improvement. ``pending`` marks a row
+    whose subject is not built yet: it is printed as ``n/a``.
+    """
 
     section: str
     name: str
     measured: str
     target: str = ""
     passed: bool | None = None
+    value: float | None = None
+    better: Better = "lower"
+    pending: bool = False
 
     @property
     def result(self) -> str:
+        if self.pending:
+            return "n/a"
         if self.passed is None:
             return "info"
         return "PASS" if self.passed else "MISS"
@@ -93,9 +144,22 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
 
-    def add(self, section: str, name: str, measured: str, target: str = "", passed: bool | None = None) -> None:
-        self.rows.append(Row(section, name, measured, target, passed))
-        mark = "" if passed is None else (" PASS" if passed else " MISS")
+    def add(
+        self,
+        section: str,
+        name: str,
+        measured: str,
+        target: str = "",
+        passed: bool | None = None,
+        *,
+        value: float | None = None,
+        better: Better | None = None,
+        pending: bool = False,
+    ) -> None:
+        if better is None:
+            better = "higher" if target.startswith(">=") or measured.endswith("/s") else "lower"
+        self.rows.append(Row(section, name, measured, target, passed, value, better, pending))
+        mark = " n/a" if pending else "" if passed is None else (" PASS" if passed else " MISS")
         print(f"  {name}: {measured}{'  (target ' + target + ')' if target else ''}{mark}", flush=True)
 
     def note(self, text: str) -> None:
@@ -104,14 +168,87 @@ class Report:
     def table(self) -> str:
         header = ("#", "Benchmark", "Measured", "Target", "Result")
         lines = [(r.section, r.name, r.measured, r.target or "-", r.result) for r in self.rows]
-        widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines, strict=False)]
+        return _format_table(header, lines)
 
-        def fmt(cells: Iterable[str]) -> str:
-            return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+    # -- saved figures and the comparison with a previous run ------------------------------
+    def figures(self, header: dict[str, Any]) -> dict[str, Any]:
+        """What ``--save`` writes: the run's header and every row with its figure."""
+        return {
+            **header,
+            "figures": {
+                f"{row.section} {row.name}": {
+                    "value": row.value,
+                    "better": row.better,
+                    "measured": row.measured,
+                    "target": row.target,
+                    "result": row.result,
+                }
+                for row in self.rows
+            },
+        }
 
-        out = [fmt(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-        out.extend(fmt(line) for line in lines)
-        return "\n".join(out)
+    def compare(self, previous: dict[str, Any], tolerance: float) -> tuple[str, int]:
+        """Each figure against ``previous`` (a saved run): the table and how many regressed.
+
+        A figure regressed when it moved the wrong way by more than ``tolerance`` (a fraction);
+        rows without a figure on either side are listed as new, gone or n/a.
+        """
+        before: dict[str, Any] = previous.get("figures", {})
+        header = ("#", "Benchmark", "Previous", "Now", "Delta", "")
+        lines: list[tuple[str, ...]] = []
+        regressions = 0
+        for row in self.rows:
+            key = f"{row.section} {row.name}"
+            old = before.get(key)
+            old_value = old.get("value") if isinstance(old, dict) else None
+            if old is None:
+                lines.append((row.section, row.name, "-", _figure(row.value), "new", ""))
+                continue
+            if row.value is None or old_value is None:
+                lines.append((row.section, row.name, _figure(old_value), _figure(row.value), "n/a", ""))
+                continue
+            delta = _relative(row.value, old_value)
+            worse = delta > tolerance if row.better == "lower" else delta < -tolerance
+            better = delta < -tolerance if row.better == "lower" else delta > tolerance
+            mark = "REGRESSION" if worse else ("improved" if better else "")
+            regressions += worse
+            lines.append((row.section, row.name, _figure(old_value), _figure(row.value), f"{delta:+.1%}", mark))
+        names = {f"{row.section} {row.name}" for row in self.rows}
+        for key in sorted(set(before) - names):
+            section, _, name = key.partition(" ")
+            lines.append((section, name, _figure(before[key].get("value")), "-", "gone", ""))
+        return _format_table(header, lines), regressions
+
+
+def _relative(now: float, old: float) -> float:
+    if old == 0:
+        return 0.0 if now == 0 else float("inf") if now > 0 else float("-inf")
+    return (now - old) / abs(old)
+
+
+def _figure(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:,.3g}"
+
+
+def _format_table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines, strict=False)]
+
+    def fmt(cells: Iterable[str]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    out = [fmt(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out.extend(fmt(line) for line in lines)
+    return "\n".join(out)
+
+
+def load_figures(path: Path) -> dict[str, Any]:
+    """A run saved with ``--save``."""
+    loaded = json.loads(path.read_text())
+    if not isinstance(loaded, dict) or not isinstance(loaded.get("figures"), dict):
+        raise SystemExit(f"{path} is not a benchmarks/run.py --save file")
+    return loaded
 
 
 def us(seconds: float) -> str:
@@ -176,13 +313,47 @@ def payment_intent(pi_id: str, payment_id: str, *, amount: int = 1250, currency:
     }
 
 
+@cache
+def fixture_payment_intent() -> dict[str, Any] | None:
+    """The full PaymentIntent of Stripe's fixtures3.json, or ``None`` when ../shared is absent."""
+    if not FIXTURES.exists():
+        return None
+    pi = json.loads(FIXTURES.read_text())["resources"]["payment_intent"]
+    return pi if isinstance(pi, dict) else None
+
+
+def realistic_intent(pi_id: str, payment_id: str, *, amount: int = 1250, currency: str = "usd") -> dict[str, Any]:
+    """Stripe's full example PaymentIntent (fixtures3.json) as a succeeded intent of this payment.
+
+    Every field Stripe's fixture has is kept; only what ties it to the payment and says it
+    succeeded is set. Falls back to :func:`payment_intent` when the fixtures are absent.
+    """
+    base = fixture_payment_intent()
+    if base is None:
+        return payment_intent(pi_id, payment_id, amount=amount, currency=currency)
+    pi = copy.deepcopy(base)
+    pi.update(
+        id=pi_id,
+        status="succeeded",
+        amount=amount,
+        amount_capturable=0,
+        amount_received=amount,
+        currency=currency,
+        last_payment_error=None,
+        next_action=None,
+        canceled_at=None,
+        metadata={**pi.get("metadata", {}), "paykit_payment_id": payment_id},
+    )
+    return pi
+
+
 def succeeded_delivery(
     event_id: str, pi_id: str, payment_id: str, *, at: int | None = None
 ) -> tuple[bytes, dict[str, str]]:
-    """A signed ``payment_intent.succeeded`` delivery: body and request headers."""
+    """A signed ``payment_intent.succeeded`` delivery of Stripe's full example intent: body and headers."""
     body = stripe_event(
         "payment_intent.succeeded",
-        payment_intent(pi_id, payment_id),
+        realistic_intent(pi_id, payment_id),
         event_id=event_id,
         created=at if at is not None else int(time.time()),
     )

@@ -4,15 +4,20 @@
     .venv/bin/python benchmarks/run.py      # the same
     .venv/bin/python benchmarks/run.py --quick        # seconds: proves the script still works
     .venv/bin/python benchmarks/run.py --no-mongo     # skip the SecantusDB benchmarks
+    .venv/bin/python benchmarks/run.py --save run.json              # keep this run's figures
+    .venv/bin/python benchmarks/run.py --compare run.json           # each figure against a saved run
+    .venv/bin/python benchmarks/run.py --quick --no-mongo --profile # where handle_webhook's time goes
 
 Every figure is a median over repeated runs; each ratio's two sides are
 measured in the same run, their repeats interleaved. Speed targets live here,
-in the printed table, never in the test suite. See benchmarks/README.md.
+in the printed table, never in the test suite. Logging is left as a process
+that configured none has it (paykit's default). See benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -24,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests._mongo_server starts SecantusDB
 
 import pymongo  # noqa: E402
-from _common import Report, quiet_logging  # noqa: E402
+from _common import FIXTURES, Report, fixture_payment_intent, load_figures, logging_unconfigured  # noqa: E402
 from _cpu import (  # noqa: E402
     Sizes,
     bench_bytes_per_payment,
@@ -32,6 +37,8 @@ from _cpu import (  # noqa: E402
     bench_lifecycle,
     bench_memory_growth,
     bench_parse_webhook,
+    profile_handle_webhook,
+    webhook_stages,
 )
 from _mongo import CommandCounter, bench_mongo_growth, bench_round_trips  # noqa: E402
 from tests._mongo_server import SecantusServer  # noqa: E402
@@ -108,16 +115,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: runs in seconds, figures are noise")
     parser.add_argument("--no-mongo", action="store_true", help="skip the MongoDB (SecantusDB) benchmarks")
     parser.add_argument("--repeats", type=int, help="override the number of repeats")
+    parser.add_argument("--save", type=Path, metavar="FILE", help="write this run's figures to FILE (JSON)")
+    parser.add_argument("--compare", type=Path, metavar="FILE", help="print each figure against a run saved in FILE")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.10,
+        help="--compare marks a figure REGRESSION when it got worse by more than this fraction (default 0.10)",
+    )
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of handle_webhook first")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     if args.repeats:
         sizes = Sizes(**{**sizes.__dict__, "repeats": args.repeats})
-    quiet_logging()
+    previous = load_figures(args.compare) if args.compare else None  # a bad file fails now, not after the run
 
     started = time.perf_counter()
     report = Report()
+    header = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
+        "versions": versions(),
+        "mode": "quick" if args.quick else "full",
+        "repeats": sizes.repeats,
+    }
+    print(f"date: {header['date']}")
     print(f"machine: {machine()}")
     print(f"versions: {versions()}")
+    print(
+        "logging: "
+        + (
+            "none configured (paykit's default: no handler, structlog unconfigured)"
+            if logging_unconfigured()
+            else "configured by the environment"
+        )
+    )
+    print(
+        "webhook event: "
+        + (
+            f"Stripe's full example PaymentIntent ({FIXTURES.name}) as payment_intent.succeeded"
+            if fixture_payment_intent() is not None
+            else f"{FIXTURES} is absent: a built-in PaymentIntent of the same shape"
+        )
+    )
     print(
         f"mode: {'quick' if args.quick else 'full'}; repeats {sizes.repeats} (medians); "
         f"{sizes.webhook_calls} webhooks, {sizes.lifecycles} lifecycles per repeat; "
@@ -125,6 +165,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{sizes.mongo_small:,} -> {sizes.mongo_large:,} (MongoDB), {sizes.users} users",
         flush=True,
     )
+    if args.profile:
+        print("\nhandle_webhook by stage (thread CPU time per call, medians; each stage alone):", flush=True)
+        stages = webhook_stages(sizes.webhook_calls, sizes.repeats)
+        floor = stages[0][1]
+        for name, seconds in stages:
+            print(f"  {seconds * 1e6:8.1f} µs  {seconds / floor:5.2f}x floor  {name}")
+        print("\nhandle_webhook profile (cProfile, own time first):", flush=True)
+        print(profile_handle_webhook(sizes.webhook_calls * 2), flush=True)
 
     print("\n[1] Stripe webhook verification + parsing", flush=True)
     bench_parse_webhook(report, sizes)
@@ -165,7 +213,19 @@ def main(argv: list[str] | None = None) -> int:
     for line in report.details:
         print(f"- {line}")
     misses = sum(1 for row in report.rows if row.passed is False)
-    print(f"\n{len(report.rows)} rows, {misses} MISS; finished in {time.perf_counter() - started:.0f} s")
+    header["seconds"] = round(time.perf_counter() - started)
+    if args.save:
+        args.save.write_text(json.dumps(report.figures(header), indent=1) + "\n")
+        print(f"\nfigures saved to {args.save}")
+    if previous is not None:
+        table, regressions = report.compare(previous, args.tolerance)
+        print(
+            f"\ncompared with {args.compare} ({previous.get('date', '?')}, {previous.get('mode', '?')} mode; "
+            f"REGRESSION = worse by more than {args.tolerance:.0%}):"
+        )
+        print(table)
+        print(f"{regressions} REGRESSION")
+    print(f"\n{len(report.rows)} rows, {misses} MISS; finished in {header['seconds']} s")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +13,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 EXPECTED_ROWS = [
     "Stripe parse_webhook vs HMAC-SHA256 + json.loads",
+    "handle_webhook payment_intent.succeeded (memory, ",
     "handle_webhook payment_intent.succeeded (memory) vs stripe construct_event",
     "Lifecycle init+confirm+partial refund (memory, fake), 1 thread",
     "Lifecycles per second, 1 thread",
     "MongoDB round trips: webhook status change (handle_webhook)",
     "MongoDB round trips: initialize",
     "MongoDB round trips: refund (partial)",
+    "MongoDB round trips: subscription period charge",
     "MongoDB round trips: refund (partial, with an idempotency key)",
     "MongoDB round trips: confirm",
     "MongoDB round trips: get_payment",
@@ -43,10 +46,39 @@ EXPECTED_ROWS = [
 class TestBenchmarkScript:
     """benchmarks/run.py --quick runs to the end and prints the whole table."""
 
-    def test_quick_run_prints_every_row(self) -> None:
-        """Every benchmark row appears once in the table, with a result column."""
+    def test_quick_run_prints_every_row_saves_and_compares(self, tmp_path: Path) -> None:
+        """Every row appears once with a result; --save keeps each figure; --compare marks what got worse.
+
+        One quick run does all three (the suite stays fast): the previous run it compares
+        with is made up, with one figure far better than any machine reaches, one row that
+        no longer exists and one that is pending.
+        """
+        previous = tmp_path / "previous.json"
+        saved = tmp_path / "run.json"
+        previous.write_text(
+            json.dumps(
+                {
+                    "date": "2026-01-01 00:00 UTC",
+                    "mode": "quick",
+                    "figures": {
+                        "3 Lifecycles per second, 1 thread": {"value": 1e12, "better": "higher"},
+                        "4 MongoDB round trips: initialize": {"value": 2, "better": "lower"},
+                        "4 MongoDB round trips: subscription period charge": {"value": None, "better": "lower"},
+                        "9 a row this version no longer has": {"value": 1.0, "better": "lower"},
+                    },
+                }
+            )
+        )
         done = subprocess.run(
-            [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick"],
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "run.py"),
+                "--quick",
+                "--save",
+                str(saved),
+                "--compare",
+                str(previous),
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -55,11 +87,28 @@ class TestBenchmarkScript:
         )
 
         assert 0 == done.returncode, done.stdout[-3000:] + done.stderr[-3000:]
-        table = [line for line in done.stdout.splitlines() if line.startswith("| ") and "Benchmark" not in line]
+        results_part, _, compare_part = done.stdout.partition("compared with ")
+        table = [line for line in results_part.splitlines() if line.startswith("| ") and "Benchmark" not in line]
         names = [line.split("|")[2].strip() for line in table]
         results = {line.split("|")[5].strip() for line in table}
         assert [1] * len(EXPECTED_ROWS) == [sum(n.startswith(row) for n in names) for row in EXPECTED_ROWS]
         assert len(EXPECTED_ROWS) == len(table)
-        assert set() == results - {"PASS", "MISS", "info"}
+        assert set() == results - {"PASS", "MISS", "info", "n/a"}
         assert "Python 3." in done.stdout
         assert "repeats 3 (medians)" in done.stdout
+        assert "logging: none configured" in done.stdout
+
+        figures = json.loads(saved.read_text())["figures"]
+        assert len(EXPECTED_ROWS) == len(figures)
+        assert figures["4 MongoDB round trips: subscription period charge"]["result"] == "n/a"
+        assert all(
+            isinstance(figure["value"], int | float) for key, figure in figures.items() if "subscription" not in key
+        )
+
+        compared = {line.split("|")[2].strip(): line for line in compare_part.splitlines() if line.startswith("| ")}
+        assert "REGRESSION" in compared["Lifecycles per second, 1 thread"]
+        assert "REGRESSION" not in compared["MongoDB round trips: initialize"]
+        assert "gone" in compared["a row this version no longer has"]
+        assert "n/a" in compared["MongoDB round trips: subscription period charge"]
+        assert "new" in compared["Async service per-call overhead (lifecycle on memory, fake) vs sync"]
+        assert "1 REGRESSION" in compare_part

@@ -89,7 +89,9 @@ class Money:
         if abs(self.minor_units) > MAX_MINOR_UNITS:
             # Not echoed: str() of an int past 4,300 digits raises ValueError itself.
             raise InvalidRequestError("minor_units is beyond the 64-bit range")
-        object.__setattr__(self, "currency", _normalize_currency(self.currency))
+        # A code already in canonical form (every Money built from another) needs no normalizing.
+        if type(self.currency) is not str or self.currency not in CURRENCY_EXPONENTS:
+            object.__setattr__(self, "currency", _normalize_currency(self.currency))
 
     @classmethod
     def _total(cls, minor_units: int, currency: str) -> Money:
@@ -169,7 +171,13 @@ class Money:
 
     def to_decimal_string(self) -> str:
         """The amount as a plain decimal string (``"12.500"``, ``"1000"`` for JPY)."""
-        return f"{self.amount:.{self.exponent}f}"
+        # Integer arithmetic: the same digits as formatting ``amount``, without building a Decimal.
+        exponent = CURRENCY_EXPONENTS[self.currency]
+        if exponent == 0:
+            return str(self.minor_units)
+        whole, fraction = divmod(abs(self.minor_units), 10**exponent)
+        sign = "-" if self.minor_units < 0 else ""
+        return f"{sign}{whole}.{fraction:0{exponent}d}"
 
     def is_zero(self) -> bool:
         """Whether the amount is zero."""

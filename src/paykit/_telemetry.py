@@ -20,13 +20,15 @@ Metrics:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Final, ParamSpec, TypeVar, cast
 
-__all__ = ["ENABLED", "mark", "operation", "provider_span", "record", "span"]
+__all__ = ["ENABLED", "mark", "metering", "operation", "provider_span", "record", "span"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -58,17 +60,44 @@ if _otel_trace is not None:
         _NOOP_METER_PROVIDERS += (_ProxyMeterProvider,)
 
 
+# The API's getters look the provider up in os.environ (a failed lookup costs ~0.7 µs) for as long as
+# no provider is set, which is every call of an application without an SDK. The API keeps the provider
+# it was given in a module global, set once: while that is None and the environment named no provider
+# when paykit was imported, the getter can only answer its no-op proxy. Falls back to the getter
+# whenever the global is not where this API version keeps it.
+_ENV_TRACER_PROVIDER: Final = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+_ENV_METER_PROVIDER: Final = "OTEL_PYTHON_METER_PROVIDER" in os.environ
+_UNKNOWN: Final = object()
+_otel_metrics_state: Any = None
+if _otel_metrics is not None:
+    with contextlib.suppress(ImportError):  # the API's internal module; the getter is the fallback
+        from opentelemetry.metrics import _internal as _otel_metrics_state
+
+
 def _tracing() -> bool:
     """Whether a span would be recorded: the API is installed and an SDK's tracer provider is set.
 
     Asked on every call, so an SDK configured after paykit is imported is followed at once.
     """
-    return _otel_trace is not None and not isinstance(_otel_trace.get_tracer_provider(), _NOOP_TRACER_PROVIDERS)
+    if _otel_trace is None:
+        return False
+    if not _ENV_TRACER_PROVIDER and getattr(_otel_trace, "_TRACER_PROVIDER", _UNKNOWN) is None:
+        return False
+    return not isinstance(_otel_trace.get_tracer_provider(), _NOOP_TRACER_PROVIDERS)
 
 
 def _metering() -> bool:
     """Whether a measurement would be recorded: the API is installed and an SDK's meter provider is set."""
-    return _otel_metrics is not None and not isinstance(_otel_metrics.get_meter_provider(), _NOOP_METER_PROVIDERS)
+    if _otel_metrics is None:
+        return False
+    if not _ENV_METER_PROVIDER and getattr(_otel_metrics_state, "_METER_PROVIDER", _UNKNOWN) is None:
+        return False
+    return not isinstance(_otel_metrics.get_meter_provider(), _NOOP_METER_PROVIDERS)
+
+
+def metering() -> bool:
+    """Whether :func:`record` would record anything: skip computing a measurement when it would not."""
+    return _metering()
 
 
 def span(name: str, attributes: Mapping[str, Any] | None = None) -> AbstractContextManager[None]:

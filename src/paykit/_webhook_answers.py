@@ -8,6 +8,7 @@ answer differently.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,11 +70,19 @@ class WebhookResponse:
 
 
 def json_answer(status: int, outcome: str, **extra: object) -> WebhookResponse:
-    payload = {"outcome": outcome, **extra}
+    body = _OUTCOME_BODIES.get(outcome) if not extra else None
+    if body is None:
+        body = json.dumps({"outcome": outcome, **extra}).encode()
+        if not extra and len(_OUTCOME_BODIES) < 64:
+            _OUTCOME_BODIES[outcome] = body
     headers = {"content-type": "application/json"}
     if status == 503:
         headers["retry-after"] = "30"
-    return WebhookResponse(status, json.dumps(payload).encode(), headers, outcome)
+    return WebhookResponse(status, body, headers, outcome)
+
+
+_OUTCOME_BODIES: dict[str, bytes] = {}
+"""``{"outcome": ...}`` bodies by outcome: a handful of constants, encoded once."""
 
 
 def lower_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -123,8 +132,9 @@ def handled(
     provider: str, event: WebhookEvent, outcome: WebhookOutcome, now: Callable[[], datetime]
 ) -> WebhookResponse:
     """The answer to an applied (or duplicate, stale, ignored) event: the provider's reply body, or JSON."""
-    log.info("webhook handled", provider=provider, event_type=event.type, outcome=outcome.value)
-    if event.occurred_at is not None:
+    if log.isEnabledFor(logging.INFO):
+        log.info("webhook handled", provider=provider, event_type=event.type, outcome=outcome.value)
+    if event.occurred_at is not None and telemetry.metering():
         lag = (now() - event.occurred_at).total_seconds()
         telemetry.record("paykit.webhook.lag", max(lag, 0.0), provider=provider)
     if event.reply_body is not None:

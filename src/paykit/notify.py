@@ -14,6 +14,7 @@ asyncio twin, with the same guarantee; it also awaits :class:`AsyncNotifier` obj
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -88,6 +89,8 @@ class LoggingNotifier:
 
     def notify(self, notification: Notification) -> None:
         """Log the notification."""
+        if not log.isEnabledFor(logging.INFO):
+            return  # nothing would be written: skip redacting the payload again
         log.info(
             "paykit notification",
             notification_id=notification.id,

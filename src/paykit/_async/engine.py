@@ -10,6 +10,7 @@ applied right after it, and again by ``reconcile()`` until they are done.
 
 from __future__ import annotations
 
+import logging
 import time
 from asyncio import sleep
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -128,11 +129,8 @@ class Engine:
     def _effects(self, before: _R, after: _R, change: Change, *, actor: str, at: datetime) -> list[Effect]:
         effects: list[Effect] = []
         if isinstance(before, Payment) and isinstance(after, Payment):
-            if change.action is not None:
-                effects.append(
-                    fx.payment_audit(before, after, change.action, actor=actor, at=at, payload=change.payload)
-                )
-            effects.extend(fx.payment_notifications(before, after, at=at))
+            # Audit entry and notifications from one redaction of the change's values.
+            effects.extend(fx.payment_effects(before, after, change.action, actor=actor, at=at, payload=change.payload))
             effects.extend(fx.payment_reactions(before, after, at=at))
         elif isinstance(before, Invoice) and isinstance(after, Invoice):
             if change.action is not None:
@@ -153,13 +151,14 @@ class Engine:
         self.emit(effects)
         if isinstance(before, Payment) and isinstance(after, Payment) and before.status != after.status:
             telemetry.record("paykit.payment.transitions", provider=after.provider, status=after.status.value)
-            log.info(
-                "payment status changed",
-                payment_id=after.id,
-                provider=after.provider,
-                status_before=before.status.value,
-                status=after.status.value,
-            )
+            if log.isEnabledFor(logging.INFO):  # the event's values are not even read while INFO is off
+                log.info(
+                    "payment status changed",
+                    payment_id=after.id,
+                    provider=after.provider,
+                    status_before=before.status.value,
+                    status=after.status.value,
+                )
         await self.react([e for e in effects if isinstance(e, Reaction)])
 
     def emit(self, effects: Sequence[Effect]) -> None:
@@ -260,7 +259,8 @@ class Engine:
                 telemetry.record(
                     "paykit.provider.duration", seconds, provider=adapter.name, operation=operation, outcome="ok"
                 )
-                log.debug("provider call", provider=adapter.name, operation=operation, ms=round(seconds * 1000, 3))
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("provider call", provider=adapter.name, operation=operation, ms=round(seconds * 1000, 3))
                 return result
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -94,7 +94,6 @@ def payment_notifications(before: Payment, after: Payment, *, at: datetime) -> l
     if before.status == after.status:
         return []
     payload: dict[str, Any] = {
-        "payment_id": after.id,
         "status_before": before.status.value,
         "status": after.status.value,
         "amount": str(after.amount),
@@ -106,7 +105,8 @@ def payment_notifications(before: Payment, after: Payment, *, at: datetime) -> l
     elif after.status == PaymentStatus.FAILED:
         kinds.append(NotificationKind.PAYMENT_FAILED)
         payload["failure_code"] = after.failure_code
-    safe = redact(payload)
+    # paykit's own id (random hex) is no card number, even when 12 of its digits happen to be in a row.
+    safe = {"payment_id": after.id, **redact(payload)}
     return [
         notification(
             user_id=after.user_id,
@@ -119,6 +119,95 @@ def payment_notifications(before: Payment, after: Payment, *, at: datetime) -> l
         )
         for kind in kinds
     ]
+
+
+def payment_effects(
+    before: Payment,
+    after: Payment,
+    action: AuditAction | None,
+    *,
+    actor: str,
+    at: datetime,
+    payload: Mapping[str, Any] | None = None,
+) -> list[AuditEntry | Notification]:
+    """A payment write's audit entry (when ``action`` is set) and notifications, redacting each value once.
+
+    The same entries :func:`payment_audit` and :func:`payment_notifications` build, from one
+    redaction of the payment's own values (amount, provider, provider reference) and one of the change's payload.
+    """
+    changed = before.status != after.status
+    if action is None and not changed:
+        return []
+    own: dict[str, Any] = {
+        "amount": str(after.amount),
+        "provider": after.provider,
+        "provider_ref": after.provider_ref,
+    }
+    failed = changed and after.status == PaymentStatus.FAILED
+    if failed:
+        own["failure_code"] = after.failure_code
+    safe = redact(own)
+    out: list[AuditEntry | Notification] = []
+    if action is not None:
+        body = {"amount": safe["amount"], "provider": safe["provider"], "provider_ref": safe["provider_ref"]}
+        if payload:
+            body.update(redact(payload))
+        out.append(_payment_audit_entry(before, after, action, actor=actor, at=at, body=body))
+    if changed:
+        note: dict[str, Any] = {
+            "payment_id": after.id,  # paykit's own random id: never redacted (see payment_notifications)
+            "status_before": before.status.value,
+            "status": after.status.value,
+            "amount": safe["amount"],
+            "provider": safe["provider"],
+        }
+        if failed:
+            note["failure_code"] = safe["failure_code"]
+        out.extend(
+            notification(
+                user_id=after.user_id,
+                subject_id=after.id,
+                version=after.version,
+                kind=kind,
+                payload=note,
+                at=at,
+                redacted=True,
+            )
+            for kind in _status_kinds(after.status)
+        )
+    return out
+
+
+def _status_kinds(status: PaymentStatus) -> tuple[NotificationKind, ...]:
+    if status == PaymentStatus.SUCCEEDED:
+        return (NotificationKind.STATUS_CHANGED, NotificationKind.PAYMENT_SUCCEEDED)
+    if status == PaymentStatus.FAILED:
+        return (NotificationKind.STATUS_CHANGED, NotificationKind.PAYMENT_FAILED)
+    return (NotificationKind.STATUS_CHANGED,)
+
+
+def _payment_audit_entry(
+    before: Payment | None,
+    after: Payment,
+    action: AuditAction,
+    *,
+    actor: str,
+    at: datetime,
+    body: dict[str, Any],
+) -> AuditEntry:
+    return AuditEntry(
+        id=effect_id(after.id, after.version, action.value),
+        action=action,
+        subject_type="payment",
+        subject_id=after.id,
+        payment_id=after.id,
+        user_id=after.user_id,
+        actor=actor,
+        at=at,
+        status_before=before.status.value if before else None,
+        status_after=after.status.value,
+        payload=body,
+    )
 
 
 def invoice_audit(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from time import sleep
@@ -153,7 +154,8 @@ class _Payments(_Part):
             telemetry.mark(idempotent_replay=True, payment_id=payment.id)
             return self._ensure_registered(payment, actor=actor, return_url=return_url, cancel_url=cancel_url)
         telemetry.mark(payment_id=payment_id, provider=provider)
-        log.info("payment initializing", payment_id=payment_id, provider=provider, amount=str(amount))
+        if log.isEnabledFor(logging.INFO):
+            log.info("payment initializing", payment_id=payment_id, provider=provider, amount=str(amount))
         return self._register(fresh, actor=actor, return_url=return_url, cancel_url=cancel_url)
 
     def _ensure_registered(

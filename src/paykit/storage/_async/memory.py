@@ -77,10 +77,13 @@ class AsyncMemoryStorage:
 
     # -- effects ------------------------------------------------------------
     def _write_effects(self, effects: Sequence[Effect]) -> None:
-        self._append_audit([e for e in effects if isinstance(e, AuditEntry)])
-        self._insert_notifications([e for e in effects if isinstance(e, Notification)])
+        # One pass: each kind goes to its own table, so the order across kinds does not matter.
         for effect in effects:
-            if isinstance(effect, WebhookEventRecord):
+            if isinstance(effect, AuditEntry):
+                self._append_audit((effect,))
+            elif isinstance(effect, Notification):
+                self._notifications.setdefault(effect.id, effect)
+            elif isinstance(effect, WebhookEventRecord):
                 self._record_webhook_event(effect)
             elif isinstance(effect, Reaction):
                 self._reactions.setdefault(effect.id, effect)

@@ -1,0 +1,181 @@
+"""The webhook and lifecycle hot path: its shortcuts give exactly what the plain rules give."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from paykit import AuditAction, Money, Payment, PaymentService, PaymentStatus
+from paykit._decisions import effects as fx
+from paykit._money import CURRENCY_EXPONENTS, MAX_MINOR_UNITS
+from paykit._redact import _PAN_LIKE, REDACTED, redact
+from paykit._webhook_answers import json_answer
+from paykit.storage import MemoryStorage
+from paykit.testing import FakeProvider, capture_logs
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+PAN = "4242 4242 4242 4242"
+
+
+def _reference_mask(text: str) -> str:
+    """What redaction did to a string before its byte-level shortcuts."""
+    if len(text) - len(text.translate(str.maketrans("", "", "0123456789"))) < 12:
+        return text
+    return _PAN_LIKE.sub(REDACTED, text)
+
+
+class TestRedactionShortcuts:
+    """Strings and flat dicts take fast paths that must mask exactly what the regex masks."""
+
+    @given(st.text(alphabet="0123456789 -x.\u0663", max_size=48))
+    def test_strings_are_masked_as_by_the_regex(self, text: str) -> None:
+        assert _reference_mask(text) == redact(text)
+
+    @given(st.text(max_size=40))
+    def test_any_text_is_masked_as_by_the_regex(self, text: str) -> None:
+        assert _reference_mask(text) == redact(text)
+
+    @pytest.mark.parametrize(
+        "text",
+        [PAN, "4242-4242-4242-4242", "card 4242424242424242.", "1 2 3 4 5 6 7 8 9 0 1 2", "x" * 11 + "4" * 12],
+    )
+    def test_card_numbers_are_masked(self, text: str) -> None:
+        assert "4242" not in redact(text).replace("x", "")
+        assert REDACTED in redact(text)
+
+    @pytest.mark.parametrize("text", ["pay_9e7a4dcb5050fee1c73d5193", "pi_fake_000001", "12345678901", "12.50 USD"])
+    def test_ids_and_amounts_stay(self, text: str) -> None:
+        assert text == redact(text)
+
+    def test_flat_and_nested_dicts(self) -> None:
+        value: dict[Any, Any] = {
+            "client_secret": "pi_1_secret_x",
+            "note": f"card {PAN}",
+            "n": 3,
+            "ok": None,
+            7: "seven",
+            "nested": {"api_key": "sk_live_x", "items": [PAN, {"cvc": "123"}]},
+        }
+
+        assert {
+            "client_secret": REDACTED,
+            "note": f"card {REDACTED}",
+            "n": 3,
+            "ok": None,
+            "7": "seven",
+            "nested": {"api_key": REDACTED, "items": [REDACTED, {"cvc": REDACTED}]},
+        } == redact(value)
+
+
+class TestMoneyString:
+    """Money formats with integer arithmetic: the same digits Decimal formatting gives."""
+
+    @given(st.integers(-MAX_MINOR_UNITS, MAX_MINOR_UNITS), st.sampled_from(sorted(CURRENCY_EXPONENTS)))
+    def test_same_as_decimal(self, minor: int, currency: str) -> None:
+        money = Money(minor, currency)
+        exponent = CURRENCY_EXPONENTS[currency]
+
+        assert f"{Decimal(minor).scaleb(-exponent):.{exponent}f}" == money.to_decimal_string()
+
+    def test_lower_case_codes_are_still_normalized(self) -> None:
+        assert "USD" == Money(1, "usd").currency
+        assert "0.01 USD" == str(Money(1, " usd "))
+
+
+def _payment(status: PaymentStatus, **extra: Any) -> Payment:
+    fields: dict[str, Any] = {
+        "id": "pay_1",
+        "user_id": "u1",
+        "provider": "fake",
+        "amount": Money.of("12.50", "USD"),
+        "status": status,
+        "provider_ref": "pi_1",
+        "version": 1,
+        "created_at": NOW,
+        "updated_at": NOW,
+        **extra,
+    }
+    return Payment(**fields)
+
+
+class TestPaymentEffects:
+    """One redaction per change gives the entries payment_audit and payment_notifications give."""
+
+    @pytest.mark.parametrize(
+        ("before", "after", "action", "payload"),
+        [
+            (PaymentStatus.PENDING, PaymentStatus.SUCCEEDED, AuditAction.PAYMENT_STATUS_UPDATE, {"event_id": "evt_1"}),
+            (PaymentStatus.PENDING, PaymentStatus.FAILED, AuditAction.PAYMENT_STATUS_UPDATE, None),
+            (PaymentStatus.PENDING, PaymentStatus.PROCESSING, AuditAction.PAYMENT_CONFIRM, {"note": f"x {PAN}"}),
+            (PaymentStatus.SUCCEEDED, PaymentStatus.SUCCEEDED, AuditAction.PAYMENT_EVENT_IGNORED, {"amount": "1"}),
+            (PaymentStatus.PENDING, PaymentStatus.SUCCEEDED, None, None),
+            (PaymentStatus.PENDING, PaymentStatus.PENDING, None, None),
+            (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, AuditAction.PAYMENT_REFUND, {"secret": "s"}),
+        ],
+    )
+    def test_same_entries_as_the_separate_builders(
+        self,
+        before: PaymentStatus,
+        after: PaymentStatus,
+        action: AuditAction | None,
+        payload: dict[str, Any] | None,
+    ) -> None:
+        old = _payment(before)
+        new = _payment(after, version=2, failure_code=f"declined {PAN}", provider_ref=f"pi {PAN}")
+        expected: list[Any] = []
+        if action is not None:
+            expected.append(fx.payment_audit(old, new, action, actor="tester", at=NOW, payload=payload))
+        expected.extend(fx.payment_notifications(old, new, at=NOW))
+
+        made = fx.payment_effects(old, new, action, actor="tester", at=NOW, payload=payload)
+
+        assert expected == made
+        assert all(PAN not in repr(entry.payload) for entry in made)
+
+    def test_paykit_ids_are_never_masked(self) -> None:
+        """A random id with 12 digits in a row is paykit's own, not a card number (it used to be masked)."""
+        pid = "pay_3672dce990121712113f3794"
+        old, new = _payment(PaymentStatus.PENDING, id=pid), _payment(PaymentStatus.SUCCEEDED, id=pid, version=2)
+
+        for made in (fx.payment_effects(old, new, None, actor="t", at=NOW), fx.payment_notifications(old, new, at=NOW)):
+            assert [pid, pid] == [entry.payload["payment_id"] for entry in made]
+
+    def test_notifications_do_not_share_a_payload(self) -> None:
+        made = fx.payment_effects(
+            _payment(PaymentStatus.PENDING), _payment(PaymentStatus.SUCCEEDED, version=2), None, actor="t", at=NOW
+        )
+
+        assert 2 == len(made)
+        assert made[0].payload is not made[1].payload
+
+
+class TestAnswers:
+    def test_constant_bodies_are_reused_and_extras_are_not(self) -> None:
+        first, again = json_answer(200, "applied"), json_answer(200, "applied")
+        extra = json_answer(400, "rejected", reason="x")
+
+        assert b'{"outcome": "applied"}' == first.body == again.body
+        assert first.headers is not again.headers
+        assert b'{"outcome": "rejected", "reason": "x"}' == extra.body
+        assert {"content-type": "application/json", "retry-after": "30"} == json_answer(503, "unavailable").headers
+
+
+class TestLazyLogEvents:
+    """Log events on the hot path are built only when their level is on, and still arrive when it is."""
+
+    def test_status_change_logged_when_info_is_on(self) -> None:
+        service = PaymentService(storage=MemoryStorage(), providers=[FakeProvider()])
+        with capture_logs(level=logging.DEBUG) as events:
+            payment = service.initialize_payment(user_id="u1", amount=Money.of("5.00", "USD"), provider="fake")
+            service.confirm_payment(payment.id)
+
+        names = [event["event"] for event in events]
+        assert "payment initializing" in names
+        assert "payment status changed" in names
+        assert "provider call" in names
