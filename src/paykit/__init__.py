@@ -29,7 +29,10 @@ from ._errors import (
 from ._models import (
     AuditAction,
     AuditEntry,
+    Dunning,
     EventKind,
+    Installment,
+    InstallmentPlan,
     Invoice,
     InvoiceStatus,
     LineItem,
@@ -37,14 +40,16 @@ from ._models import (
     NotificationKind,
     Payment,
     PaymentMethod,
+    Plan,
     Refund,
     RefundStatus,
+    Subscription,
     WebhookEvent,
 )
 from ._money import CURRENCY_EXPONENTS, Money, currency_exponent
-from ._results import Explanation, TimelineEntry
+from ._results import BillingReport, Explanation, TimelineEntry
 from ._service import HealthReport, MetricsReport, Page, PaymentService, ReconcileReport, WebhookOutcome
-from ._status import PaymentStatus, can_transition
+from ._status import PaymentStatus, SubscriptionStatus, can_transition
 from .audit import AsyncAuditHook, AuditHook, redact
 from .notify import AsyncNotifier, CallbackNotifier, DispatchReport, LoggingNotifier, Notifier
 
@@ -63,15 +68,19 @@ __all__ = [
     "AuditEntry",
     "AuditHook",
     "AuthenticationError",
+    "BillingReport",
     "CallbackNotifier",
     "ConfigurationError",
     "CurrencyMismatchError",
     "DispatchReport",
+    "Dunning",
     "DuplicateRecordError",
     "EventKind",
     "Explanation",
     "HealthReport",
     "IdempotencyConflictError",
+    "Installment",
+    "InstallmentPlan",
     "InvalidRequestError",
     "InvalidStateError",
     "Invoice",
@@ -92,6 +101,7 @@ __all__ = [
     "PaymentMethod",
     "PaymentService",
     "PaymentStatus",
+    "Plan",
     "ProviderError",
     "ProviderRequestError",
     "ProviderUnavailableError",
@@ -99,6 +109,8 @@ __all__ = [
     "Refund",
     "RefundStatus",
     "StorageError",
+    "Subscription",
+    "SubscriptionStatus",
     "TimelineEntry",
     "WebhookEvent",
     "WebhookOutcome",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-__all__ = ["PaymentStatus", "can_transition", "is_final", "predecessors"]
+__all__ = ["PaymentStatus", "SubscriptionStatus", "can_bill_transition", "can_transition", "is_final", "predecessors"]
 
 
 class PaymentStatus(StrEnum):
@@ -59,3 +59,45 @@ def is_final(status: PaymentStatus) -> bool:
 def predecessors(target: PaymentStatus) -> frozenset[PaymentStatus]:
     """Every status from which ``target`` may be reached in one step."""
     return frozenset(s for s, nexts in _TRANSITIONS.items() if target in nexts)
+
+
+class SubscriptionStatus(StrEnum):
+    """Where a subscription or an installment plan stands. Values are stable strings."""
+
+    TRIALING = "trialing"
+    """In its free trial: nothing is charged before the trial ends."""
+    ACTIVE = "active"
+    """Paid up; the next period is charged when it starts."""
+    PAST_DUE = "past_due"
+    """A charge failed (or needs the customer): retries follow the dunning schedule."""
+    PAUSED = "paused"
+    """Not charged until resumed; periods that pass while paused are not charged."""
+    CANCELED = "canceled"
+    """Ended: by a request, or after the last retry when the schedule ends in cancellation."""
+    UNPAID = "unpaid"
+    """Every retry failed and the schedule ends in ``unpaid``: kept, no longer charged."""
+    COMPLETED = "completed"
+    """An installment plan whose installments are all paid (installment plans only)."""
+
+
+_B = SubscriptionStatus
+
+# Where subscriptions and installment plans may go. CANCELED, UNPAID and COMPLETED are final:
+# a customer who comes back after ``unpaid`` starts a new subscription.
+_BILLING_TRANSITIONS: Final[dict[SubscriptionStatus, frozenset[SubscriptionStatus]]] = {
+    _B.TRIALING: frozenset({_B.ACTIVE, _B.PAST_DUE, _B.PAUSED, _B.CANCELED, _B.UNPAID}),
+    _B.ACTIVE: frozenset({_B.PAST_DUE, _B.PAUSED, _B.CANCELED, _B.UNPAID, _B.COMPLETED}),
+    _B.PAST_DUE: frozenset({_B.ACTIVE, _B.PAUSED, _B.CANCELED, _B.UNPAID, _B.COMPLETED}),
+    _B.PAUSED: frozenset({_B.ACTIVE, _B.PAST_DUE, _B.CANCELED}),
+    _B.CANCELED: frozenset(),
+    _B.UNPAID: frozenset(),
+    _B.COMPLETED: frozenset(),
+}
+
+BILLING_FINAL_STATUSES: Final = frozenset({_B.CANCELED, _B.UNPAID, _B.COMPLETED})
+"""Subscription and installment plan statuses that are never left."""
+
+
+def can_bill_transition(current: SubscriptionStatus, target: SubscriptionStatus) -> bool:
+    """Whether a subscription or installment plan in ``current`` may move to ``target``."""
+    return target in _BILLING_TRANSITIONS[current]

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Final, TypeVar
 
 from .. import _telemetry as telemetry
+from .._decisions import billing as db
 from .._decisions import effects as fx
 from .._decisions.change import Change
 from .._errors import (
@@ -27,7 +28,7 @@ from .._errors import (
     StorageError,
 )
 from .._log import get_logger
-from .._models import AuditEntry, Invoice, Payment, PaymentMethod
+from .._models import AuditEntry, InstallmentPlan, Invoice, Payment, PaymentMethod, Subscription
 from ..audit import _AsyncHookRunner
 from ..providers._async.base import AsyncProvider
 from ..storage._async.protocol import AsyncStorage
@@ -40,7 +41,7 @@ log = get_logger(__name__)
 _CAS_ATTEMPTS: Final = 200
 _READ_RETRIES: Final = 2
 
-_R = TypeVar("_R", Payment, Invoice, PaymentMethod)
+_R = TypeVar("_R", Payment, Invoice, PaymentMethod, Subscription, InstallmentPlan, Subscription | InstallmentPlan)
 _T = TypeVar("_T")
 
 
@@ -132,6 +133,9 @@ class Engine:
                 effects.append(fx.invoice_audit(before, after, change.action, actor=actor, at=at))
         elif isinstance(after, PaymentMethod) and change.action is not None:
             effects.append(fx.method_audit(after, change.action, actor=actor))
+        elif isinstance(after, Subscription | InstallmentPlan) and change.action is not None:
+            payload = dict(change.payload) if change.payload else None
+            effects.append(db.billing_audit(before, after, change.action, actor=actor, at=at, payload=payload))
         effects.extend(change.effects)
         return effects
 
@@ -140,6 +144,8 @@ class Engine:
             return await self.storage.update_payment(after, expected_version=expected, effects=effects)
         if isinstance(after, Invoice):
             return await self.storage.update_invoice(after, expected_version=expected, effects=effects)
+        if isinstance(after, Subscription | InstallmentPlan):
+            return await self.storage.update_billing(after, expected_version=expected, effects=effects)
         return await self.storage.update_payment_method(after, expected_version=expected, effects=effects)
 
     async def _written(self, before: _R, after: _R, effects: Sequence[Effect]) -> None:
@@ -258,9 +264,17 @@ class Engine:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-_NAMES: Final[dict[type, str]] = {Payment: "payment", Invoice: "invoice", PaymentMethod: "payment method"}
+_NAMES: Final[dict[type, str]] = {
+    Payment: "payment",
+    Invoice: "invoice",
+    PaymentMethod: "payment method",
+    Subscription: "subscription",
+    InstallmentPlan: "installment plan",
+}
 _GETTERS: Final[dict[type, Callable[[AsyncStorage, str], Awaitable[object]]]] = {
     Payment: lambda storage, record_id: storage.get_payment(record_id),
     Invoice: lambda storage, record_id: storage.get_invoice(record_id),
     PaymentMethod: lambda storage, record_id: storage.get_payment_method(record_id),
+    Subscription: lambda storage, record_id: storage.get_billing(record_id),
+    InstallmentPlan: lambda storage, record_id: storage.get_billing(record_id),
 }

@@ -13,10 +13,12 @@ from ..notify import AsyncNotificationDispatcher, AsyncNotifier, Notifier
 from ..providers._async.base import AsyncProvider
 from ..storage._async.protocol import AsyncStorage
 from .engine import Engine
+from .installments import _Installments
 from .invoices import _Invoices
 from .methods import _Methods
 from .ops import _Ops
 from .reconcile import _Reconcile
+from .subscriptions import _Subscriptions
 
 __all__ = ["AsyncPaymentService"]
 
@@ -25,8 +27,8 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops):
-    """Drives payments, refunds, invoices and saved methods through providers.
+class AsyncPaymentService(_Subscriptions, _Installments, _Reconcile, _Invoices, _Methods, _Ops):
+    """Drives payments, refunds, invoices, saved methods, subscriptions and installments through providers.
 
     Args:
         storage: Where everything is kept (``AsyncMemoryStorage()``, ``AsyncMongoStorage(...)``).
@@ -64,6 +66,8 @@ class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops):
             storage=storage, providers=by_name, clock=clock, actor=actor, hooks=_AsyncHookRunner(audit_hooks)
         )
         self._engine.reactors[fx.INVOICE_PAID] = self._react_invoice_paid
+        self._engine.reactors[fx.BILLING_PAID] = self._react_billing
+        self._engine.reactors[fx.BILLING_FAILED] = self._react_billing
         self._invoice_prefix = invoice_prefix
         self._dispatcher = AsyncNotificationDispatcher(storage, notifiers, clock=clock, timeout=notifier_timeout)
 

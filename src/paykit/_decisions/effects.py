@@ -189,9 +189,16 @@ def refund_failed_notification(payment: Payment, refund: Refund, *, at: datetime
 
 
 def payment_reactions(before: Payment, after: Payment, *, at: datetime) -> list[Reaction]:
-    """What a payment write asks of other records: its invoice is paid when it succeeds."""
-    if after.invoice_id is None or after.status != PaymentStatus.SUCCEEDED or before.status == after.status:
+    """What a payment write asks of other records: its invoice is paid when it succeeds.
+
+    A payment of a subscription or installment plan period also moves its record:
+    forward when it succeeds, to the next dunning step when it fails or is canceled.
+    """
+    if before.status == after.status:
         return []
+    reactions = billing_reactions(after, at=at)
+    if after.invoice_id is None or after.status != PaymentStatus.SUCCEEDED:
+        return reactions
     return [
         Reaction(
             id=f"{after.id}:invoice_paid",
@@ -199,9 +206,30 @@ def payment_reactions(before: Payment, after: Payment, *, at: datetime) -> list[
             target_id=after.invoice_id,
             payment_id=after.id,
             created_at=at,
-        )
+        ),
+        *reactions,
+    ]
+
+
+def billing_reactions(after: Payment, *, at: datetime) -> list[Reaction]:
+    """The reaction a period payment that reached an outcome asks of its subscription or installment plan."""
+    if after.billing_id is None:
+        return []
+    if after.status == PaymentStatus.SUCCEEDED:
+        kind = BILLING_PAID
+    elif after.status in (PaymentStatus.FAILED, PaymentStatus.CANCELED):
+        kind = BILLING_FAILED
+    else:
+        return []
+    return [
+        Reaction(id=f"{after.id}:{kind}", kind=kind, target_id=after.billing_id, payment_id=after.id, created_at=at)
     ]
 
 
 INVOICE_PAID = "invoice_paid"
 """The reaction that marks an invoice paid by its payment."""
+
+BILLING_PAID = "billing_paid"
+"""The reaction that moves a subscription or installment plan past the period its payment paid."""
+BILLING_FAILED = "billing_failed"
+"""The reaction that moves a subscription or installment plan to its next dunning step."""

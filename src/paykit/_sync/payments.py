@@ -54,6 +54,8 @@ class _Payments(_Part):
         cancel_url: str | None = None,
         actor: str | None = None,
         invoice_id: str | None = None,
+        billing_id: str | None = None,
+        off_session: bool = False,
     ) -> Payment:
         """Create a payment and register it with its provider.
 
@@ -76,6 +78,10 @@ class _Payments(_Part):
             cancel_url: Where they send a payer who cancels.
             actor: Who to attribute the operation to in the audit trail.
             invoice_id: The invoice this payment settles (set by :meth:`pay_invoice`).
+            billing_id: The subscription or installment plan whose period this payment pays
+                (set by the billing tick).
+            off_session: Charge the saved ``payment_method`` now, without the customer
+                (providers whose capabilities declare ``off_session``).
 
         Returns:
             The payment, with ``client_secret`` or ``redirect_url`` when the payer must act.
@@ -99,6 +105,8 @@ class _Payments(_Part):
         if currencies is not None and amount.currency not in currencies:
             raise InvalidRequestError(f"provider {provider!r} does not take {amount.currency}")
         adapter.check_amount(amount)
+        if off_session and (not adapter.capabilities.off_session or payment_method is None):
+            raise InvalidRequestError(f"provider {provider!r} cannot charge without the customer here")
         d.check_text(description, "description")
         meta = d.check_metadata(metadata)
         method_ref = self._resolve_method(user_id, provider, payment_method)
@@ -114,6 +122,8 @@ class _Payments(_Part):
             "cancel_url": cancel_url,
             "invoice_id": invoice_id,
         }
+        if billing_id is not None:
+            params.update(billing_id=billing_id, off_session=off_session)
         # A fingerprint only tells a keyed replay from a conflict: without a key none is needed.
         fp = d.fingerprint(**params) if key else ""
         payment_id = d.keyed_id("pay", "payment", key) if key else d.new_id("pay")
@@ -128,6 +138,8 @@ class _Payments(_Part):
             metadata=meta,
             payment_method_ref=method_ref,
             invoice_id=invoice_id,
+            billing_id=billing_id,
+            off_session=off_session,
             idempotency_key=key,
             request_fingerprint=fp,
             call_lease_until=now + dp.CALL_LEASE,
@@ -193,6 +205,7 @@ class _Payments(_Part):
             customer_ref=self._customer_ref(adapter, payment),
             return_url=return_url,
             cancel_url=cancel_url,
+            off_session=payment.off_session,
         )
         try:
             result = self._engine.call_provider(

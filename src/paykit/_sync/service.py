@@ -13,10 +13,12 @@ from ..notify import NotificationDispatcher, Notifier
 from ..providers._sync.base import Provider
 from ..storage._sync.protocol import Storage
 from .engine import Engine
+from .installments import _Installments
 from .invoices import _Invoices
 from .methods import _Methods
 from .ops import _Ops
 from .reconcile import _Reconcile
+from .subscriptions import _Subscriptions
 
 __all__ = ["PaymentService"]
 
@@ -25,8 +27,8 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class PaymentService(_Reconcile, _Invoices, _Methods, _Ops):
-    """Drives payments, refunds, invoices and saved methods through providers.
+class PaymentService(_Subscriptions, _Installments, _Reconcile, _Invoices, _Methods, _Ops):
+    """Drives payments, refunds, invoices, saved methods, subscriptions and installments through providers.
 
     Args:
         storage: Where everything is kept (``MemoryStorage()``, ``MongoStorage(...)``).
@@ -64,6 +66,8 @@ class PaymentService(_Reconcile, _Invoices, _Methods, _Ops):
             storage=storage, providers=by_name, clock=clock, actor=actor, hooks=_HookRunner(audit_hooks)
         )
         self._engine.reactors[fx.INVOICE_PAID] = self._react_invoice_paid
+        self._engine.reactors[fx.BILLING_PAID] = self._react_billing
+        self._engine.reactors[fx.BILLING_FAILED] = self._react_billing
         self._invoice_prefix = invoice_prefix
         self._dispatcher = NotificationDispatcher(storage, notifiers, clock=clock, timeout=notifier_timeout)
 

@@ -24,7 +24,7 @@ from pymongo.errors import ConfigurationError as MongoConfigurationError
 
 from .._errors import ConfigurationError, DuplicateRecordError, StorageError
 from .._log import get_logger
-from .._models import AuditEntry, Payment, Refund
+from .._models import AuditEntry, InstallmentPlan, Payment, Refund, Subscription
 from .._status import SETTLED_STATUSES, PaymentStatus
 from ._base import Effect, KeyClaim, PaymentStats, Reaction, WebhookEventRecord
 
@@ -43,7 +43,7 @@ SEQ: Final = "_seq"
 KEYS: Final = "_keys"
 
 # Every collection whose documents may carry an effects outbox.
-OUTBOX_COLLECTIONS: Final = ("payments", "refunds", "invoices", "payment_methods")
+OUTBOX_COLLECTIONS: Final = ("payments", "refunds", "invoices", "payment_methods", "billing")
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {
     "payments": [
@@ -81,6 +81,13 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     ],
     "payment_methods": [
         IndexModel([("user_id", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)], name="user_created"),
+        IndexModel([(f"{OUTBOX}._id", ASCENDING)], name="outbox_pending", sparse=True),
+    ],
+    "billing": [
+        # bill_due(): records due now, earliest first; records with no due date sort first and are skipped.
+        IndexModel([("due_at", ASCENDING), ("_id", ASCENDING)], name="due"),
+        IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="user_created"),
+        IndexModel([("kind", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="kind_created"),
         IndexModel([(f"{OUTBOX}._id", ASCENDING)], name="outbox_pending", sparse=True),
     ],
     "customers": [
@@ -353,3 +360,9 @@ STATS_PIPELINE: Final[list[Doc]] = [
     },
 ]
 """payment_stats(): one ``$group`` per (status, currency) does the sums on the server."""
+
+
+def billing_record(doc: Mapping[str, Any]) -> Subscription | InstallmentPlan:
+    """The subscription or installment plan a ``billing`` document holds (by its ``kind``)."""
+    model: type[Subscription | InstallmentPlan] = Subscription if doc.get("kind") == "subscription" else InstallmentPlan
+    return load_required(model, doc)
