@@ -93,7 +93,7 @@ class _Subscriptions(_Billing, _Part):
             "plan": plan,
             "provider": provider,
             "payment_method": payment_method,
-            "start": begin.isoformat(),
+            "start": start.isoformat() if start else None,
             "dunning": dunning,
             "description": description,
             "metadata": meta,

@@ -81,7 +81,7 @@ class _Installments(_Billing, _Part):
             "payment_method": payment_method,
             "interval": interval,
             "interval_count": interval_count,
-            "first_due": begin.isoformat(),
+            "first_due": first_due.isoformat() if first_due else None,
             "dunning": dunning,
             "description": description,
             "metadata": meta,
