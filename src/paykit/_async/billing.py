@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime
 
 from .. import _telemetry as telemetry
@@ -46,6 +47,11 @@ log = get_logger(__name__)
 
 _ACTOR = "billing"
 Billed = Subscription | InstallmentPlan
+_IN_HAND: ContextVar[Billed | None] = ContextVar("paykit_billing_in_hand", default=None)
+"""The record a tick is charging: its payment's reaction starts from it instead of reading it again.
+
+A context variable, so concurrent ticks (threads or tasks) never see each other's; a copy that
+went stale only costs the compare-and-set a reload."""
 
 
 class _Billing(_Invoices, _Part):
@@ -114,6 +120,7 @@ class _Billing(_Invoices, _Part):
         invoice = await self._period_invoice(record)
         started = self._engine.now()
         payment_id = db.current_payment_id(record)
+        in_hand = _IN_HAND.set(record)
         try:
             payment = await self.initialize_payment(
                 user_id=record.user_id,
@@ -135,6 +142,8 @@ class _Billing(_Invoices, _Part):
         except IdempotencyConflictError:
             # The customer already started this attempt's payment (pay_subscription): follow it.
             payment = await self._ensure_registered(await self._load(payment_id), actor=_ACTOR)
+        finally:
+            _IN_HAND.reset(in_hand)
         await self._after_charge(record, payment, token, started, report)
 
     async def _after_charge(
@@ -195,8 +204,11 @@ class _Billing(_Invoices, _Part):
 
     async def _react_billing(self, reaction: Reaction) -> None:
         """The reactor of ``billing_paid`` and ``billing_failed``: the record follows its payment, once."""
+        held = _IN_HAND.get()
         try:
-            record = await self._billing(reaction.target_id)
+            record = (
+                held if held is not None and held.id == reaction.target_id else await self._billing(reaction.target_id)
+            )
         except NotFoundError:
             log.warning("a period payment names a missing record", payment_id=reaction.payment_id)
             return
