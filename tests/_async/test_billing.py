@@ -408,6 +408,23 @@ class TestInstallments:
         )
         assert [c.amount for c in fake.calls_to("create_payment")] == [Money.of("250", "JPY"), Money.of("750", "JPY")]
 
+    async def test_pay_off_while_past_due(self, svc: AsyncPaymentService, fake: AsyncFakeProvider) -> None:
+        """The past-due installment's invoice is voided; the pay-off's own invoice carries the whole rest."""
+        plan = await svc.create_installment_plan(
+            user_id="u1", total=Money.of("30.00", "USD"), count=3, provider="fake", payment_method="pm_card_visa"
+        )
+        fake.fail_next("decline")
+        await svc.bill_due()
+        failed = (await svc.list_payments(user_id="u1")).items[0]
+        plan = await svc.pay_off_installment_plan(plan.id)
+        assert (plan.status, plan.amount_paid) == (SubscriptionStatus.COMPLETED, Money.of("30.00", "USD"))
+        paid = await svc.get_payment(plan.last_payment_id or "")
+        assert (paid.amount, (await svc.get_invoice(paid.invoice_id or "")).status) == (
+            Money.of("30.00", "USD"),
+            InvoiceStatus.PAID,
+        )
+        assert (await svc.get_invoice(failed.invoice_id or "")).status == InvoiceStatus.VOID
+
     async def test_cancel_and_dunning(self, svc: AsyncPaymentService, fake: AsyncFakeProvider) -> None:
         plan = await svc.create_installment_plan(
             user_id="u1", total=Money.of("10.00", "USD"), count=2, provider="fake", payment_method="pm_card_visa"

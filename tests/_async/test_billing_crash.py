@@ -93,7 +93,7 @@ async def scenario(service: AsyncPaymentService) -> str:
 async def outcome(service: AsyncPaymentService, fake: AsyncFakeProvider, sub_id: str) -> tuple[Any, ...]:
     sub = await service.get_subscription(sub_id)
     payments = (await service.list_payments(user_id="u1")).items
-    invoice = await service.get_invoice(keyed_id("inv", "invoice", f"billing:{sub_id}:0"))
+    invoice = await service.get_invoice(keyed_id("inv", "invoice", f"billing:{sub_id}:0:12500"))
     charged = Counter(s.payment_id for s in fake._payments.values() if s.status == PaymentStatus.SUCCEEDED)
     notes = Counter((n.kind.value, n.subject_id) for n in await service.list_notifications("u1", limit=500))
     payment_audit = []

@@ -394,6 +394,23 @@ class TestInstallments:
         )
         assert [c.amount for c in fake.calls_to("create_payment")] == [Money.of("250", "JPY"), Money.of("750", "JPY")]
 
+    def test_pay_off_while_past_due(self, svc: PaymentService, fake: FakeProvider) -> None:
+        """The past-due installment's invoice is voided; the pay-off's own invoice carries the whole rest."""
+        plan = svc.create_installment_plan(
+            user_id="u1", total=Money.of("30.00", "USD"), count=3, provider="fake", payment_method="pm_card_visa"
+        )
+        fake.fail_next("decline")
+        svc.bill_due()
+        failed = svc.list_payments(user_id="u1").items[0]
+        plan = svc.pay_off_installment_plan(plan.id)
+        assert (plan.status, plan.amount_paid) == (SubscriptionStatus.COMPLETED, Money.of("30.00", "USD"))
+        paid = svc.get_payment(plan.last_payment_id or "")
+        assert (paid.amount, svc.get_invoice(paid.invoice_id or "").status) == (
+            Money.of("30.00", "USD"),
+            InvoiceStatus.PAID,
+        )
+        assert svc.get_invoice(failed.invoice_id or "").status == InvoiceStatus.VOID
+
     def test_cancel_and_dunning(self, svc: PaymentService, fake: FakeProvider) -> None:
         plan = svc.create_installment_plan(
             user_id="u1", total=Money.of("10.00", "USD"), count=2, provider="fake", payment_method="pm_card_visa"

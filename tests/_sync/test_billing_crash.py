@@ -91,7 +91,7 @@ def scenario(service: PaymentService) -> str:
 def outcome(service: PaymentService, fake: FakeProvider, sub_id: str) -> tuple[Any, ...]:
     sub = service.get_subscription(sub_id)
     payments = service.list_payments(user_id="u1").items
-    invoice = service.get_invoice(keyed_id("inv", "invoice", f"billing:{sub_id}:0"))
+    invoice = service.get_invoice(keyed_id("inv", "invoice", f"billing:{sub_id}:0:12500"))
     charged = Counter(s.payment_id for s in fake._payments.values() if s.status == PaymentStatus.SUCCEEDED)
     notes = Counter((n.kind.value, n.subject_id) for n in service.list_notifications("u1", limit=500))
     payment_audit = []

@@ -182,6 +182,11 @@ def next_due(record: Billed, now: datetime) -> datetime | None:
     return record.renews_at
 
 
+def invoice_key(record: Billed) -> str:
+    """The key of the current period's invoice: one per period and amount (a pay-off is a new amount)."""
+    return f"billing:{record.id}:{record.period}:{charge_amount(record).minor_units}"
+
+
 def line_description(record: Billed) -> str:
     """The invoice line of the record's current period or installment."""
     if isinstance(record, Subscription):
@@ -391,8 +396,10 @@ def change_plan(current: Subscription, plan: Plan) -> Change:
         raise InvalidStateError(f"cannot change the plan of a subscription that is {current.status.value}")
     if plan.amount.currency != current.plan.amount.currency:
         raise InvalidRequestError(f"the new plan must be in {current.plan.amount.currency}")
-    if current.payment_id is not None:
-        raise InvalidStateError("a payment for the next period is under way; change the plan after it settles")
+    if current.payment_id is not None or current.attempt > 0:
+        raise InvalidStateError(
+            "a payment for the next period is under way or past due; change the plan after it settles"
+        )
     if (current.next_plan or current.plan) == plan:
         return skip("duplicate")
     return Change(
@@ -415,7 +422,7 @@ def pay_off(current: InstallmentPlan, *, now: datetime) -> Change:
     merged = Installment(number=unpaid[0].number, amount=rest, due_at=now)
     items = (*current.installments[: current.period], merged)
     return Change(
-        {"installments": items, "renews_at": now, "due_at": now, "attempt": 0},
+        {"installments": items, "renews_at": now, "due_at": now},
         action=AuditAction.INSTALLMENT_PLAN_PAY_OFF,
         payload={"amount": str(rest)},
     )

@@ -268,7 +268,7 @@ class _Billing(_Invoices, _Part):
     def _period_invoice(self, record: Billed) -> Invoice:
         """The OPEN invoice of the record's current period, created once (its id is derived)."""
         storage = self._engine.storage
-        invoice_id = d.keyed_id("inv", "invoice", f"billing:{record.id}:{record.period}")
+        invoice_id = d.keyed_id("inv", "invoice", db.invoice_key(record))
         existing = storage.get_invoice(invoice_id)
         if existing is not None:
             return existing

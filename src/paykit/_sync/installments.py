@@ -9,8 +9,8 @@ from datetime import datetime
 from .. import _telemetry as telemetry
 from .._decisions import billing as db
 from .._decisions import common as d
-from .._errors import DuplicateRecordError, InvalidRequestError
-from .._models import AuditAction, Dunning, Installment, InstallmentPlan, Interval
+from .._errors import DuplicateRecordError, InvalidRequestError, InvalidStateError
+from .._models import AuditAction, Dunning, Installment, InstallmentPlan, Interval, InvoiceStatus
 from .._money import Money
 from ._part import _Part
 from .billing import _Billing
@@ -167,7 +167,14 @@ class _Installments(_Billing, _Part):
             InvalidStateError: The plan ended, or an installment payment is under way.
         """
         plan = self.get_installment_plan(plan_id)
+        if self._engine.storage.get_payment(db.current_payment_id(plan)) is not None:
+            raise InvalidStateError("an installment payment is under way; pay off after it settles")
+        superseded = d.keyed_id("inv", "invoice", db.invoice_key(plan))
         now = self._engine.now()
         plan = self._engine.transact(plan, lambda c: db.pay_off(c, now=now), actor=self._actor(actor))[0]
+        old = self._engine.storage.get_invoice(superseded)
+        if old is not None and old.status == InvoiceStatus.OPEN and old.payment_id is None:
+            # A past-due installment's invoice: the pay-off's own invoice replaces it.
+            self.void_invoice(old.id, actor=actor)
         self._bill_one(plan)
         return self.get_installment_plan(plan_id)
