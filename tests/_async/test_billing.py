@@ -9,6 +9,7 @@ are in tests/test_billing_concurrency.py.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from paykit import (
     InvalidStateError,
     InvoiceStatus,
     Money,
+    NotFoundError,
     NotificationKind,
     PaymentStatus,
     Plan,
@@ -439,6 +441,53 @@ class TestInstallments:
             await svc.pay_off_installment_plan(plan.id)
         assert [p.id for p in await svc.list_installment_plans(user_id="u1")] == [plan.id]
         assert isinstance(plan, InstallmentPlan)
+
+
+class TestBadInput:
+    """Bad input is a typed PaykitError, and nothing is stored."""
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            {"count": 0},
+            {"count": 121},
+            {"total": Money.of("0.02", "USD"), "count": 3},
+            {"interval": "fortnight"},
+            {"interval_count": 0},
+            {"first_due": datetime(2027, 1, 1)},
+            {"provider": "nope"},
+        ],
+    )
+    async def test_installment_plans(self, svc: AsyncPaymentService, bad: dict[str, Any]) -> None:
+        values: dict[str, Any] = {"user_id": "u1", "total": Money.of("10.00", "USD"), "count": 3, "provider": "fake"}
+        with pytest.raises(InvalidRequestError):
+            await svc.create_installment_plan(**{**values, **bad})
+        assert await svc.list_installment_plans() == []
+
+    @pytest.mark.parametrize("limit", [0, 1001, True])
+    async def test_bill_due_limit(self, svc: AsyncPaymentService, limit: int) -> None:
+        with pytest.raises(InvalidRequestError):
+            await svc.bill_due(limit=limit)
+
+    async def test_unknown_ids(self, svc: AsyncPaymentService) -> None:
+        plan = await svc.create_installment_plan(user_id="u1", total=Money.of("10.00", "USD"), count=2, provider="fake")
+        with pytest.raises(NotFoundError):
+            await svc.get_subscription(plan.id)  # an installment plan is not a subscription
+        with pytest.raises(NotFoundError):
+            await svc.cancel_subscription("sub_missing")
+
+    async def test_notifications_carry_no_secret(self, svc: AsyncPaymentService, fake: AsyncFakeProvider) -> None:
+        """The customer-present link goes out; the payment's client secret never does."""
+        fake.capabilities = replace(fake.capabilities, off_session=False)
+        sub = await subscribe(svc)
+        await svc.bill_due()
+        payment = await svc.get_payment((await svc.get_subscription(sub.id)).payment_id or "")
+        secret = payment.client_secret.get_secret_value() if payment.client_secret else "unset"
+        notes = await svc.list_notifications("u1", limit=50)
+        assert notes
+        assert secret not in repr([n.payload for n in notes])
+        trail = await svc.audit_trail(sub.id)
+        assert secret not in repr([e.payload for e in trail])
 
 
 class TestConcurrentTicks:
