@@ -317,6 +317,27 @@ class TestDunning:
         clock.advance(days=1)
         assert svc.bill_due().claimed == 0  # the retry is off: nothing is outstanding
 
+    def test_a_deleted_card_enters_dunning_until_a_new_one_is_set(
+        self, svc: PaymentService, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        card = svc.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa")
+        sub = subscribe(svc, payment_method=card.id)
+        svc.delete_payment_method("u1", card.id)
+        assert svc.bill_due().failed == 1
+        sub = svc.get_subscription(sub.id)
+        assert (sub.status, sub.attempt) == (SubscriptionStatus.PAST_DUE, 1)
+        assert not fake.calls_to("create_payment")
+        assert "payment_failed" in kinds(svc, sub.id)
+
+        new = svc.save_payment_method(user_id="u1", provider="fake", token="pm_card_mastercard")
+        sub = svc.change_subscription_payment_method(sub.id, new.id)
+        assert AuditAction.SUBSCRIPTION_CHANGE_METHOD in [e.action for e in svc.audit_trail(sub.id)]
+        clock.advance(days=1)
+        assert svc.bill_due().paid == 1
+        assert svc.get_subscription(sub.id).status == SubscriptionStatus.ACTIVE
+        with pytest.raises(InvalidRequestError):
+            svc.change_subscription_payment_method(sub.id, card.id)  # deleted
+
 
 class TestCustomerPresent:
     """A provider without off-session charges: each period waits for the customer, with the same dunning."""

@@ -383,7 +383,7 @@ def resume(current: Subscription, *, now: datetime) -> Change:
     period = current.period
     while period_bounds(current, period)[0] < now and period < current.period + 100_000:
         period += 1
-    # Re-anchor on the new period: past periods are skipped, and the plan keeps its anchor day.
+    # Periods that started while paused are skipped; the calendar keeps its anchor day.
     start = period_bounds(current, period)[0]
     updates.update(status=S.ACTIVE, period=period, renews_at=start)
     updates["due_at"] = next_due(_copy(current, **updates), now)
@@ -407,6 +407,15 @@ def change_plan(current: Subscription, plan: Plan) -> Change:
         action=AuditAction.SUBSCRIPTION_CHANGE_PLAN,
         payload={"amount": str(plan.amount), "interval": plan.interval, "interval_count": plan.interval_count},
     )
+
+
+def change_method(current: Subscription, payment_method: str | None) -> Change:
+    """Charge later periods and retries to ``payment_method``; the same method again is a no-op."""
+    if current.status in BILLING_FINAL_STATUSES:
+        raise InvalidStateError(f"cannot change the payment method of a subscription that is {current.status.value}")
+    if current.payment_method == payment_method:
+        return skip("duplicate")
+    return Change({"payment_method": payment_method}, action=AuditAction.SUBSCRIPTION_CHANGE_METHOD)
 
 
 def pay_off(current: InstallmentPlan, *, now: datetime) -> Change:

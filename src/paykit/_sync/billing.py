@@ -142,6 +142,18 @@ class _Billing(_Invoices, _Part):
         except IdempotencyConflictError:
             # The customer already started this attempt's payment (pay_subscription): follow it.
             payment = self._ensure_registered(self._load(payment_id), actor=_ACTOR)
+        except InvalidRequestError as exc:
+            # Nothing can be charged (the saved method was deleted, say): unless this attempt's payment
+            # exists already, the attempt fails and dunning goes on, so the user hears of it.
+            existing = self._engine.storage.get_payment(payment_id)
+            if existing is None:
+                now = self._engine.now()
+                code = "payment_method_unusable" if "payment method" in exc.message else "invalid_request"
+                build = lambda c: db.failed(c, payment_id, code=code, now=now)  # noqa: E731
+                self._engine.transact(record, build, actor=_ACTOR)
+                report.failed += 1
+                return
+            payment = existing
         finally:
             _IN_HAND.reset(in_hand)
         self._after_charge(record, payment, token, started, report)

@@ -213,6 +213,23 @@ class _Subscriptions(_Billing, _Part):
         self.provider(sub.provider).check_amount(new.amount)
         return self._engine.transact(sub, lambda c: db.change_plan(c, new), actor=self._actor(actor))[0]
 
+    @telemetry.operation("change_subscription_payment_method")
+    def change_subscription_payment_method(
+        self, subscription_id: str, payment_method: str | None, *, actor: str | None = None
+    ) -> Subscription:
+        """Charge the next periods (and retries) to another saved method; ``None`` waits for the customer.
+
+        Raises:
+            InvalidRequestError: The method is not the subscriber's on the subscription's provider.
+            InvalidStateError: The subscription ended.
+        """
+        sub = self.get_subscription(subscription_id)
+        if payment_method is not None:
+            d.check_id(payment_method, "payment_method")
+            self._resolve_method(sub.user_id, sub.provider, payment_method)
+        build = lambda c: db.change_method(c, payment_method)  # noqa: E731
+        return self._engine.transact(sub, build, actor=self._actor(actor))[0]
+
     @telemetry.operation("pay_subscription")
     def pay_subscription(
         self,
