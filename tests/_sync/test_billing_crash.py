@@ -148,3 +148,28 @@ def test_death_at_every_write_of_a_tick(make_storage: Any, behavior: str, before
     for die_at in range(1, len(writes) + 1):
         actual, _ = run(make_storage, behavior, die_at, before=before)
         assert (die_at, writes[die_at - 1], actual) == (die_at, writes[die_at - 1], expected)
+
+
+def test_reconcile_alone_moves_the_subscription_when_the_process_dies_after_the_payment(
+    make_storage: Any,
+) -> None:
+    """The payment's succeeded write carries the subscription's change: reconcile() alone finishes it."""
+    _, writes = run(make_storage, "succeed", 0)
+    paid_at = writes.index("update_payment") + 1  # the write that records the provider's success
+    storage = make_storage()
+    clock = ManualClock(START)
+    fake = FakeProvider(clock=clock.unix)
+    dying = PaymentService(storage=Dies(storage, paid_at), providers=[fake], clock=clock)  # type: ignore[arg-type]
+    with pytest.raises(ProcessDied):
+        scenario(dying)
+
+    restarted = PaymentService(storage=storage, providers=[fake], clock=clock)
+    (sub,) = restarted.list_subscriptions()
+    assert (sub.period, sub.lease_until is not None) == (0, True)  # the tick died holding it
+    report = restarted.reconcile(older_than=timedelta(0))
+
+    sub = restarted.get_subscription(sub.id)
+    payment = restarted.get_payment(sub.last_payment_id or "")
+    assert (report.reactions_applied, sub.period, sub.status.value, sub.lease_until) == (2, 1, "active", None)
+    assert restarted.get_invoice(payment.invoice_id or "").status.value == "paid"
+    assert len(fake.calls_to("create_payment")) == 1
