@@ -599,6 +599,23 @@ class TestTemplates:
 
         assert says in message.text
 
+    def test_billing_messages_carry_their_dates_and_link(self) -> None:
+        from paykit._decisions.channels import sample_notification
+
+        base = sample_notification(NotificationKind.RETRY_SCHEDULED, at=ManualClock()())
+        retry = base.model_copy(update={"payload": {**base.payload, "retry_at": "2026-12-03T00:00:00+00:00"}})
+        link = "https://pay.example/checkout?id=1&x=<2>"
+        action = base.model_copy(
+            update={"kind": NotificationKind.PAYMENT_ACTION_REQUIRED, "payload": {**base.payload, "pay_url": link}}
+        )
+
+        retry_text = Templates().render(retry, channel="sms", locale="en").text
+        action_html = Templates().render(action, channel="email", locale="ar").html or ""
+
+        assert "12.500 KWD" in retry_text
+        assert "2026-12-03" in retry_text
+        assert 'href="https://pay.example/checkout?id=1&amp;x=&lt;2&gt;"' in action_html
+
     def test_bad_channel_name_is_a_configuration_error(self, storage: MemoryStorage) -> None:
         with pytest.raises(ConfigurationError):
             sms(storage, name="SMS channel")

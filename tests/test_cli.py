@@ -10,7 +10,7 @@ from importlib.metadata import version
 
 import pytest
 
-from paykit import AuditAction, InvoiceStatus, PaymentStatus
+from paykit import AuditAction, InvoiceStatus, PaymentStatus, SubscriptionStatus
 from paykit.cli import DEFAULT_CONNECT_TIMEOUT, main, run_demo
 
 
@@ -38,6 +38,17 @@ class TestDemo:
         for line in ("HTTP 200, applied", "HTTP 200, duplicate", "HTTP 200, stale", "HTTP 400, rejected"):
             assert line in text
         assert "USD: captured 49.99 USD, refunded 10.00 USD, net 39.99 USD" in text
+
+    def test_demo_renews_a_subscription(self) -> None:
+        """Three monthly periods are charged once each; a declined renewal is retried the next day."""
+        out = io.StringIO()
+        service = run_demo(out=out)
+        text = out.getvalue()
+        (sub,) = service.list_subscriptions(user_id="carol")
+
+        assert (sub.status, sub.period) == (SubscriptionStatus.ACTIVE, 3)
+        assert "declined; past_due, retry on" in text
+        assert text.count("charged 9.99 USD; active") == 3
 
     def test_python_dash_m_runs_the_demo(self) -> None:
         """`python -m paykit demo` exits 0 and keeps logs off stdout."""

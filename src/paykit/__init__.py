@@ -53,7 +53,10 @@ from ._models import (
     AuditAction,
     AuditEntry,
     Dispute,
+    Dunning,
     EventKind,
+    Installment,
+    InstallmentPlan,
     Invoice,
     InvoiceStatus,
     LineItem,
@@ -62,14 +65,16 @@ from ._models import (
     NotificationPreferences,
     Payment,
     PaymentMethod,
+    Plan,
     Refund,
     RefundStatus,
+    Subscription,
     WebhookEvent,
 )
 from ._money import CURRENCY_EXPONENTS, Money, currency_exponent
-from ._results import DisputePage, Explanation, TimelineEntry
+from ._results import BillingReport, DisputePage, Explanation, TimelineEntry
 from ._service import HealthReport, MetricsReport, Page, PaymentService, ReconcileReport, WebhookOutcome
-from ._status import DisputeStatus, PaymentStatus, can_transition
+from ._status import DisputeStatus, PaymentStatus, SubscriptionStatus, can_transition
 from ._totp import TotpVerifier
 from .audit import AsyncAuditHook, AuditHook, redact
 from .notify import AsyncNotifier, CallbackNotifier, DispatchReport, LoggingNotifier, Notifier
@@ -92,6 +97,7 @@ __all__ = [
     "AuditEntry",
     "AuditHook",
     "AuthenticationError",
+    "BillingReport",
     "CallbackNotifier",
     "ChannelError",
     "ConfigurationError",
@@ -102,11 +108,14 @@ __all__ = [
     "Dispute",
     "DisputePage",
     "DisputeStatus",
+    "Dunning",
     "DuplicateRecordError",
     "EventKind",
     "Explanation",
     "HealthReport",
     "IdempotencyConflictError",
+    "Installment",
+    "InstallmentPlan",
     "InvalidRequestError",
     "InvalidStateError",
     "Invoice",
@@ -129,6 +138,7 @@ __all__ = [
     "PaymentService",
     "PaymentStatus",
     "PermanentChannelError",
+    "Plan",
     "Policy",
     "PolicyContext",
     "PolicyDeniedError",
@@ -146,6 +156,8 @@ __all__ = [
     "StepUpRequiredError",
     "StepUpVerifier",
     "StorageError",
+    "Subscription",
+    "SubscriptionStatus",
     "TemporaryChannelError",
     "TimelineEntry",
     "TotpVerifier",

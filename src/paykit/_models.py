@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from itertools import pairwise
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -12,14 +13,17 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from ._cards import contains_card_number
 from ._errors import InvalidRequestError
 from ._money import Money
-from ._status import DisputeStatus, PaymentStatus
+from ._status import DisputeStatus, PaymentStatus, SubscriptionStatus
 
 __all__ = [
     "AuditAction",
     "AuditEntry",
     "CaptureMethod",
     "Dispute",
+    "Dunning",
     "EventKind",
+    "Installment",
+    "InstallmentPlan",
     "Invoice",
     "InvoiceStatus",
     "LineItem",
@@ -28,12 +32,15 @@ __all__ = [
     "NotificationPreferences",
     "Payment",
     "PaymentMethod",
+    "Plan",
     "Refund",
     "RefundStatus",
+    "Subscription",
     "WebhookEvent",
 ]
 
 CaptureMethod = Literal["automatic", "manual"]
+Interval = Literal["day", "week", "month", "year"]
 
 
 class _Frozen(BaseModel):
@@ -92,6 +99,25 @@ class AuditAction(StrEnum):
     DISPUTE_CLOSE = "DISPUTE_CLOSE"
     DISPUTE_EVIDENCE = "DISPUTE_EVIDENCE"
     DISPUTE_ACCEPT = "DISPUTE_ACCEPT"
+    SUBSCRIPTION_CREATE = "SUBSCRIPTION_CREATE"
+    SUBSCRIPTION_CANCEL = "SUBSCRIPTION_CANCEL"
+    SUBSCRIPTION_PAUSE = "SUBSCRIPTION_PAUSE"
+    SUBSCRIPTION_RESUME = "SUBSCRIPTION_RESUME"
+    SUBSCRIPTION_CHANGE_PLAN = "SUBSCRIPTION_CHANGE_PLAN"
+    SUBSCRIPTION_CHANGE_METHOD = "SUBSCRIPTION_CHANGE_METHOD"
+    INSTALLMENT_PLAN_CREATE = "INSTALLMENT_PLAN_CREATE"
+    INSTALLMENT_PLAN_CANCEL = "INSTALLMENT_PLAN_CANCEL"
+    INSTALLMENT_PLAN_PAY_OFF = "INSTALLMENT_PLAN_PAY_OFF"
+    BILLING_REMINDER = "BILLING_REMINDER"
+    """A renewal (or installment) reminder was sent."""
+    BILLING_PERIOD_PAID = "BILLING_PERIOD_PAID"
+    """A period's (or installment's) payment succeeded; the record moved to the next one."""
+    BILLING_PAYMENT_FAILED = "BILLING_PAYMENT_FAILED"
+    """A period's payment failed: a retry is scheduled, or the dunning schedule ended."""
+    BILLING_AWAITING_PAYMENT = "BILLING_AWAITING_PAYMENT"
+    """A period's payment waits for the customer (3-D Secure, a payment link)."""
+    BILLING_ENDED = "BILLING_ENDED"
+    """Ended by the billing tick: canceled at period end."""
 
 
 class NotificationKind(StrEnum):
@@ -107,6 +133,16 @@ class NotificationKind(StrEnum):
     """A payer disputed a payment (a chargeback or an inquiry was opened)."""
     DISPUTE_CLOSED = "dispute_closed"
     """A dispute ended: won, lost or closed."""
+    RENEWAL_UPCOMING = "renewal_upcoming"
+    """A subscription renews (or an installment is charged) soon."""
+    PAYMENT_ACTION_REQUIRED = "payment_action_required"
+    """A subscription or installment payment needs the customer: authenticate, or pay by the link."""
+    RETRY_SCHEDULED = "retry_scheduled"
+    """A failed subscription or installment payment will be retried at ``payload["retry_at"]``."""
+    SUBSCRIPTION_CANCELED = "subscription_canceled"
+    """A subscription or installment plan was canceled (by request, or after its last retry)."""
+    SUBSCRIPTION_UNPAID = "subscription_unpaid"
+    """Every retry failed; the subscription or installment plan is ``unpaid`` and no longer charged."""
 
 
 class EventKind(StrEnum):
@@ -202,6 +238,10 @@ class Payment(_Frozen):
     metadata: dict[str, str] = Field(default_factory=dict)
     provider_data: dict[str, str] = Field(default_factory=dict)
     invoice_id: str | None = None
+    billing_id: str | None = None
+    """The subscription or installment plan this payment charges a period of."""
+    off_session: bool = False
+    """Charged on a saved method without the customer (a renewal), confirmed at creation."""
     captured_minor: int = 0
     refunded_minor: int = 0
     pending_refunds: dict[str, int] = Field(default_factory=dict)
@@ -403,7 +443,17 @@ class AuditEntry(_Frozen):
 
     id: str
     action: AuditAction
-    subject_type: Literal["payment", "refund", "invoice", "payment_method", "policy", "user", "dispute"]
+    subject_type: Literal[
+        "payment",
+        "refund",
+        "invoice",
+        "payment_method",
+        "policy",
+        "user",
+        "dispute",
+        "subscription",
+        "installment_plan",
+    ]
     subject_id: str
     payment_id: str | None = None
     user_id: str | None = None
@@ -514,3 +564,131 @@ class NotificationPreferences(_Frozen):
     opted_out: bool = False
     locale: str | None = None
     updated_at: datetime
+
+
+class Plan(_Frozen):
+    """What a subscription charges: ``amount`` every ``interval_count`` intervals, after a trial.
+
+    Months and years are calendar steps anchored on the subscription's first day:
+    a subscription anchored on Jan 31 renews Feb 28 (29 in a leap year), then Mar 31.
+    """
+
+    amount: Money
+    interval: Interval = "month"
+    interval_count: int = Field(default=1, ge=1, le=366, strict=True)
+    trial_days: int = Field(default=0, ge=0, le=730, strict=True)
+    name: str | None = Field(default=None, max_length=200)
+
+    @field_validator("amount")
+    @classmethod
+    def _positive(cls, value: Money) -> Money:
+        if value.minor_units <= 0:
+            raise ValueError("a plan's amount must be positive")
+        return value
+
+
+class Dunning(_Frozen):
+    """What happens after a failed subscription or installment payment.
+
+    The record is ``past_due`` after the first failure and retried ``retry_days``
+    after the period's due date (default: 1, 3, 5 and 7 days); after the last retry
+    fails it becomes ``final_status``. ``remind_days`` before a renewal the user is
+    notified (``None``: no reminder).
+    """
+
+    retry_days: tuple[int, ...] = (1, 3, 5, 7)
+    final_status: Literal["canceled", "unpaid"] = "canceled"
+    remind_days: int | None = Field(default=3, ge=1, le=60)
+
+    @field_validator("retry_days")
+    @classmethod
+    def _increasing(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if len(value) > 20 or any(d < 1 for d in value) or any(b <= a for a, b in pairwise(value)):
+            raise ValueError("retry_days must be at most 20 strictly increasing whole days, each at least 1")
+        return value
+
+
+class _Billed(_Frozen):
+    """What subscriptions and installment plans share: who pays, how, and the billing tick's state.
+
+    ``period`` is the index of the next period (or installment) to charge and
+    ``attempt`` the dunning attempt for it (0 = the first charge). ``due_at`` is
+    when ``bill_due()`` next looks at the record (its indexed due date);
+    ``lease_until``/``lease_token`` are set while one tick works on it.
+    ``payment_id`` names the payment of the current attempt while it waits for the
+    customer.
+    """
+
+    id: str
+    user_id: str
+    provider: str
+    payment_method: str | None = None
+    status: SubscriptionStatus = SubscriptionStatus.ACTIVE
+    dunning: Dunning = Field(default_factory=Dunning)
+    period: int = 0
+    attempt: int = 0
+    renews_at: datetime | None = None
+    due_at: datetime | None = None
+    reminded_period: int = -1
+    lease_until: datetime | None = None
+    lease_token: str | None = None
+    payment_id: str | None = None
+    last_payment_id: str | None = None
+    description: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    return_url: str | None = None
+    cancel_url: str | None = None
+    canceled_at: datetime | None = None
+    idempotency_key: str | None = None
+    request_fingerprint: str = ""
+    version: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+
+class Subscription(_Billed):
+    """A user's subscription to a :class:`Plan`, charged at the start of each period.
+
+    ``current_period_start``/``current_period_end`` bound the last paid period.
+    ``next_plan`` (from :meth:`~paykit.PaymentService.change_subscription_plan`)
+    takes over at the next period.
+    """
+
+    kind: Literal["subscription"] = "subscription"
+    plan: Plan
+    next_plan: Plan | None = None
+    anchor: datetime
+    anchor_period: int = 0
+    trial_end: datetime | None = None
+    current_period_start: datetime | None = None
+    current_period_end: datetime | None = None
+    cancel_at_period_end: bool = False
+    paused_at: datetime | None = None
+
+
+class Installment(_Frozen):
+    """One installment of an :class:`InstallmentPlan`."""
+
+    number: int
+    amount: Money
+    due_at: datetime
+    payment_id: str | None = None
+    paid_at: datetime | None = None
+
+
+class InstallmentPlan(_Billed):
+    """A total split into installments charged on a schedule; they always sum to ``total``."""
+
+    kind: Literal["installment_plan"] = "installment_plan"
+    total: Money
+    installments: tuple[Installment, ...]
+
+    @property
+    def amount_paid(self) -> Money:
+        """What the paid installments add up to."""
+        return Money(sum(i.amount.minor_units for i in self.installments if i.paid_at), self.total.currency)
+
+    @property
+    def amount_remaining(self) -> Money:
+        """What is still to be paid."""
+        return self.total - self.amount_paid

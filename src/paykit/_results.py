@@ -13,6 +13,7 @@ from ._status import PaymentStatus
 from .storage._base import WebhookEventRecord
 
 __all__ = [
+    "BillingReport",
     "DispatchReport",
     "DisputePage",
     "Explanation",
@@ -126,6 +127,29 @@ class ReconcileReport:
     errors: dict[str, str] = field(default_factory=dict)
     effects_flushed: int = 0
     reactions_applied: int = 0
+
+
+@dataclass(slots=True)
+class BillingReport:
+    """What one :meth:`PaymentService.bill_due` tick did.
+
+    Attributes:
+        claimed: Due subscriptions and installment plans this tick took (others held the rest).
+        paid: Periods (or installments) paid.
+        failed: Attempts that failed (a retry is scheduled, or the record ended).
+        awaiting: Attempts waiting for the customer (3-D Secure, a payment link).
+        reminded: Renewal reminders sent.
+        ended: Records canceled at their period end.
+        errors: What failed, by record id (tried again once the lease expires).
+    """
+
+    claimed: int = 0
+    paid: int = 0
+    failed: int = 0
+    awaiting: int = 0
+    reminded: int = 0
+    ended: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

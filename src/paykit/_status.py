@@ -8,6 +8,8 @@ from typing import Final
 __all__ = [
     "DisputeStatus",
     "PaymentStatus",
+    "SubscriptionStatus",
+    "can_bill_transition",
     "can_transition",
     "can_transition_dispute",
     "is_dispute_step_back",
@@ -130,3 +132,45 @@ def can_transition_dispute(current: DisputeStatus, target: DisputeStatus) -> boo
 def is_dispute_step_back(current: DisputeStatus, target: DisputeStatus) -> bool:
     """Whether ``current`` -> ``target`` is legal but goes back (applied only for a newer event)."""
     return _DISPUTE_RANK[target] < _DISPUTE_RANK[current]
+
+
+class SubscriptionStatus(StrEnum):
+    """Where a subscription or an installment plan stands. Values are stable strings."""
+
+    TRIALING = "trialing"
+    """In its free trial: nothing is charged before the trial ends."""
+    ACTIVE = "active"
+    """Paid up; the next period is charged when it starts."""
+    PAST_DUE = "past_due"
+    """A charge failed (or needs the customer): retries follow the dunning schedule."""
+    PAUSED = "paused"
+    """Not charged until resumed; periods that pass while paused are not charged."""
+    CANCELED = "canceled"
+    """Ended: by a request, or after the last retry when the schedule ends in cancellation."""
+    UNPAID = "unpaid"
+    """Every retry failed and the schedule ends in ``unpaid``: kept, no longer charged."""
+    COMPLETED = "completed"
+    """An installment plan whose installments are all paid (installment plans only)."""
+
+
+_B = SubscriptionStatus
+
+# Where subscriptions and installment plans may go. CANCELED, UNPAID and COMPLETED are final:
+# a customer who comes back after ``unpaid`` starts a new subscription.
+_BILLING_TRANSITIONS: Final[dict[SubscriptionStatus, frozenset[SubscriptionStatus]]] = {
+    _B.TRIALING: frozenset({_B.ACTIVE, _B.PAST_DUE, _B.PAUSED, _B.CANCELED, _B.UNPAID}),
+    _B.ACTIVE: frozenset({_B.PAST_DUE, _B.PAUSED, _B.CANCELED, _B.UNPAID, _B.COMPLETED}),
+    _B.PAST_DUE: frozenset({_B.ACTIVE, _B.PAUSED, _B.CANCELED, _B.UNPAID, _B.COMPLETED}),
+    _B.PAUSED: frozenset({_B.ACTIVE, _B.PAST_DUE, _B.CANCELED}),
+    _B.CANCELED: frozenset(),
+    _B.UNPAID: frozenset(),
+    _B.COMPLETED: frozenset(),
+}
+
+BILLING_FINAL_STATUSES: Final = frozenset({_B.CANCELED, _B.UNPAID, _B.COMPLETED})
+"""Subscription and installment plan statuses that are never left."""
+
+
+def can_bill_transition(current: SubscriptionStatus, target: SubscriptionStatus) -> bool:
+    """Whether a subscription or installment plan in ``current`` may move to ``target``."""
+    return target in _BILLING_TRANSITIONS[current]

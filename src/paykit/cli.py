@@ -24,7 +24,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TextIO
 
 from ._errors import InvalidStateError, PaykitError, PaymentDeclinedError, StorageError
-from ._models import AuditEntry, LineItem, Notification
+from ._models import AuditEntry, LineItem, Notification, Plan
 from ._money import Money
 from ._service import PaymentService
 from ._status import PaymentStatus
@@ -235,6 +235,24 @@ def run_demo(storage: Storage | None = None, out: TextIO | None = None) -> Payme
         say(f"   {currency}: captured {revenue}, refunded {metrics.refunds_by_currency[currency]}, "
             f"net {metrics.net_by_currency[currency]}")  # fmt: skip
     say(f"   pending: {metrics.pending}")
+
+    say("9. A monthly subscription on a saved card, renewed by the billing tick (bill_due)")
+    plan = Plan(amount=Money.of("9.99", "USD"), name="Pro")
+    carol = service.save_payment_method(user_id="carol", provider="fake", token="pm_card_visa")
+    sub = service.create_subscription(user_id="carol", plan=plan, provider="fake", payment_method=carol.id)
+    for month in range(3):
+        if month == 1:
+            fake.fail_next("decline")
+        tick = service.bill_due()
+        sub = service.get_subscription(sub.id)
+        if tick.failed:
+            say(f"   {clock():%Y-%m-%d}: declined; {sub.status.value}, retry on {sub.due_at:%Y-%m-%d}")
+            clock.advance((sub.due_at or clock()) - clock())
+            service.bill_due()
+            sub = service.get_subscription(sub.id)
+        say(f"   {clock():%Y-%m-%d}: charged {plan.amount}; {sub.status.value}, paid through "
+            f"{sub.current_period_end:%Y-%m-%d}")  # fmt: skip
+        clock.advance((sub.renews_at or clock()) - clock())
     return service
 
 

@@ -44,7 +44,8 @@ class TestCommandsOnMongo:
         audit = _paykit("audit", refunded[0].id, *where)
 
         assert (0, "ok") == (health.returncode, json.loads(health.stdout)["status"])
-        assert {"USD": "39.99", "KWD": "44.981"} == json.loads(metrics.stdout)["net_by_currency"]
+        # USD: 49.99 - 10.00 refunded, plus the demo subscription's three periods of 9.99.
+        assert {"USD": "69.96", "KWD": "44.981"} == json.loads(metrics.stdout)["net_by_currency"]
         actions = [json.loads(line)["action"] for line in audit.stdout.splitlines()]
         assert AuditAction.PAYMENT_REFUND.value == actions[-1]
         assert AuditAction.PAYMENT_INIT.value == actions[0]

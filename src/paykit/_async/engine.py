@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Final, NoReturn, TypeVar
 
 from .. import _telemetry as telemetry
+from .._decisions import billing as db
 from .._decisions import common as dc
 from .._decisions import effects as fx
 from .._decisions import policy as pol
@@ -33,7 +34,7 @@ from .._errors import (
     StorageError,
 )
 from .._log import get_logger
-from .._models import AuditAction, AuditEntry, Invoice, Payment, PaymentMethod
+from .._models import AuditAction, AuditEntry, InstallmentPlan, Invoice, Payment, PaymentMethod, Subscription
 from ..audit import _AsyncHookRunner
 from ..providers._async.base import AsyncProvider
 from ..storage._async.protocol import AsyncStorage
@@ -46,7 +47,7 @@ log = get_logger(__name__)
 _CAS_ATTEMPTS: Final = 200
 _READ_RETRIES: Final = 2
 
-_R = TypeVar("_R", Payment, Invoice, PaymentMethod)
+_R = TypeVar("_R", Payment, Invoice, PaymentMethod, Subscription, InstallmentPlan, Subscription | InstallmentPlan)
 _T = TypeVar("_T")
 
 
@@ -137,6 +138,9 @@ class Engine:
                 effects.append(fx.invoice_audit(before, after, change.action, actor=actor, at=at))
         elif isinstance(after, PaymentMethod) and change.action is not None:
             effects.append(fx.method_audit(after, change.action, actor=actor))
+        elif isinstance(after, Subscription | InstallmentPlan) and change.action is not None:
+            payload = dict(change.payload) if change.payload else None
+            effects.append(db.billing_audit(before, after, change.action, actor=actor, at=at, payload=payload))
         effects.extend(change.effects)
         return effects
 
@@ -145,6 +149,8 @@ class Engine:
             return await self.storage.update_payment(after, expected_version=expected, effects=effects)
         if isinstance(after, Invoice):
             return await self.storage.update_invoice(after, expected_version=expected, effects=effects)
+        if isinstance(after, Subscription | InstallmentPlan):
+            return await self.storage.update_billing(after, expected_version=expected, effects=effects)
         return await self.storage.update_payment_method(after, expected_version=expected, effects=effects)
 
     async def _written(self, before: _R, after: _R, effects: Sequence[Effect]) -> None:
@@ -372,9 +378,17 @@ class Engine:
         log.info("policy decision", action=action.value, operation=context.operation, payment_id=context.payment_id)
 
 
-_NAMES: Final[dict[type, str]] = {Payment: "payment", Invoice: "invoice", PaymentMethod: "payment method"}
+_NAMES: Final[dict[type, str]] = {
+    Payment: "payment",
+    Invoice: "invoice",
+    PaymentMethod: "payment method",
+    Subscription: "subscription",
+    InstallmentPlan: "installment plan",
+}
 _GETTERS: Final[dict[type, Callable[[AsyncStorage, str], Awaitable[object]]]] = {
     Payment: lambda storage, record_id: storage.get_payment(record_id),
     Invoice: lambda storage, record_id: storage.get_invoice(record_id),
     PaymentMethod: lambda storage, record_id: storage.get_payment_method(record_id),
+    Subscription: lambda storage, record_id: storage.get_billing(record_id),
+    InstallmentPlan: lambda storage, record_id: storage.get_billing(record_id),
 }

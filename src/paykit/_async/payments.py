@@ -57,6 +57,8 @@ class _Payments(_Part):
         actor: Actor | str | None = None,
         invoice_id: str | None = None,
         step_up: StepUpProof | None = None,
+        billing_id: str | None = None,
+        off_session: bool = False,
     ) -> Payment:
         """Create a payment and register it with its provider.
 
@@ -81,6 +83,10 @@ class _Payments(_Part):
                 policies read it, the audit trail keeps it.
             invoice_id: The invoice this payment settles (set by :meth:`pay_invoice`).
             step_up: A second factor, when a policy asks for one.
+            billing_id: The subscription or installment plan whose period this payment pays
+                (set by the billing tick).
+            off_session: Charge the saved ``payment_method`` now, without the customer
+                (providers whose capabilities declare ``off_session``).
 
         Returns:
             The payment, with ``client_secret`` or ``redirect_url`` when the payer must act.
@@ -106,6 +112,8 @@ class _Payments(_Part):
         if currencies is not None and amount.currency not in currencies:
             raise InvalidRequestError(f"provider {provider!r} does not take {amount.currency}")
         adapter.check_amount(amount)
+        if off_session and (not adapter.capabilities.off_session or payment_method is None):
+            raise InvalidRequestError(f"provider {provider!r} cannot charge without the customer here")
         d.check_text(description, "description")
         meta = d.check_metadata(metadata)
         method_ref = await self._resolve_method(user_id, provider, payment_method)
@@ -121,6 +129,8 @@ class _Payments(_Part):
             "cancel_url": cancel_url,
             "invoice_id": invoice_id,
         }
+        if billing_id is not None:
+            params.update(billing_id=billing_id, off_session=off_session)
         # A fingerprint only tells a keyed replay from a conflict: without a key none is needed.
         fp = d.fingerprint(**params) if key else ""
         payment_id = d.keyed_id("pay", "payment", key) if key else d.new_id("pay")
@@ -135,13 +145,16 @@ class _Payments(_Part):
             metadata=meta,
             payment_method_ref=method_ref,
             invoice_id=invoice_id,
+            billing_id=billing_id,
+            off_session=off_session,
             idempotency_key=key,
             request_fingerprint=fp,
             call_lease_until=now + dp.CALL_LEASE,
             created_at=now,
             updated_at=now,
         )
-        if key is None or await self._engine.storage.get_payment(payment_id) is None:
+        # A keyed replay is not asked again; the read that tells one is spent only when policies are set.
+        if self._engine.policies and (key is None or await self._engine.storage.get_payment(payment_id) is None):
             operation = "pay_invoice" if invoice_id is not None else "initialize_payment"
             await self._gate(operation, actor, user_id=user_id, amount=amount, provider=provider, step_up=step_up)
         actor = self._actor(actor)
@@ -204,6 +217,7 @@ class _Payments(_Part):
             customer_ref=await self._customer_ref(adapter, payment),
             return_url=return_url,
             cancel_url=cancel_url,
+            off_session=payment.off_session,
         )
         try:
             result = await self._engine.call_provider(

@@ -15,11 +15,13 @@ from ..providers._async.base import AsyncProvider
 from ..storage._async.protocol import AsyncStorage
 from .disputes import _Disputes
 from .engine import Engine
+from .installments import _Installments
 from .invoices import _Invoices
 from .methods import _Methods
 from .ops import _Ops
 from .preferences import _Preferences
 from .reconcile import _Reconcile
+from .subscriptions import _Subscriptions
 
 __all__ = ["AsyncPaymentService"]
 
@@ -28,8 +30,10 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops, _Preferences, _Disputes):
-    """Drives payments, refunds, invoices and saved methods through providers.
+class AsyncPaymentService(
+    _Subscriptions, _Installments, _Reconcile, _Invoices, _Methods, _Ops, _Preferences, _Disputes
+):
+    """Drives payments, refunds, invoices, saved methods, subscriptions, installments and disputes.
 
     Args:
         storage: Where everything is kept (``AsyncMemoryStorage()``, ``AsyncMongoStorage(...)``).
@@ -75,6 +79,8 @@ class AsyncPaymentService(_Reconcile, _Invoices, _Methods, _Ops, _Preferences, _
         self._engine.reactors[fx.INVOICE_PAID] = self._react_invoice_paid
         self._engine.policies, self._engine.verifiers = pol.check_config(policies, step_up_verifiers)
         self._engine.reactors[fx.DISPUTE_SYNC] = self._react_dispute_sync
+        self._engine.reactors[fx.BILLING_PAID] = self._react_billing
+        self._engine.reactors[fx.BILLING_FAILED] = self._react_billing
         self._invoice_prefix = invoice_prefix
         self._dispatcher = AsyncNotificationDispatcher(storage, notifiers, clock=clock, timeout=notifier_timeout)
 

@@ -280,21 +280,39 @@ def refund_failed_notification(payment: Payment, refund: Refund, *, at: datetime
 def payment_reactions(before: Payment, after: Payment, *, at: datetime) -> list[Reaction]:
     """What a payment write asks of other records.
 
-    Its invoice is paid when it succeeds; each dispute it changed is copied to the
-    ``disputes`` collection.
+    Each dispute it changed is copied to the ``disputes`` collection; its invoice is
+    paid when it succeeds; a payment of a subscription or installment plan period
+    also moves its record: forward when it succeeds, to the next dunning step when it
+    fails or is canceled.
     """
     reactions = _dispute_reactions(before, after, at=at) if before.disputes != after.disputes else []
-    if after.invoice_id is None or after.status != PaymentStatus.SUCCEEDED or before.status == after.status:
+    if before.status == after.status:
         return reactions
+    if after.invoice_id is not None and after.status == PaymentStatus.SUCCEEDED:
+        reactions.append(
+            Reaction(
+                id=f"{after.id}:invoice_paid",
+                kind=INVOICE_PAID,
+                target_id=after.invoice_id,
+                payment_id=after.id,
+                created_at=at,
+            )
+        )
+    return [*reactions, *billing_reactions(after, at=at)]
+
+
+def billing_reactions(after: Payment, *, at: datetime) -> list[Reaction]:
+    """The reaction a period payment that reached an outcome asks of its subscription or installment plan."""
+    if after.billing_id is None:
+        return []
+    if after.status == PaymentStatus.SUCCEEDED:
+        kind = BILLING_PAID
+    elif after.status in (PaymentStatus.FAILED, PaymentStatus.CANCELED):
+        kind = BILLING_FAILED
+    else:
+        return []
     return [
-        *reactions,
-        Reaction(
-            id=f"{after.id}:invoice_paid",
-            kind=INVOICE_PAID,
-            target_id=after.invoice_id,
-            payment_id=after.id,
-            created_at=at,
-        ),
+        Reaction(id=f"{after.id}:{kind}", kind=kind, target_id=after.billing_id, payment_id=after.id, created_at=at)
     ]
 
 
@@ -319,3 +337,9 @@ def _dispute_reactions(before: Payment, after: Payment, *, at: datetime) -> list
         for key, dispute in after.disputes.items()
         if before.disputes.get(key) != dispute
     ]
+
+
+BILLING_PAID = "billing_paid"
+"""The reaction that moves a subscription or installment plan past the period its payment paid."""
+BILLING_FAILED = "billing_failed"
+"""The reaction that moves a subscription or installment plan to its next dunning step."""

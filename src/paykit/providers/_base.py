@@ -49,6 +49,11 @@ class ProviderCapabilities:
 
     .. versionadded:: 0.3.0"""
 
+    off_session: bool = False
+    """The provider charges a saved method without the customer (``CreatePaymentRequest.off_session``):
+    subscriptions and installments renew by themselves. Without it, each period's payment waits
+    for the customer, who is notified with the link to pay."""
+
 
 @dataclass(frozen=True, slots=True)
 class CreatePaymentRequest:
@@ -69,6 +74,9 @@ class CreatePaymentRequest:
     customer_ref: str | None = None
     return_url: str | None = None
     cancel_url: str | None = None
+    off_session: bool = False
+    """Charge ``payment_method_ref`` now, without the customer (a subscription renewal): the
+    provider confirms at creation. Set only for providers whose capabilities declare it."""
 
 
 @dataclass(frozen=True, slots=True)

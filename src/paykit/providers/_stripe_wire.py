@@ -320,6 +320,11 @@ def create_payment_params(
         params["customer"] = request.customer_ref
     if request.payment_method_ref is not None:
         params["payment_method"] = request.payment_method_ref
+    if request.off_session:
+        # A renewal: confirm now on the saved method; Stripe answers 402 card_error when the bank
+        # declines (card_declined) or wants the customer (authentication_required).
+        params["confirm"] = True
+        params["off_session"] = True
     return params
 
 

@@ -24,7 +24,7 @@ from pymongo.errors import ConfigurationError as MongoConfigurationError
 
 from .._errors import ConfigurationError, DuplicateRecordError, StorageError
 from .._log import get_logger
-from .._models import AuditEntry, Dispute, NotificationPreferences, Payment, Refund
+from .._models import AuditEntry, Dispute, InstallmentPlan, NotificationPreferences, Payment, Refund, Subscription
 from .._status import SETTLED_STATUSES, PaymentStatus
 from ._base import Effect, KeyClaim, PaymentStats, Reaction, WebhookEventRecord
 
@@ -47,7 +47,7 @@ USAGE_TTL_SECONDS: Final = 32 * 24 * 3600
 """A velocity counter lives this long after its last use: longer than the longest window (31 days)."""
 
 # Every collection whose documents may carry an effects outbox.
-OUTBOX_COLLECTIONS: Final = ("payments", "refunds", "invoices", "payment_methods")
+OUTBOX_COLLECTIONS: Final = ("payments", "refunds", "invoices", "payment_methods", "billing")
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {
     "payments": [
@@ -95,6 +95,13 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel([(DISPUTE_KEY, ASCENDING)], name="provider_dispute_unique", unique=True, sparse=True),
         IndexModel([("status", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="status_created"),
         IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created"),
+    ],
+    "billing": [
+        # bill_due(): records due now, earliest first; records with no due date sort first and are skipped.
+        IndexModel([("due_at", ASCENDING), ("_id", ASCENDING)], name="due"),
+        IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="user_created"),
+        IndexModel([("kind", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="kind_created"),
+        IndexModel([(f"{OUTBOX}._id", ASCENDING)], name="outbox_pending", sparse=True),
     ],
     "customers": [
         IndexModel([("provider", ASCENDING), ("user_id", ASCENDING)], name="provider_user_unique", unique=True),
@@ -415,3 +422,9 @@ LOST_PIPELINE: Final[list[Doc]] = [
 def lost_from_groups(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     """Fold the rows of :data:`LOST_PIPELINE` into minor units per currency."""
     return {str(row["_id"]): int(from_bson(row["lost"])) for row in rows if int(from_bson(row["lost"]))}
+
+
+def billing_record(doc: Mapping[str, Any]) -> Subscription | InstallmentPlan:
+    """The subscription or installment plan a ``billing`` document holds (by its ``kind``)."""
+    model: type[Subscription | InstallmentPlan] = Subscription if doc.get("kind") == "subscription" else InstallmentPlan
+    return load_required(model, doc)

@@ -222,6 +222,7 @@ class StripeProvider(BaseProvider):
         partial_refunds=True,
         saved_payment_methods=True,
         server_side_confirm=True,
+        off_session=True,
         refund_lookup=True,
         disputes=True,
     )

@@ -39,6 +39,7 @@ from ..._errors import ConfigurationError, MissingExtraError, StorageError
 from ..._models import (
     AuditEntry,
     Dispute,
+    InstallmentPlan,
     Invoice,
     Notification,
     NotificationPreferences,
@@ -46,6 +47,7 @@ from ..._models import (
     PaymentMethod,
     Refund,
     RefundStatus,
+    Subscription,
 )
 from ..._status import DisputeStatus, PaymentStatus
 from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
@@ -72,6 +74,7 @@ try:
         STATS_PIPELINE,
         Doc,
         audit_doc,
+        billing_record,
         dispute_doc,
         effect_doc,
         event_doc,
@@ -663,6 +666,62 @@ class AsyncMongoStorage:
         """A user's stored preferences, or ``None``."""
         doc = await self._col("notification_preferences").find_one({"_id": user_id})
         return None if doc is None else load_preferences(doc)
+
+    # -- subscriptions and installment plans ----------------------------------
+    @_storage_op
+    async def insert_billing(self, record: Subscription | InstallmentPlan, effects: Sequence[Effect] = ()) -> None:
+        """Insert a new subscription or installment plan with its effects.
+
+        Raises:
+            DuplicateRecordError: The id is taken.
+            StorageError: The server failed.
+        """
+        await self._insert("billing", model_doc(record), effects)
+
+    @_storage_op
+    async def get_billing(self, record_id: str) -> Subscription | InstallmentPlan | None:
+        """The subscription or installment plan with this id, or ``None``."""
+        doc = await self._col("billing").find_one({"_id": record_id}, {OUTBOX: 0})
+        return None if doc is None else billing_record(doc)
+
+    @_storage_op
+    async def update_billing(
+        self, record: Subscription | InstallmentPlan, *, expected_version: int, effects: Sequence[Effect] = ()
+    ) -> bool:
+        """Compare-and-set, as :meth:`update_payment`."""
+        return await self._cas("billing", record, model_doc(record), expected_version=expected_version, effects=effects)
+
+    @_storage_op
+    async def list_billing(
+        self, *, user_id: str | None, kind: str | None, limit: int
+    ) -> list[Subscription | InstallmentPlan]:
+        """Records newest first, by user and kind."""
+        if limit <= 0:
+            return []
+        query: Doc = {}
+        if user_id is not None:
+            query["user_id"] = user_id
+        if kind is not None:
+            query["kind"] = kind
+        cursor = (
+            self._col("billing")
+            .find(query, {OUTBOX: 0})
+            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit)
+        )
+        return [billing_record(doc) async for doc in cursor]
+
+    @_storage_op
+    async def list_billing_due(self, *, now: datetime, limit: int) -> list[Subscription | InstallmentPlan]:
+        """Records due at ``now`` with a free lease, earliest due first (the ``due`` index)."""
+        if limit <= 0:
+            return []
+        at = to_ms(now)
+        query = {"due_at": {"$lte": at}, "$or": [{"lease_until": None}, {"lease_until": {"$lte": at}}]}
+        cursor = (
+            self._col("billing").find(query, {OUTBOX: 0}).sort([("due_at", ASCENDING), ("_id", ASCENDING)]).limit(limit)
+        )
+        return [billing_record(doc) async for doc in cursor]
 
     # -- audit --------------------------------------------------------------
     @_storage_op

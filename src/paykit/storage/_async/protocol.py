@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 from ..._models import (
     AuditEntry,
     Dispute,
+    InstallmentPlan,
     Invoice,
     Notification,
     NotificationPreferences,
@@ -26,6 +27,7 @@ from ..._models import (
     PaymentMethod,
     Refund,
     RefundStatus,
+    Subscription,
 )
 from ..._status import DisputeStatus, PaymentStatus
 from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
@@ -159,6 +161,37 @@ class AsyncStorage(Protocol):
 
     async def set_customer_ref(self, provider: str, user_id: str, customer_ref: str) -> str:
         """Store the customer id unless one exists; return the stored one."""
+        ...
+
+    # -- subscriptions and installment plans ----------------------------------
+    async def insert_billing(self, record: Subscription | InstallmentPlan, effects: Sequence[Effect] = ()) -> None:
+        """Insert a new subscription or installment plan; ``DuplicateRecordError`` when its id exists."""
+        ...
+
+    async def get_billing(self, record_id: str) -> Subscription | InstallmentPlan | None:
+        """The subscription or installment plan with this id, or ``None``."""
+        ...
+
+    async def update_billing(
+        self, record: Subscription | InstallmentPlan, *, expected_version: int, effects: Sequence[Effect] = ()
+    ) -> bool:
+        """Compare-and-set replace, as :meth:`update_payment`."""
+        ...
+
+    async def list_billing(
+        self, *, user_id: str | None, kind: str | None, limit: int
+    ) -> list[Subscription | InstallmentPlan]:
+        """Subscriptions (``kind="subscription"``) and installment plans (``"installment_plan"``), newest first.
+
+        Sorted by ``created_at`` then ``id``, descending.
+        """
+        ...
+
+    async def list_billing_due(self, *, now: datetime, limit: int) -> list[Subscription | InstallmentPlan]:
+        """Records whose ``due_at`` is at or before ``now`` and whose lease is free, earliest due first.
+
+        MongoDB answers it from an index on ``due_at``; records with no due date are not in it.
+        """
         ...
 
     # -- audit --------------------------------------------------------------

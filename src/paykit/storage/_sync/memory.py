@@ -20,6 +20,7 @@ from ..._errors import DuplicateRecordError
 from ..._models import (
     AuditEntry,
     Dispute,
+    InstallmentPlan,
     Invoice,
     Notification,
     NotificationPreferences,
@@ -27,13 +28,14 @@ from ..._models import (
     PaymentMethod,
     Refund,
     RefundStatus,
+    Subscription,
 )
 from ..._status import SETTLED_STATUSES, DisputeStatus, PaymentStatus
 from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
 
 __all__ = ["MemoryStorage"]
 
-_Versioned = TypeVar("_Versioned", Payment, Refund, Invoice, PaymentMethod)
+_Versioned = TypeVar("_Versioned", Payment, Refund, Invoice, PaymentMethod, Subscription | InstallmentPlan)
 _SortKey = tuple[datetime, str]
 
 
@@ -71,6 +73,7 @@ class MemoryStorage:
         self._disputes: dict[str, Dispute] = {}
         self._dispute_refs: dict[tuple[str, str], str] = {}
         self._dispute_keys: list[_SortKey] = []
+        self._billing: dict[str, Subscription | InstallmentPlan] = {}
 
     def ping(self) -> None:
         """Memory is always reachable."""
@@ -362,6 +365,54 @@ class MemoryStorage:
             return self._preferences.get(user_id)
 
     # -- audit --------------------------------------------------------------
+    # -- subscriptions and installment plans ----------------------------------
+    def insert_billing(self, record: Subscription | InstallmentPlan, effects: Sequence[Effect] = ()) -> None:
+        """Insert a new subscription or installment plan."""
+        with self._lock:
+            if record.id in self._billing:
+                raise DuplicateRecordError(f"{record.kind} {record.id} exists")
+            self._billing[record.id] = record
+            self._write_effects(effects)
+
+    def get_billing(self, record_id: str) -> Subscription | InstallmentPlan | None:
+        """The subscription or installment plan with this id, or ``None``."""
+        with self._lock:
+            return self._billing.get(record_id)
+
+    def update_billing(
+        self, record: Subscription | InstallmentPlan, *, expected_version: int, effects: Sequence[Effect] = ()
+    ) -> bool:
+        """Compare-and-set replace."""
+        with self._lock:
+            if not self._cas(self._billing, record, expected_version):
+                return False
+            self._write_effects(effects)
+            return True
+
+    def list_billing(
+        self, *, user_id: str | None, kind: str | None, limit: int
+    ) -> list[Subscription | InstallmentPlan]:
+        """Records newest first, by user and kind."""
+        with self._lock:
+            found = [
+                r
+                for r in self._billing.values()
+                if (user_id is None or r.user_id == user_id) and (kind is None or r.kind == kind)
+            ]
+        found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        return found[: max(limit, 0)]
+
+    def list_billing_due(self, *, now: datetime, limit: int) -> list[Subscription | InstallmentPlan]:
+        """Records due at ``now`` with a free lease, earliest due first."""
+        with self._lock:
+            due = [
+                r
+                for r in self._billing.values()
+                if r.due_at is not None and r.due_at <= now and (r.lease_until is None or r.lease_until <= now)
+            ]
+        due.sort(key=lambda r: (r.due_at or now, r.id))
+        return due[: max(limit, 0)]
+
     def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Append entries, skipping ids already stored."""
         with self._lock:

@@ -59,6 +59,9 @@ class FakeProvider(BaseProvider):
         webhook_secret: The HMAC secret its webhooks are signed with.
         behavior: The default answer to confirm/capture/refund calls (see :data:`FakeBehavior`).
         clock: Unix time, for webhook timestamps and their 300 s tolerance.
+        off_session: Declare (and honour) off-session charges, as Stripe does; ``False``
+            makes a customer-present provider (as PayPal and KNET are), whose periods wait
+            for the customer.
 
     Idempotency keys behave as at a real provider: a repeated key returns the
     first answer and creates nothing new (the call is still recorded), until
@@ -79,9 +82,11 @@ class FakeProvider(BaseProvider):
         webhook_secret: str = "whsec_paykit_fake",
         behavior: FakeBehavior = "succeed",
         clock: Callable[[], float] = time.time,
+        off_session: bool = True,
     ) -> None:
         self.name = name
         self.capabilities = ProviderCapabilities(
+            off_session=off_session,
             manual_capture=True,
             partial_capture=True,
             refunds=True,
@@ -228,7 +233,9 @@ class FakeProvider(BaseProvider):
     def create_payment(self, request: CreatePaymentRequest) -> ProviderPayment:
         """Create a fake payment (status PENDING, with a client secret)."""
         self._record(FakeCall("create_payment", request.idempotency_key, None, request.amount))
-        self._raise_unavailable(self._next_behavior(queued_only=True))
+        off_session = request.off_session and self.capabilities.off_session
+        behavior = self._next_behavior(queued_only=not off_session)
+        self._raise_unavailable(behavior)
         with self._lock:
             ref = self._by_create_key.get(request.idempotency_key)
         if ref is None:
@@ -242,7 +249,38 @@ class FakeProvider(BaseProvider):
                     capture_method=request.capture_method,
                     status=PaymentStatus.PENDING,
                 )
+        if off_session:
+            return self._charge_off_session(self._payments[ref], behavior)
         return self._answer(self._payments[ref], client_secret=f"{ref}_secret_{ref[-6:]}")
+
+    def _charge_off_session(self, state: _FakePayment, behavior: FakeBehavior | None) -> ProviderPayment:
+        """Confirm at creation without the customer, once per payment, as Stripe's ``off_session``.
+
+        ``"decline"`` answers ``card_declined``; ``"require_action"`` answers
+        ``authentication_required`` (the bank wants the customer); both fail the payment.
+        """
+        with self._lock:
+            answer = state.by_key.get("off_session")
+            if answer is None:
+                if behavior in ("decline", "require_action"):
+                    state.status = PaymentStatus.FAILED
+                    code = "card_declined" if behavior == "decline" else "authentication_required"
+                    decline = "generic_decline" if behavior == "decline" else "authentication_required"
+                    answer = PaymentDeclinedError(
+                        "Your card was declined." if behavior == "decline" else "This payment requires authentication.",
+                        provider=self.name,
+                        http_status=402,
+                        code=code,
+                        decline_code=decline,
+                    )
+                else:
+                    state.status, state.captured = PaymentStatus.SUCCEEDED, state.amount.minor_units
+                    answer = self._answer(state)
+                state.by_key["off_session"] = answer
+        if isinstance(answer, PaymentDeclinedError):
+            raise answer
+        result: ProviderPayment = answer
+        return result
 
     def confirm_payment(
         self, payment: Payment, *, payment_method_ref: str | None, idempotency_key: str

@@ -1,0 +1,317 @@
+# Source of the generated sync twin (scripts/unasync.py): edit here.
+"""The billing tick: charge due subscription periods and installments, safely from many processes.
+
+One tick: list due records (an indexed query), take each one's lease with a
+compare-and-set, then do one step: send a reminder, end at period end, charge
+the period, or check on a payment that waits for the customer. A charge is
+``initialize_payment`` under a key derived from (record, period, attempt), so
+every tick that charges the same attempt gets the same payment and the provider
+the same idempotency key: a period is never charged twice, even when a lease
+expires and another process takes over. The payment's own write carries a
+reaction that moves the record (paid: next period; failed: next dunning step),
+applied right away and again by ``reconcile()``, so a crash between the two
+writes loses nothing.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from contextvars import ContextVar
+from datetime import datetime
+
+from .. import _telemetry as telemetry
+from .._decisions import billing as db
+from .._decisions import common as d
+from .._decisions import effects as fx
+from .._decisions.change import Change
+from .._errors import (
+    DuplicateRecordError,
+    IdempotencyConflictError,
+    InvalidRequestError,
+    InvalidStateError,
+    NotFoundError,
+    PaykitError,
+    PaymentDeclinedError,
+)
+from .._log import get_logger
+from .._models import AuditAction, InstallmentPlan, Invoice, InvoiceStatus, LineItem, Payment, Subscription
+from .._money import Money
+from .._results import BillingReport
+from .._status import FINAL_STATUSES, SETTLED_STATUSES, PaymentStatus
+from ..storage._base import Reaction
+from ._part import _Part
+from .invoices import _Invoices
+
+log = get_logger(__name__)
+
+_ACTOR = "billing"
+Billed = Subscription | InstallmentPlan
+_IN_HAND: ContextVar[Billed | None] = ContextVar("paykit_billing_in_hand", default=None)
+"""The record a tick is charging: its payment's reaction starts from it instead of reading it again.
+
+A context variable, so concurrent ticks (threads or tasks) never see each other's; a copy that
+went stale only costs the compare-and-set a reload."""
+
+
+class _Billing(_Invoices, _Part):
+    @telemetry.operation("bill_due")
+    async def bill_due(self, *, limit: int = 100) -> BillingReport:
+        """Charge what is due: run it every few minutes, from as many processes as you like.
+
+        Each due subscription or installment plan is leased to one tick (for 5
+        minutes), charged once per period and attempt whoever runs it, and moved
+        on when its payment settles. A tick that dies midway leaves the record to
+        the next tick after the lease expires, which finishes the same payment.
+
+        Args:
+            limit: At most this many records are looked at (1-1000).
+
+        Returns:
+            What this tick did.
+
+        Raises:
+            InvalidRequestError: A bad limit.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidRequestError("limit must be an int from 1 to 1000")
+        now = self._engine.now()
+        due = await self._engine.storage.list_billing_due(now=now, limit=limit)
+        # Concurrent ticks see the same batch: each walks it in its own order, so they rarely collide.
+        random.shuffle(due)
+        report = BillingReport()
+        for record in due:
+            await self._bill_one(record, report)
+        return report
+
+    async def _bill_one(self, record: Billed, report: BillingReport | None = None) -> BillingReport:
+        """Claim one record's lease and do its due step; errors go to the report, not up."""
+        report = report if report is not None else BillingReport()
+        now = self._engine.now()
+        token = d.new_id("lease")
+        try:
+            held, change = await self._engine.transact(record, lambda c: db.claim(c, now, token))
+            if change.write:
+                report.claimed += 1
+                await self._tick(held, token, report)
+        except PaykitError as exc:
+            report.errors[record.id] = f"{type(exc).__name__}: {exc.message}"
+            log.warning("billing tick failed for a record", record_id=record.id, error=type(exc).__name__)
+        return report
+
+    async def _tick(self, record: Billed, token: str, report: BillingReport) -> None:
+        now = self._engine.now()
+        what = db.step(record, now)
+        if what == "remind":
+            await self._engine.transact(record, lambda c: db.remind(c, now, token), actor=_ACTOR)
+            report.reminded += 1
+        elif what == "end":
+            await self._engine.transact(record, lambda c: db.end_at_period_end(c, now, token), actor=_ACTOR)
+            report.ended += 1
+        elif what == "check":
+            await self._check_waiting(record, report)
+        else:
+            await self._charge(record, token, report)
+
+    async def _charge(self, record: Billed, token: str, report: BillingReport) -> None:
+        """Charge the record's current period and attempt under its derived payment id."""
+        adapter = self.provider(record.provider)
+        off_session = adapter.capabilities.off_session and record.payment_method is not None
+        invoice = await self._period_invoice(record)
+        started = self._engine.now()
+        payment_id = db.current_payment_id(record)
+        in_hand = _IN_HAND.set(record)
+        try:
+            payment = await self.initialize_payment(
+                user_id=record.user_id,
+                amount=db.charge_amount(record),
+                provider=record.provider,
+                idempotency_key=db.payment_key(record.id, record.period, record.attempt),
+                description=record.description or f"{invoice.number}",
+                metadata={f"{record.kind}_id": record.id, "billing_period": str(record.period)},
+                payment_method=record.payment_method if off_session else None,
+                return_url=record.return_url,
+                cancel_url=record.cancel_url,
+                actor=_ACTOR,
+                invoice_id=invoice.id,
+                billing_id=record.id,
+                off_session=off_session,
+            )
+        except PaymentDeclinedError:
+            payment = await self._load(payment_id)  # FAILED; its write carried the dunning step
+        except IdempotencyConflictError:
+            # The customer already started this attempt's payment (pay_subscription): follow it.
+            payment = await self._ensure_registered(await self._load(payment_id), actor=_ACTOR)
+        except InvalidRequestError as exc:
+            # Nothing can be charged (the saved method was deleted, say): unless this attempt's payment
+            # exists already, the attempt fails and dunning goes on, so the user hears of it.
+            existing = await self._engine.storage.get_payment(payment_id)
+            if existing is None:
+                now = self._engine.now()
+                code = "payment_method_unusable" if "payment method" in exc.message else "invalid_request"
+                build = lambda c: db.failed(c, payment_id, code=code, now=now)  # noqa: E731
+                await self._engine.transact(record, build, actor=_ACTOR)
+                report.failed += 1
+                return
+            payment = existing
+        finally:
+            _IN_HAND.reset(in_hand)
+        await self._after_charge(record, payment, token, started, report)
+
+    async def _after_charge(
+        self, record: Billed, payment: Payment, token: str, started: datetime, report: BillingReport
+    ) -> None:
+        if payment.status in SETTLED_STATUSES or payment.status in FINAL_STATUSES:
+            if payment.created_at < started:
+                # Settled before this tick (a crash or another tick got this far): make sure the
+                # record moved; a no-op when the payment's reaction already moved it.
+                await self._settle_billing(record.id, payment)
+            if payment.status in SETTLED_STATUSES:
+                report.paid += 1
+            else:
+                report.failed += 1
+            return
+        if payment.provider_ref is None:
+            return  # still registering elsewhere: the lease expires and the next tick follows up
+        needs_customer = payment.status == PaymentStatus.REQUIRES_ACTION
+        link = payment.redirect_url
+        now = self._engine.now()
+        await self._engine.transact(
+            record,
+            lambda c: db.awaiting(c, payment.id, needs_customer=needs_customer, link=link, now=now, token=token),
+            actor=_ACTOR,
+        )
+        report.awaiting += 1
+
+    async def _check_waiting(self, record: Billed, report: BillingReport) -> None:
+        """The customer's deadline passed: settle the payment if it moved, else cancel it (a failure)."""
+        assert record.payment_id is not None  # noqa: S101 - step() said so
+        payment = await self._load(record.payment_id)
+        if payment.status not in SETTLED_STATUSES and payment.status not in FINAL_STATUSES:
+            try:
+                payment = await self.cancel_payment(payment.id, actor=_ACTOR)
+            except InvalidStateError:
+                payment = await self._load(payment.id)  # it moved on meanwhile
+        await self._settle_billing(record.id, payment)
+        if payment.status in SETTLED_STATUSES:
+            report.paid += 1
+        elif payment.status in FINAL_STATUSES:
+            report.failed += 1
+
+    async def _settle_billing(self, record_id: str, payment: Payment) -> None:
+        """Move the record by its payment's outcome; a no-op when already moved (or not its payment)."""
+        record = await self._billing(record_id)
+        now = self._engine.now()
+        build: Callable[[Billed], Change]
+        if payment.status in SETTLED_STATUSES:
+            build = lambda c: db.paid(c, payment.id, now=now)  # noqa: E731
+        elif payment.status in FINAL_STATUSES:
+            code = payment.failure_code or payment.status.value
+            build = lambda c: db.failed(c, payment.id, code=code, now=now)  # noqa: E731
+        else:
+            return
+        _, change = await self._engine.transact(record, build, actor=_ACTOR)
+        if change.outcome == "ended" and payment.status in SETTLED_STATUSES:
+            log.warning("a period was paid after its record ended", record_id=record_id, payment_id=payment.id)
+
+    async def _react_billing(self, reaction: Reaction) -> None:
+        """The reactor of ``billing_paid`` and ``billing_failed``: the record follows its payment, once."""
+        held = _IN_HAND.get()
+        try:
+            record = (
+                held if held is not None and held.id == reaction.target_id else await self._billing(reaction.target_id)
+            )
+        except NotFoundError:
+            log.warning("a period payment names a missing record", payment_id=reaction.payment_id)
+            return
+        now = self._engine.now()
+        if reaction.kind == fx.BILLING_PAID:
+            await self._engine.transact(record, lambda c: db.paid(c, reaction.payment_id, now=now), actor=_ACTOR)
+            return
+        if reaction.payment_id != db.current_payment_id(record):
+            return  # not the current attempt: nothing to do, and no need to read the payment
+        await self._settle_billing(record.id, await self._load(reaction.payment_id))
+
+    async def _pay_now(
+        self,
+        record: Billed,
+        payment_method: str | None,
+        return_url: str | None,
+        cancel_url: str | None,
+        actor: str | None,
+    ) -> Payment:
+        """The current attempt's payment made with the customer present (a client secret or a link)."""
+        invoice = await self._period_invoice(record)
+        payment_id = db.current_payment_id(record)
+        try:
+            payment = await self.initialize_payment(
+                user_id=record.user_id,
+                amount=db.charge_amount(record),
+                provider=record.provider,
+                idempotency_key=db.payment_key(record.id, record.period, record.attempt),
+                description=record.description or invoice.number,
+                metadata={f"{record.kind}_id": record.id, "billing_period": str(record.period)},
+                payment_method=payment_method,
+                return_url=return_url or record.return_url,
+                cancel_url=cancel_url or record.cancel_url,
+                actor=actor,
+                invoice_id=invoice.id,
+                billing_id=record.id,
+            )
+        except IdempotencyConflictError:
+            payment = await self._load(payment_id)  # the tick started this attempt already: follow it
+        if payment.status in FINAL_STATUSES:
+            raise InvalidStateError("this attempt's payment failed; the next attempt is being scheduled, try again")
+        if payment.status not in SETTLED_STATUSES:
+            now = self._engine.now()
+            link = payment.redirect_url
+            await self._engine.transact(
+                record,
+                lambda c: db.awaiting(c, payment.id, needs_customer=False, link=link, now=now, token=None),
+                actor=self._actor(actor),
+            )
+        return payment
+
+    async def _billing(self, record_id: str) -> Billed:
+        d.check_id(record_id, "id")
+        record = await self._engine.storage.get_billing(record_id)
+        if record is None:
+            raise NotFoundError(f"no subscription or installment plan {record_id!r}")
+        return record
+
+    async def _period_invoice(self, record: Billed) -> Invoice:
+        """The OPEN invoice of the record's current period, created once (its id is derived)."""
+        storage = self._engine.storage
+        invoice_id = d.keyed_id("inv", "invoice", db.invoice_key(record))
+        existing = await storage.get_invoice(invoice_id)
+        if existing is not None:
+            return existing
+        amount = db.charge_amount(record)
+        now = self._engine.now()
+        series = f"{self._invoice_prefix}-{now.year}"
+        line = LineItem(description=db.line_description(record), quantity=1, unit_amount=amount)
+        invoice = Invoice(
+            id=invoice_id,
+            number=f"{series}-{await storage.next_invoice_sequence(series):06d}",
+            user_id=record.user_id,
+            currency=amount.currency,
+            line_items=(line,),
+            subtotal=amount,
+            tax=Money.zero(amount.currency),
+            total=amount,
+            status=InvoiceStatus.OPEN,
+            metadata={f"{record.kind}_id": record.id, "billing_period": str(record.period)},
+            created_at=now,
+            updated_at=now,
+            sent_at=now,
+        )
+        audit = fx.invoice_audit(None, invoice, AuditAction.INVOICE_CREATE, actor=_ACTOR, at=now)
+        try:
+            await storage.insert_invoice(invoice, [audit])
+        except DuplicateRecordError:
+            stored = await storage.get_invoice(invoice_id)
+            if stored is None:
+                raise
+            return stored
+        self._engine.emit([audit])
+        return invoice

@@ -1,0 +1,526 @@
+# Source of the generated sync twin (scripts/unasync.py): edit here.
+"""Subscriptions and installment plans through the service: renewals, dunning, customer-present, crashes.
+
+Written once for both APIs (tests/_sync/test_billing.py is generated from here), on
+memory and on the MongoDB-wire server. The 200-subscription thread and process runs
+are in tests/test_billing_concurrency.py.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from paykit import (
+    AsyncPaymentService,
+    AuditAction,
+    Dunning,
+    IdempotencyConflictError,
+    InstallmentPlan,
+    InvalidRequestError,
+    InvalidStateError,
+    InvoiceStatus,
+    Money,
+    NotFoundError,
+    NotificationKind,
+    PaymentStatus,
+    Plan,
+    Subscription,
+    SubscriptionStatus,
+)
+from paykit.storage import AsyncMemoryStorage, AsyncStorage
+from paykit.testing import AsyncFakeProvider, ManualClock
+from tests import _concurrency
+from tests._storages import mongo_server_fixture, storage_params
+
+pytestmark = pytest.mark.anyio
+
+START = datetime(2027, 1, 31, 9, 30, tzinfo=UTC)
+MONTHLY = Plan(amount=Money.of("9.99", "USD"), name="Pro")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture(params=storage_params(AsyncStorage))
+def store(request: pytest.FixtureRequest) -> AsyncStorage:
+    if request.param == "memory":
+        return AsyncMemoryStorage()
+    storage: AsyncStorage = request.getfixturevalue(mongo_server_fixture(AsyncStorage, "real_mongo_storage"))
+    return storage
+
+
+@pytest.fixture
+async def svc(store: AsyncStorage, fake: AsyncFakeProvider, clock: ManualClock) -> AsyncPaymentService:
+    return AsyncPaymentService(storage=store, providers=[fake], clock=clock)
+
+
+async def subscribe(svc: AsyncPaymentService, **changes: Any) -> Subscription:
+    values: dict[str, Any] = {"user_id": "u1", "plan": MONTHLY, "provider": "fake", "payment_method": "pm_card_visa"}
+    values.update(changes)
+    return await svc.create_subscription(**values)
+
+
+async def kinds(svc: AsyncPaymentService, subject_id: str, user_id: str = "u1") -> list[str]:
+    """The notifications about one subscription, oldest first."""
+    notes = await svc.list_notifications(user_id, limit=500)
+    return [n.kind.value for n in reversed(notes) if n.subject_id == subject_id]
+
+
+def charges(fake: AsyncFakeProvider) -> Counter[str]:
+    """Money taken at the fake, by paykit payment id: more than 1 for an id is a double charge."""
+    return Counter(state.payment_id for state in fake._payments.values() if state.status == PaymentStatus.SUCCEEDED)
+
+
+class TestRenewals:
+    """A subscription is charged once per period, on calendar boundaries anchored on its first day."""
+
+    async def test_the_first_period_is_charged_by_the_first_tick(self, svc: AsyncPaymentService) -> None:
+        sub = await subscribe(svc)
+        assert (sub.status, sub.due_at, sub.period) == (SubscriptionStatus.ACTIVE, START, 0)
+
+        report = await svc.bill_due()
+
+        sub = await svc.get_subscription(sub.id)
+        assert (report.claimed, report.paid) == (1, 1)
+        assert (sub.status, sub.period, sub.current_period_start, sub.current_period_end) == (
+            SubscriptionStatus.ACTIVE,
+            1,
+            START,
+            datetime(2027, 2, 28, 9, 30, tzinfo=UTC),
+        )
+        payment = await svc.get_payment(sub.last_payment_id or "")
+        invoice = await svc.get_invoice(payment.invoice_id or "")
+        assert (payment.status, payment.off_session, payment.billing_id) == (PaymentStatus.SUCCEEDED, True, sub.id)
+        assert (invoice.status, invoice.total, invoice.payment_id) == (InvoiceStatus.PAID, MONTHLY.amount, payment.id)
+        trail = [e.action for e in await svc.audit_trail(sub.id)]
+        assert trail == [AuditAction.SUBSCRIPTION_CREATE, AuditAction.BILLING_PERIOD_PAID]
+
+    async def test_a_year_of_month_end_renewals(
+        self, svc: AsyncPaymentService, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        """Jan 31 renews Feb 28, Mar 31, Apr 30...; reminders come 3 days before; each period once."""
+        sub = await subscribe(svc)
+        ends: list[datetime] = []
+        while len(ends) < 12:
+            await svc.bill_due()
+            assert (await svc.bill_due()).claimed == 0  # a second tick finds nothing more to do
+            sub = await svc.get_subscription(sub.id)
+            if sub.current_period_end is not None and sub.current_period_end not in ends:
+                ends.append(sub.current_period_end)
+            clock.advance((sub.due_at or START) - clock())
+        assert [e.date().isoformat() if e else "" for e in ends] == [
+            "2027-02-28",
+            "2027-03-31",
+            "2027-04-30",
+            "2027-05-31",
+            "2027-06-30",
+            "2027-07-31",
+            "2027-08-31",
+            "2027-09-30",
+            "2027-10-31",
+            "2027-11-30",
+            "2027-12-31",
+            "2028-01-31",
+        ]
+        paid = charges(fake)
+        assert (len(paid), set(paid.values())) == (12, {1})
+        assert (await kinds(svc, sub.id)).count("renewal_upcoming") == 11
+
+    async def test_a_trial_charges_nothing_until_it_ends(
+        self, svc: AsyncPaymentService, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        sub = await subscribe(svc, plan=Plan(amount=Money.of("5.000", "KWD"), trial_days=14))
+        assert (sub.status, sub.trial_end, sub.renews_at) == (
+            SubscriptionStatus.TRIALING,
+            START + timedelta(days=14),
+            START + timedelta(days=14),
+        )
+        assert (await svc.bill_due()).claimed == 0
+        clock.advance(days=11)
+        assert (await svc.bill_due()).reminded == 1
+        assert not fake.calls_to("create_payment")
+        clock.advance(days=3)
+        assert (await svc.bill_due()).paid == 1
+        sub = await svc.get_subscription(sub.id)
+        assert (sub.status, sub.current_period_start) == (SubscriptionStatus.ACTIVE, START + timedelta(days=14))
+        assert await kinds(svc, sub.id) == ["renewal_upcoming"]
+
+    async def test_create_is_idempotent_by_key(self, svc: AsyncPaymentService) -> None:
+        first = await subscribe(svc, idempotency_key="sub-1")
+        assert await subscribe(svc, idempotency_key="sub-1") == first
+        with pytest.raises(IdempotencyConflictError):
+            await subscribe(svc, idempotency_key="sub-1", plan=Plan(amount=Money.of("1.00", "USD")))
+        assert [s.id for s in await svc.list_subscriptions(user_id="u1")] == [first.id]
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            {"plan": {"amount": Money.of("0", "USD")}},
+            {"plan": {"amount": Money.of("1.00", "USD"), "interval": "fortnight"}},
+            {"user_id": ""},
+            {"provider": "nope"},
+            {"start": datetime(2027, 1, 1)},
+        ],
+    )
+    async def test_bad_input_is_refused_and_nothing_is_stored(
+        self, svc: AsyncPaymentService, bad: dict[str, Any]
+    ) -> None:
+        with pytest.raises(InvalidRequestError):
+            await subscribe(svc, **bad)
+        assert await svc.list_subscriptions() == []
+
+
+class TestChanges:
+    """Cancel now or at period end, pause and resume, change plan from the next period."""
+
+    async def test_cancel_at_period_end_charges_no_more(
+        self, svc: AsyncPaymentService, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        sub = await subscribe(svc)
+        await svc.bill_due()
+        sub = await svc.cancel_subscription(sub.id, at_period_end=True)
+        assert (sub.status, sub.cancel_at_period_end) == (SubscriptionStatus.ACTIVE, True)
+        clock.advance(days=28)
+        report = await svc.bill_due()
+        sub = await svc.get_subscription(sub.id)
+        assert (report.ended, sub.status, sub.due_at) == (1, SubscriptionStatus.CANCELED, None)
+        assert len(charges(fake)) == 1
+        assert "subscription_canceled" in await kinds(svc, sub.id)
+        assert await svc.cancel_subscription(sub.id) == sub  # again: a no-op
+
+    async def test_cancel_now(self, svc: AsyncPaymentService) -> None:
+        sub = await svc.cancel_subscription((await subscribe(svc)).id)
+        assert (sub.status, sub.due_at, sub.canceled_at) == (SubscriptionStatus.CANCELED, None, START)
+        assert (await svc.bill_due()).claimed == 0
+        with pytest.raises(InvalidStateError):
+            await svc.pause_subscription(sub.id)
+
+    async def test_periods_paused_are_not_charged(
+        self, svc: AsyncPaymentService, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        sub = await subscribe(svc)
+        await svc.bill_due()
+        await svc.pause_subscription(sub.id)
+        clock.advance(days=70)  # Feb 28 and Mar 31 pass while paused
+        assert (await svc.bill_due()).claimed == 0
+        sub = await svc.resume_subscription(sub.id)
+        assert (sub.status, sub.renews_at) == (SubscriptionStatus.ACTIVE, datetime(2027, 4, 30, 9, 30, tzinfo=UTC))
+        clock.advance(sub.renews_at - clock() if sub.renews_at else timedelta(0))
+        await svc.bill_due()
+        sub = await svc.get_subscription(sub.id)
+        assert (sub.current_period_start, sub.current_period_end) == (
+            datetime(2027, 4, 30, 9, 30, tzinfo=UTC),
+            datetime(2027, 5, 31, 9, 30, tzinfo=UTC),
+        )
+        assert len(charges(fake)) == 2
+        actions = [e.action for e in await svc.audit_trail(sub.id)]
+        assert AuditAction.SUBSCRIPTION_PAUSE in actions
+        assert AuditAction.SUBSCRIPTION_RESUME in actions
+
+    async def test_a_new_plan_starts_with_the_next_period(
+        self, svc: AsyncPaymentService, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        sub = await subscribe(svc)
+        await svc.bill_due()
+        yearly = Plan(amount=Money.of("99.00", "USD"), interval="year")
+        sub = await svc.change_subscription_plan(sub.id, yearly)
+        assert (sub.plan, sub.next_plan) == (MONTHLY, yearly)
+        clock.advance(days=28)
+        await svc.bill_due()
+        sub = await svc.get_subscription(sub.id)
+        assert (sub.plan, sub.next_plan, sub.current_period_end) == (
+            yearly,
+            None,
+            datetime(2028, 2, 28, 9, 30, tzinfo=UTC),
+        )
+        assert sorted(c.amount for c in fake.calls_to("create_payment") if c.amount) == [
+            Money.of("9.99", "USD"),
+            Money.of("99.00", "USD"),
+        ]
+        with pytest.raises(InvalidRequestError):
+            await svc.change_subscription_plan(sub.id, Plan(amount=Money.of("1.000", "KWD")))
+
+
+class TestDunning:
+    """Failure, retries at the scheduled times, recovery, and the final cancellation."""
+
+    async def test_retries_then_recovery(
+        self, svc: AsyncPaymentService, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        sub = await subscribe(svc)
+        fake.fail_next("decline", times=2)
+        assert (await svc.bill_due()).failed == 1
+        sub = await svc.get_subscription(sub.id)
+        assert (sub.status, sub.attempt, sub.due_at) == (SubscriptionStatus.PAST_DUE, 1, START + timedelta(days=1))
+
+        clock.advance(hours=23)
+        assert (await svc.bill_due()).claimed == 0  # not before the retry time
+        clock.advance(hours=1)
+        assert (await svc.bill_due()).failed == 1
+        sub = await svc.get_subscription(sub.id)
+        assert (sub.attempt, sub.due_at) == (2, START + timedelta(days=3))
+
+        clock.advance(days=2)
+        assert (await svc.bill_due()).paid == 1
+        sub = await svc.get_subscription(sub.id)
+        assert (sub.status, sub.attempt, sub.period, sub.current_period_end) == (
+            SubscriptionStatus.ACTIVE,
+            0,
+            1,
+            datetime(2027, 2, 28, 9, 30, tzinfo=UTC),  # recovery keeps the calendar
+        )
+        assert (await kinds(svc, sub.id)).count("retry_scheduled") == 2
+        invoices = {(await svc.get_payment(p)).invoice_id for p in charges(fake)}
+        assert len(invoices) == 1  # three attempts, one invoice
+
+    @pytest.mark.parametrize(
+        ("final", "kind"), [("canceled", "subscription_canceled"), ("unpaid", "subscription_unpaid")]
+    )
+    async def test_the_last_failure_ends_it(
+        self, svc: AsyncPaymentService, fake: AsyncFakeProvider, clock: ManualClock, final: str, kind: str
+    ) -> None:
+        sub = await subscribe(svc, dunning=Dunning(final_status=final))  # type: ignore[arg-type]
+        fake.behavior = "decline"
+        times = []
+        for _ in range(6):
+            if (await svc.bill_due()).failed:
+                times.append(clock() - START)
+            sub = await svc.get_subscription(sub.id)
+            if sub.due_at is None:
+                break
+            clock.advance(sub.due_at - clock())
+        assert times == [timedelta(days=d) for d in (0, 1, 3, 5, 7)]
+        assert (sub.status, sub.attempt, sub.due_at) == (SubscriptionStatus(final), 5, None)
+        assert (await kinds(svc, sub.id))[-1] == kind
+        assert len(fake.calls_to("create_payment")) == 5
+
+    async def test_authentication_required_needs_the_customer(
+        self, svc: AsyncPaymentService, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        """Off-session 3-D Secure: past due, the user is told what to do, the customer pays, active again."""
+        sub = await subscribe(svc)
+        fake.fail_next("require_action")
+        await svc.bill_due()
+        sub = await svc.get_subscription(sub.id)
+        assert sub.status == SubscriptionStatus.PAST_DUE
+        notes = [n for n in await svc.list_notifications("u1", limit=50) if n.subject_id == sub.id]
+        action = next(n for n in notes if n.kind == NotificationKind.PAYMENT_ACTION_REQUIRED)
+        assert (action.payload["action"], action.payload["failure"]) == ("authenticate", "authentication_required")
+
+        payment = await svc.pay_subscription(sub.id)  # the customer is back, on-session
+        assert (payment.off_session, payment.status, payment.client_secret is not None) == (
+            False,
+            PaymentStatus.PENDING,
+            True,
+        )
+        assert await svc.pay_subscription(sub.id) == await svc.get_payment(payment.id)  # again: the same payment
+        await svc.confirm_payment(payment.id, payment_method="pm_card_visa")
+        sub = await svc.get_subscription(sub.id)
+        assert (sub.status, sub.period, sub.attempt) == (SubscriptionStatus.ACTIVE, 1, 0)
+        clock.advance(days=1)
+        assert (await svc.bill_due()).claimed == 0  # the retry is off: nothing is outstanding
+
+    async def test_a_deleted_card_enters_dunning_until_a_new_one_is_set(
+        self, svc: AsyncPaymentService, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        card = await svc.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa")
+        sub = await subscribe(svc, payment_method=card.id)
+        await svc.delete_payment_method("u1", card.id)
+        assert (await svc.bill_due()).failed == 1
+        sub = await svc.get_subscription(sub.id)
+        assert (sub.status, sub.attempt) == (SubscriptionStatus.PAST_DUE, 1)
+        assert not fake.calls_to("create_payment")
+        assert "payment_failed" in await kinds(svc, sub.id)
+
+        new = await svc.save_payment_method(user_id="u1", provider="fake", token="pm_card_mastercard")
+        sub = await svc.change_subscription_payment_method(sub.id, new.id)
+        assert AuditAction.SUBSCRIPTION_CHANGE_METHOD in [e.action for e in await svc.audit_trail(sub.id)]
+        clock.advance(days=1)
+        assert (await svc.bill_due()).paid == 1
+        assert (await svc.get_subscription(sub.id)).status == SubscriptionStatus.ACTIVE
+        with pytest.raises(InvalidRequestError):
+            await svc.change_subscription_payment_method(sub.id, card.id)  # deleted
+
+
+class TestCustomerPresent:
+    """A provider without off-session charges: each period waits for the customer, with the same dunning."""
+
+    @pytest.fixture
+    def fake(self, clock: ManualClock) -> AsyncFakeProvider:
+        return AsyncFakeProvider(clock=clock.unix, off_session=False)
+
+    async def test_the_customer_pays_by_the_link(
+        self, svc: AsyncPaymentService, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        sub = await subscribe(svc)
+        assert (await svc.bill_due()).awaiting == 1
+        sub = await svc.get_subscription(sub.id)
+        payment = await svc.get_payment(sub.payment_id or "")
+        assert (payment.status, payment.off_session, sub.status, sub.due_at) == (
+            PaymentStatus.PENDING,
+            False,
+            SubscriptionStatus.ACTIVE,
+            START + timedelta(days=1),
+        )
+        assert await kinds(svc, sub.id) == ["payment_action_required"]
+        hook = fake.webhook(payment, PaymentStatus.SUCCEEDED, event_id="evt_1")
+        await svc.apply_webhook_event(await fake.parse_webhook(hook.body, hook.headers))
+        sub = await svc.get_subscription(sub.id)
+        assert (sub.status, sub.period, sub.payment_id) == (SubscriptionStatus.ACTIVE, 1, None)
+
+    async def test_an_unpaid_link_counts_as_a_failure(
+        self, svc: AsyncPaymentService, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        sub = await subscribe(svc)
+        await svc.bill_due()
+        first = (await svc.get_subscription(sub.id)).payment_id or ""
+        clock.advance(days=1)
+        await svc.bill_due()  # the deadline passed: the link is canceled, a retry scheduled
+        sub = await svc.get_subscription(sub.id)
+        assert ((await svc.get_payment(first)).status, sub.status, sub.attempt) == (
+            PaymentStatus.CANCELED,
+            SubscriptionStatus.PAST_DUE,
+            1,
+        )
+        assert (await svc.bill_due()).awaiting == 1  # the retry is due now: a new link
+        second = (await svc.get_subscription(sub.id)).payment_id
+        assert second not in (None, first)
+
+
+class TestInstallments:
+    """Exact installments on a schedule, the same dunning, pay off early, cancel."""
+
+    async def test_three_installments_in_kwd(
+        self, svc: AsyncPaymentService, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        plan = await svc.create_installment_plan(
+            user_id="u1", total=Money.of("100.000", "KWD"), count=3, provider="fake", payment_method="pm_card_visa"
+        )
+        assert [str(i.amount) for i in plan.installments] == ["33.334 KWD", "33.333 KWD", "33.333 KWD"]
+        assert [i.due_at.date().isoformat() for i in plan.installments] == ["2027-01-31", "2027-02-28", "2027-03-31"]
+        for _ in range(5):  # three charges and two reminders
+            await svc.bill_due()
+            plan = await svc.get_installment_plan(plan.id)
+            clock.advance((plan.due_at or clock()) - clock())
+        assert (plan.status, plan.amount_paid, plan.amount_remaining.minor_units) == (
+            SubscriptionStatus.COMPLETED,
+            Money.of("100.000", "KWD"),
+            0,
+        )
+        assert all(i.paid_at is not None for i in plan.installments)
+        assert sum(c.amount.minor_units for c in fake.calls_to("create_payment") if c.amount) == 100_000
+
+    async def test_pay_off_early(self, svc: AsyncPaymentService, fake: AsyncFakeProvider, clock: ManualClock) -> None:
+        plan = await svc.create_installment_plan(
+            user_id="u1", total=Money.of("1000", "JPY"), count=4, provider="fake", payment_method="pm_card_visa"
+        )
+        await svc.bill_due()
+        clock.advance(days=3)
+        plan = await svc.pay_off_installment_plan(plan.id)
+        assert (plan.status, plan.amount_paid, len(plan.installments)) == (
+            SubscriptionStatus.COMPLETED,
+            Money.of("1000", "JPY"),
+            2,
+        )
+        assert [c.amount for c in fake.calls_to("create_payment")] == [Money.of("250", "JPY"), Money.of("750", "JPY")]
+
+    async def test_pay_off_while_past_due(self, svc: AsyncPaymentService, fake: AsyncFakeProvider) -> None:
+        """The past-due installment's invoice is voided; the pay-off's own invoice carries the whole rest."""
+        plan = await svc.create_installment_plan(
+            user_id="u1", total=Money.of("30.00", "USD"), count=3, provider="fake", payment_method="pm_card_visa"
+        )
+        fake.fail_next("decline")
+        await svc.bill_due()
+        failed = (await svc.list_payments(user_id="u1")).items[0]
+        plan = await svc.pay_off_installment_plan(plan.id)
+        assert (plan.status, plan.amount_paid) == (SubscriptionStatus.COMPLETED, Money.of("30.00", "USD"))
+        paid = await svc.get_payment(plan.last_payment_id or "")
+        assert (paid.amount, (await svc.get_invoice(paid.invoice_id or "")).status) == (
+            Money.of("30.00", "USD"),
+            InvoiceStatus.PAID,
+        )
+        assert (await svc.get_invoice(failed.invoice_id or "")).status == InvoiceStatus.VOID
+
+    async def test_cancel_and_dunning(self, svc: AsyncPaymentService, fake: AsyncFakeProvider) -> None:
+        plan = await svc.create_installment_plan(
+            user_id="u1", total=Money.of("10.00", "USD"), count=2, provider="fake", payment_method="pm_card_visa"
+        )
+        fake.fail_next("decline")
+        await svc.bill_due()
+        plan = await svc.get_installment_plan(plan.id)
+        assert (plan.status, plan.attempt) == (SubscriptionStatus.PAST_DUE, 1)
+        plan = await svc.cancel_installment_plan(plan.id)
+        assert (plan.status, plan.due_at) == (SubscriptionStatus.CANCELED, None)
+        with pytest.raises(InvalidStateError):
+            await svc.pay_off_installment_plan(plan.id)
+        assert [p.id for p in await svc.list_installment_plans(user_id="u1")] == [plan.id]
+        assert isinstance(plan, InstallmentPlan)
+
+
+class TestBadInput:
+    """Bad input is a typed PaykitError, and nothing is stored."""
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            {"count": 0},
+            {"count": 121},
+            {"total": Money.of("0.02", "USD"), "count": 3},
+            {"interval": "fortnight"},
+            {"interval_count": 0},
+            {"first_due": datetime(2027, 1, 1)},
+            {"provider": "nope"},
+        ],
+    )
+    async def test_installment_plans(self, svc: AsyncPaymentService, bad: dict[str, Any]) -> None:
+        values: dict[str, Any] = {"user_id": "u1", "total": Money.of("10.00", "USD"), "count": 3, "provider": "fake"}
+        with pytest.raises(InvalidRequestError):
+            await svc.create_installment_plan(**{**values, **bad})
+        assert await svc.list_installment_plans() == []
+
+    @pytest.mark.parametrize("limit", [0, 1001, True])
+    async def test_bill_due_limit(self, svc: AsyncPaymentService, limit: int) -> None:
+        with pytest.raises(InvalidRequestError):
+            await svc.bill_due(limit=limit)
+
+    async def test_unknown_ids(self, svc: AsyncPaymentService) -> None:
+        plan = await svc.create_installment_plan(user_id="u1", total=Money.of("10.00", "USD"), count=2, provider="fake")
+        with pytest.raises(NotFoundError):
+            await svc.get_subscription(plan.id)  # an installment plan is not a subscription
+        with pytest.raises(NotFoundError):
+            await svc.cancel_subscription("sub_missing")
+
+    async def test_notifications_carry_no_secret(self, svc: AsyncPaymentService, fake: AsyncFakeProvider) -> None:
+        """The customer-present link goes out; the payment's client secret never does."""
+        fake.capabilities = replace(fake.capabilities, off_session=False)
+        sub = await subscribe(svc)
+        await svc.bill_due()
+        payment = await svc.get_payment((await svc.get_subscription(sub.id)).payment_id or "")
+        secret = payment.client_secret.get_secret_value() if payment.client_secret else "unset"
+        notes = await svc.list_notifications("u1", limit=50)
+        assert notes
+        assert secret not in repr([n.payload for n in notes])
+        trail = await svc.audit_trail(sub.id)
+        assert secret not in repr([e.payload for e in trail])
+
+
+class TestConcurrentTicks:
+    """Ticks running together (tasks, or threads in the sync twin) charge each period exactly once."""
+
+    async def test_four_ticks_over_twenty_subscriptions(
+        self, svc: AsyncPaymentService, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        subs = [await subscribe(svc, user_id=f"u{k}") for k in range(20)]
+        for _ in range(3):  # three periods
+            await _concurrency.run_together_async(4, lambda: svc.bill_due(limit=100))
+            clock.advance(days=31)
+        paid = charges(fake)
+        assert (sum(paid.values()), set(paid.values())) == (60, {1})
+        assert {(await svc.get_subscription(s.id)).period for s in subs} == {3}

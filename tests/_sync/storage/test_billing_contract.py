@@ -1,0 +1,129 @@
+# Generated from tests/_async/storage/test_billing_contract.py by scripts/unasync.py: do not edit.
+"""The storage contract of subscriptions and installment plans, on every storage of both APIs.
+
+Insert, read back every field, compare-and-set with effects, list by user and
+kind, and the billing tick's due query (due date reached, lease free, earliest first).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from paykit._errors import DuplicateRecordError
+from paykit._models import AuditAction, AuditEntry, Dunning, Installment, InstallmentPlan, Plan, Subscription
+from paykit._money import Money
+from paykit._status import SubscriptionStatus
+from paykit.storage import Storage
+
+from ...storage.records import T0, at
+
+
+def make_subscription(sid: str = "sub_1", *, user: str = "u1", when: int = 0, **changes: Any) -> Subscription:
+    fields: dict[str, Any] = {
+        "id": sid,
+        "user_id": user,
+        "provider": "fake",
+        "payment_method": "pm_1",
+        "plan": Plan(amount=Money.of("4.990", "KWD"), interval="month", interval_count=2, trial_days=7, name="Pro"),
+        "next_plan": Plan(amount=Money.of("49.000", "KWD"), interval="year"),
+        "dunning": Dunning(retry_days=(2, 4), final_status="unpaid", remind_days=None),
+        "anchor": at(when),
+        "renews_at": at(when),
+        "due_at": at(when),
+        "metadata": {"k": "v"},
+        "created_at": at(when),
+        "updated_at": at(when),
+    }
+    fields.update(changes)
+    return Subscription(**fields)
+
+
+def make_plan(pid: str = "ipl_1", *, when: int = 0, **changes: Any) -> InstallmentPlan:
+    items = tuple(
+        Installment(number=k + 1, amount=Money.of(a, "JPY"), due_at=at(when + 60 * k))
+        for k, a in enumerate(["334", "333", "333"])
+    )
+    fields: dict[str, Any] = {
+        "id": pid,
+        "user_id": "u1",
+        "provider": "fake",
+        "total": Money.of("1000", "JPY"),
+        "installments": items,
+        "renews_at": at(when),
+        "due_at": at(when),
+        "created_at": at(when),
+        "updated_at": at(when),
+    }
+    fields.update(changes)
+    return InstallmentPlan(**fields)
+
+
+def audit(record_id: str, version: int) -> AuditEntry:
+    return AuditEntry(
+        id=f"{record_id}:v{version}:x",
+        action=AuditAction.SUBSCRIPTION_PAUSE,
+        subject_type="subscription",
+        subject_id=record_id,
+        actor="t",
+        at=T0,
+    )
+
+
+class TestRecords:
+    def test_round_trip_keeps_every_field(self, storage: Storage) -> None:
+        sub = make_subscription(lease_until=at(5), lease_token="lease_1", status=SubscriptionStatus.PAST_DUE)
+        plan = make_plan()
+        storage.insert_billing(sub)
+        storage.insert_billing(plan)
+        assert storage.get_billing(sub.id) == sub
+        assert storage.get_billing(plan.id) == plan
+        assert storage.get_billing("nope") is None
+
+    def test_a_second_insert_of_an_id_is_refused(self, storage: Storage) -> None:
+        storage.insert_billing(make_subscription())
+        with pytest.raises(DuplicateRecordError):
+            storage.insert_billing(make_subscription())
+
+    def test_compare_and_set_writes_its_effects_only_when_it_wins(self, storage: Storage) -> None:
+        sub = make_subscription()
+        storage.insert_billing(sub)
+        paused = sub.model_copy(update={"status": SubscriptionStatus.PAUSED, "version": 1})
+        assert storage.update_billing(paused, expected_version=0, effects=[audit(sub.id, 1)])
+        late = sub.model_copy(update={"status": SubscriptionStatus.CANCELED, "version": 1})
+        assert not storage.update_billing(late, expected_version=0, effects=[audit(sub.id, 99)])
+        assert storage.get_billing(sub.id) == paused
+        assert [e.id for e in storage.list_audit(sub.id, limit=10)] == [f"{sub.id}:v1:x"]
+
+    def test_lists_by_user_and_kind_newest_first(self, storage: Storage) -> None:
+        for k in range(3):
+            storage.insert_billing(make_subscription(f"sub_{k}", when=k))
+        storage.insert_billing(make_subscription("sub_other", user="u2", when=9))
+        storage.insert_billing(make_plan(when=5))
+        found = storage.list_billing(user_id="u1", kind="subscription", limit=10)
+        assert [r.id for r in found] == ["sub_2", "sub_1", "sub_0"]
+        assert [r.id for r in storage.list_billing(user_id=None, kind=None, limit=2)] == ["sub_other", "ipl_1"]
+        assert [r.id for r in storage.list_billing(user_id="u1", kind="installment_plan", limit=10)] == ["ipl_1"]
+
+
+class TestDueQuery:
+    def test_due_and_free_records_earliest_first(self, storage: Storage) -> None:
+        storage.insert_billing(make_subscription("sub_late", due_at=at(30)))
+        storage.insert_billing(make_subscription("sub_early", due_at=at(10)))
+        storage.insert_billing(make_plan("ipl_mid", due_at=at(20)))
+        storage.insert_billing(make_subscription("sub_future", due_at=at(100)))
+        storage.insert_billing(make_subscription("sub_none", due_at=None))
+        storage.insert_billing(make_subscription("sub_leased", due_at=at(0), lease_until=at(60)))
+        storage.insert_billing(make_subscription("sub_expired", due_at=at(5), lease_until=at(40)))
+
+        due = storage.list_billing_due(now=at(50), limit=10)
+
+        assert [r.id for r in due] == ["sub_expired", "sub_early", "ipl_mid", "sub_late"]
+        assert [r.id for r in storage.list_billing_due(now=at(50), limit=2)] == ["sub_expired", "sub_early"]
+        assert storage.list_billing_due(now=at(50), limit=0) == []
+
+    def test_a_due_date_at_now_is_due(self, storage: Storage) -> None:
+        storage.insert_billing(make_subscription(due_at=at(10)))
+        assert [r.id for r in storage.list_billing_due(now=at(10), limit=5)] == ["sub_1"]
+        assert storage.list_billing_due(now=at(9), limit=5) == []
