@@ -25,6 +25,7 @@ from .._decisions import billing as db
 from .._decisions import common as d
 from .._decisions import effects as fx
 from .._decisions.change import Change
+from .._decisions.policy import Actor
 from .._errors import (
     DuplicateRecordError,
     IdempotencyConflictError,
@@ -238,7 +239,7 @@ class _Billing(_Invoices, _Part):
         payment_method: str | None,
         return_url: str | None,
         cancel_url: str | None,
-        actor: str | None,
+        actor: Actor | str | None,
     ) -> Payment:
         """The current attempt's payment made with the customer present (a client secret or a link)."""
         invoice = await self._period_invoice(record)

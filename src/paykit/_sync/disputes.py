@@ -18,6 +18,7 @@ from .. import _telemetry as telemetry
 from .._decisions import common as d
 from .._decisions import disputes as dd
 from .._decisions.change import Change
+from .._decisions.policy import Actor
 from .._errors import InvalidRequestError, InvalidStateError, NotFoundError, UnsupportedOperationError
 from .._log import get_logger
 from .._models import Dispute, Payment
@@ -86,7 +87,7 @@ class _Disputes(_Part):
         *,
         evidence_due_by: datetime | None = None,
         provider_dispute_id: str | None = None,
-        actor: str | None = None,
+        actor: Actor | str | None = None,
     ) -> Dispute:
         """Record a dispute the provider reported outside any API (KNET: the bank's letter).
 
@@ -136,7 +137,9 @@ class _Disputes(_Part):
         return payment.disputes[new_id]
 
     @telemetry.operation("resolve_dispute")
-    def resolve_dispute(self, dispute_id: str, outcome: DisputeStatus | str, *, actor: str | None = None) -> Dispute:
+    def resolve_dispute(
+        self, dispute_id: str, outcome: DisputeStatus | str, *, actor: Actor | str | None = None
+    ) -> Dispute:
         """End a dispute by hand as ``"won"`` (the hold is released) or ``"lost"`` (its amount leaves net revenue).
 
         For disputes without a provider API (KNET); it works for any provider.
@@ -157,7 +160,7 @@ class _Disputes(_Part):
         return self._change(dispute_id, lambda c, now: dd.resolve(c, dispute_id, target, actor=who, now=now), who)
 
     @telemetry.operation("accept_dispute")
-    def accept_dispute(self, dispute_id: str, *, actor: str | None = None) -> Dispute:
+    def accept_dispute(self, dispute_id: str, *, actor: Actor | str | None = None) -> Dispute:
         """Concede a dispute: the provider is told (Stripe closes it, PayPal accepts the claim) and it is lost.
 
         A dispute recorded by hand (no provider dispute id) is conceded here only.
@@ -191,7 +194,7 @@ class _Disputes(_Part):
         evidence: Mapping[str, str],
         *,
         submit: bool = True,
-        actor: str | None = None,
+        actor: Actor | str | None = None,
     ) -> Dispute:
         """Send text evidence to the provider, by its own field names, and record that it was sent.
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from .. import _telemetry as telemetry
 from .._decisions import billing as db
 from .._decisions import common as d
+from .._decisions.policy import Actor
 from .._errors import DuplicateRecordError, InvalidRequestError, InvalidStateError
 from .._models import AuditAction, Dunning, Installment, InstallmentPlan, Interval, InvoiceStatus
 from .._money import Money
@@ -37,7 +38,7 @@ class _Installments(_Billing, _Part):
         return_url: str | None = None,
         cancel_url: str | None = None,
         idempotency_key: str | None = None,
-        actor: str | None = None,
+        actor: Actor | str | None = None,
     ) -> InstallmentPlan:
         """Split ``total`` into ``count`` installments, due from ``first_due`` every ``interval_count`` intervals.
 
@@ -144,7 +145,7 @@ class _Installments(_Billing, _Part):
         return [p for p in found if isinstance(p, InstallmentPlan)]
 
     @telemetry.operation("cancel_installment_plan")
-    def cancel_installment_plan(self, plan_id: str, *, actor: str | None = None) -> InstallmentPlan:
+    def cancel_installment_plan(self, plan_id: str, *, actor: Actor | str | None = None) -> InstallmentPlan:
         """Stop charging the installments not yet paid; canceling again is a no-op.
 
         Raises:
@@ -156,7 +157,7 @@ class _Installments(_Billing, _Part):
         return self._engine.transact(plan, build, actor=self._actor(actor))[0]
 
     @telemetry.operation("pay_off_installment_plan")
-    def pay_off_installment_plan(self, plan_id: str, *, actor: str | None = None) -> InstallmentPlan:
+    def pay_off_installment_plan(self, plan_id: str, *, actor: Actor | str | None = None) -> InstallmentPlan:
         """Pay everything left now: the unpaid installments become one, charged by this call's tick.
 
         Returns the plan after the charge: ``completed`` when it succeeded, or

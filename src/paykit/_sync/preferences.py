@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from .._decisions import channels as dc
 from .._decisions import common as d
+from .._decisions.policy import Actor
 from .._log import get_logger
 from .._models import NotificationKind, NotificationPreferences
 from ._part import _Part
@@ -22,7 +23,7 @@ class _Preferences(_Part):
         channels: Mapping[NotificationKind | str, Iterable[str]] | None = None,
         opted_out: bool = False,
         locale: str | None = None,
-        actor: str | None = None,
+        actor: Actor | str | None = None,
     ) -> NotificationPreferences:
         """Store a user's notification preferences, replacing earlier ones, and audit the change.
 

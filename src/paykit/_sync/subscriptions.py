@@ -13,6 +13,7 @@ from .. import _telemetry as telemetry
 from .._decisions import billing as db
 from .._decisions import common as d
 from .._decisions.change import Change
+from .._decisions.policy import Actor
 from .._errors import DuplicateRecordError, InvalidRequestError, InvalidStateError
 from .._models import AuditAction, Dunning, Payment, Plan, Subscription
 from .._status import SubscriptionStatus
@@ -36,7 +37,7 @@ class _Subscriptions(_Billing, _Part):
         return_url: str | None = None,
         cancel_url: str | None = None,
         idempotency_key: str | None = None,
-        actor: str | None = None,
+        actor: Actor | str | None = None,
     ) -> Subscription:
         """Subscribe a user to a plan; :meth:`bill_due` charges each period when it starts.
 
@@ -154,14 +155,14 @@ class _Subscriptions(_Billing, _Part):
         return [s for s in found if isinstance(s, Subscription)]
 
     def _change_subscription(
-        self, subscription_id: str, build: Callable[[Subscription], Change], actor: str | None
+        self, subscription_id: str, build: Callable[[Subscription], Change], actor: Actor | str | None
     ) -> Subscription:
         sub = self.get_subscription(subscription_id)
         return self._engine.transact(sub, build, actor=self._actor(actor))[0]
 
     @telemetry.operation("cancel_subscription")
     def cancel_subscription(
-        self, subscription_id: str, *, at_period_end: bool = False, actor: str | None = None
+        self, subscription_id: str, *, at_period_end: bool = False, actor: Actor | str | None = None
     ) -> Subscription:
         """Cancel now, or at the end of the period paid (``at_period_end``). Canceling again is a no-op.
 
@@ -174,7 +175,7 @@ class _Subscriptions(_Billing, _Part):
         )
 
     @telemetry.operation("pause_subscription")
-    def pause_subscription(self, subscription_id: str, *, actor: str | None = None) -> Subscription:
+    def pause_subscription(self, subscription_id: str, *, actor: Actor | str | None = None) -> Subscription:
         """Stop charging until :meth:`resume_subscription`; pausing again is a no-op.
 
         Raises:
@@ -184,7 +185,7 @@ class _Subscriptions(_Billing, _Part):
         return self._change_subscription(subscription_id, lambda c: db.pause(c, now=now), actor)
 
     @telemetry.operation("resume_subscription")
-    def resume_subscription(self, subscription_id: str, *, actor: str | None = None) -> Subscription:
+    def resume_subscription(self, subscription_id: str, *, actor: Actor | str | None = None) -> Subscription:
         """Charge a paused subscription again from its next period start; periods paused are not charged.
 
         Raises:
@@ -195,7 +196,7 @@ class _Subscriptions(_Billing, _Part):
 
     @telemetry.operation("change_subscription_plan")
     def change_subscription_plan(
-        self, subscription_id: str, plan: Plan | Mapping[str, Any], *, actor: str | None = None
+        self, subscription_id: str, plan: Plan | Mapping[str, Any], *, actor: Actor | str | None = None
     ) -> Subscription:
         """Switch to ``plan`` from the next period on; the period already paid is not prorated.
 
@@ -215,7 +216,7 @@ class _Subscriptions(_Billing, _Part):
 
     @telemetry.operation("change_subscription_payment_method")
     def change_subscription_payment_method(
-        self, subscription_id: str, payment_method: str | None, *, actor: str | None = None
+        self, subscription_id: str, payment_method: str | None, *, actor: Actor | str | None = None
     ) -> Subscription:
         """Charge the next periods (and retries) to another saved method; ``None`` waits for the customer.
 
@@ -238,7 +239,7 @@ class _Subscriptions(_Billing, _Part):
         payment_method: str | None = None,
         return_url: str | None = None,
         cancel_url: str | None = None,
-        actor: str | None = None,
+        actor: Actor | str | None = None,
     ) -> Payment:
         """Pay the outstanding period with the customer present (after ``authentication_required``).
 
