@@ -24,7 +24,7 @@ from _cpu import Sizes, growth_rows, stripe_provider, time_reads
 from bson import ObjectId
 from pymongo import monitoring
 
-from paykit import Money, PaymentService, PaymentStatus
+from paykit import Money, PaymentService, PaymentStatus, Plan
 from paykit.storage.mongo import MongoStorage
 from paykit.testing import FakeProvider
 from paykit.webhooks import handle_webhook
@@ -70,18 +70,24 @@ def describe(commands: list[tuple[str, str, dict[str, Any]]]) -> str:
 
 # -- 4. round trips per operation -------------------------------------------------------
 SUBSCRIPTION_CHARGE = "subscription period charge"
-"""The billing row: target 4 round trips, reported as n/a until paykit has a billing API."""
+"""The billing row: one ``bill_due`` tick charging one due period off-session (target 4 round trips)."""
 
 
 def subscription_period_charge(service: PaymentService, tag: str) -> Callable[[], Any] | None:
-    """The operation behind the ``subscription period charge`` row, or ``None`` while billing is not merged.
+    """Subscribe a user (uncounted) and return the tick that charges their first period."""
+    service.create_subscription(
+        user_id=f"u_sub_{tag}",
+        plan=Plan(amount=Money.of("4.990", "KWD")),
+        provider="fake",
+        payment_method="pm_card_visa",
+    )
 
-    To wire the row once billing lands: set up (uncounted) an active subscription on ``service``
-    whose period is due, and return a callable that charges that one period. Everything else (the
-    warm-up run, the counting, the target and the table row) is in place already.
-    """
-    del service, tag  # no billing API yet
-    return None
+    def charge() -> None:
+        report = service.bill_due(limit=1)
+        if report.paid != 1:
+            raise RuntimeError(f"the tick paid {report.paid} periods, not 1: {report}")
+
+    return charge
 
 
 def bench_round_trips(report: Report, client: pymongo.MongoClient[dict[str, Any]], counter: CommandCounter) -> None:
