@@ -129,7 +129,12 @@ def _check_payment(service: PaymentService, fake: WireFake, payment: Payment) ->
     by_ref = {r.ref: r for r in remote.refunds}
     local = {r.id: r for r in explanation.refunds}
     matched: set[str] = set()
+    # A refund the provider reported (webhook first) before its API answer named it is recorded
+    # once: paykit cancels its own request as "the same refund" and keeps the reported one.
+    live_refs = {r.provider_ref for r in explanation.refunds if r.status is not RefundStatus.CANCELED}
     for refund in explanation.refunds:
+        if refund.status is RefundStatus.CANCELED and refund.provider_ref in live_refs:
+            continue
         found = by_paykit_id.get(refund.id) or (by_ref.get(refund.provider_ref) if refund.provider_ref else None)
         if found is None:
             if refund.status in {RefundStatus.SUCCEEDED, RefundStatus.PENDING}:
