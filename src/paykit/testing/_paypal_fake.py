@@ -445,13 +445,22 @@ class PayPalFake:
         intent = body.get("intent")
         units = body.get("purchase_units")
         if intent not in {"CAPTURE", "AUTHORIZE"} or not isinstance(units, list) or len(units) != 1:
-            return 400, _error("INVALID_REQUEST", "Request is not well-formed.", "MISSING_REQUIRED_PARAMETER")
+            return 400, _error(
+                "INVALID_REQUEST",
+                "Request is not well-formed, syntactically incorrect, or violates schema.",
+                "MISSING_REQUIRED_PARAMETER",
+                "A required parameter is missing.",
+            )
         unit = copy.deepcopy(units[0])
         try:
             _minor(unit["amount"])
         except (KeyError, TypeError, ValueError, ArithmeticError):
             return 422, _error(
-                "UNPROCESSABLE_ENTITY", "The requested action could not be performed.", "AMOUNT_MISMATCH"
+                "UNPROCESSABLE_ENTITY",
+                "The requested action could not be performed, semantically incorrect, or failed business validation.",
+                "CANNOT_BE_ZERO_OR_NEGATIVE",
+                "Must be greater than zero. If the currency supports decimals, only two decimal place precision "
+                "is supported.",
             )
         ident = self._next("")
         unit.setdefault("reference_id", "default")
@@ -484,16 +493,33 @@ class PayPalFake:
             return None, (404, _not_found())
         if order["intent"] != intent:
             return None, _unprocessable(
-                "ACTION_DOES_NOT_MATCH_INTENT", f"Order was created with an intent of '{order['intent']}'."
+                "ACTION_DOES_NOT_MATCH_INTENT",
+                f"Order was created with an intent to '{order['intent']}'. Please use "
+                "v2/checkout/orders/order_id/capture to complete the transaction or alternately Create an order "
+                "with an intent of 'AUTHORIZE'.",
             )
         if order["status"] == "COMPLETED":
-            issue = "ORDER_ALREADY_CAPTURED" if intent == "CAPTURE" else "ORDER_ALREADY_AUTHORIZED"
-            return None, _unprocessable(issue, "Order already completed.")
+            if intent == "CAPTURE":
+                return None, _unprocessable(
+                    "ORDER_ALREADY_CAPTURED",
+                    "Order already captured.If 'intent=CAPTURE' only one capture per order is allowed.",
+                )
+            return None, _unprocessable(
+                "ORDER_ALREADY_AUTHORIZED",
+                "Order already authorized.If 'intent=AUTHORIZE' only one authorization per order is allowed.",
+            )
         if order["status"] != "APPROVED":
-            return None, _unprocessable("ORDER_NOT_APPROVED", "Payer has not yet approved the Order for payment.")
+            tail = " or provide a valid `payment_source` in the request." if intent == "CAPTURE" else "."
+            return None, _unprocessable(
+                "ORDER_NOT_APPROVED",
+                "Payer has not yet approved the Order for payment. Please redirect the payer to the "
+                "'rel':'approve' url returned as part of the HATEOAS links within the Create Order call" + tail,
+            )
         if self._funding.get(ident) == "declined":
             return None, _unprocessable(
-                "INSTRUMENT_DECLINED", "The instrument presented was either declined by the processor or bank."
+                "INSTRUMENT_DECLINED",
+                "The instrument presented  was either declined by the processor or bank, "
+                "or it can't be used for this payment.",
             )
         return order, None
 
@@ -547,14 +573,20 @@ class PayPalFake:
         if authorization is None:
             return 404, _not_found()
         if authorization["status"] == "VOIDED":
-            return _unprocessable("AUTHORIZATION_VOIDED", "A voided authorization cannot be captured.")
+            return _unprocessable("AUTHORIZATION_VOIDED", "A voided authorization cannot be captured or reauthorized. ")
         if authorization["status"] in {"CAPTURED", "PARTIALLY_CAPTURED"}:
             return _unprocessable("AUTHORIZATION_ALREADY_CAPTURED", "Authorization has previously been captured.")
         amount = body.get("amount") or authorization["amount"]
         if amount.get("currency_code") != authorization["amount"]["currency_code"]:
             return _unprocessable("CURRENCY_MISMATCH", "Currency of capture must match the authorization.")
         if not 0 < _minor(amount) <= _minor(authorization["amount"]):
-            return _unprocessable("MAX_CAPTURE_AMOUNT_EXCEEDED", "Capture amount exceeds the authorized amount.")
+            return _unprocessable(
+                "MAX_CAPTURE_AMOUNT_EXCEEDED",
+                "Capture amount exceeds allowable limit. Please contact customer service or your account manager "
+                "to request the change to your overage limit. The default overage limit is 115%, which allows the "
+                "sum of all captures to be up to 115% of the order amount. The ability to over capture is "
+                "subjected to regulatory approvals.",
+            )
         order_id = authorization["supplementary_data"]["related_ids"]["order_id"]
         capture = self._new_capture(
             dict(amount), "COMPLETED", authorization.get("custom_id"), order_id=order_id, authorization_id=ident
@@ -571,10 +603,13 @@ class PayPalFake:
         authorization = self.authorizations.get(ident)
         if authorization is None:
             return 404, _not_found()
+        if authorization["status"] == "VOIDED":
+            return _unprocessable(
+                "PREVIOUSLY_VOIDED", "Authorization has been previously voided and hence cannot be voided again."
+            )
         if authorization["status"] != "CREATED":
             return _unprocessable(
-                "PREVIOUSLY_VOIDED" if authorization["status"] == "VOIDED" else "CANNOT_BE_VOIDED",
-                f"The authorization is {authorization['status']} and cannot be voided.",
+                "PREVIOUSLY_CAPTURED", "Authorization has been previously captured and hence cannot be voided."
             )
         authorization.update(status="VOIDED", update_time=self._now())
         order_id = authorization["supplementary_data"]["related_ids"]["order_id"]
@@ -586,9 +621,10 @@ class PayPalFake:
         capture = self.captures.get(ident)
         if capture is None:
             return 404, _not_found()
+        if capture["status"] == "REFUNDED":
+            return _unprocessable("CAPTURE_FULLY_REFUNDED", "The capture has already been fully refunded")
         if capture["status"] not in {"COMPLETED", "PARTIALLY_REFUNDED"}:
-            issue = "CAPTURE_FULLY_REFUNDED" if capture["status"] == "REFUNDED" else "REFUND_NOT_ALLOWED"
-            return _unprocessable(issue, f"The capture is {capture['status']} and cannot be refunded.")
+            return _unprocessable("REFUND_NOT_ALLOWED", "Capture cannot be refunded.")
         taken = sum(
             _minor(r["amount"])
             for r in self.refunds.values()
@@ -597,10 +633,13 @@ class PayPalFake:
         remaining = _minor(capture["amount"]) - taken
         amount = body.get("amount") or _paypal_amount(remaining, capture["amount"]["currency_code"])
         if amount.get("currency_code") != capture["amount"]["currency_code"]:
-            return _unprocessable("REFUND_CAPTURE_CURRENCY_MISMATCH", "Refund must be in the capture's currency.")
+            return _unprocessable(
+                "REFUND_CAPTURE_CURRENCY_MISMATCH", "Refund must be in the same currency as the capture"
+            )
         if not 0 < _minor(amount) <= remaining:
             return _unprocessable(
-                "REFUND_AMOUNT_EXCEEDED", "The refund amount must be less than or equal to the capture amount."
+                "REFUND_AMOUNT_EXCEEDED",
+                "The refund amount must be less than or equal to the capture amount that has not yet been refunded.",
             )
         refund_id = self._next("")
         refund = {
@@ -733,7 +772,7 @@ def _json(content: bytes) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-def _error(name: str, message: str, issue: str | None = None) -> dict[str, Any]:
+def _error(name: str, message: str, issue: str | None = None, description: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": name,
         "message": message,
@@ -747,7 +786,7 @@ def _error(name: str, message: str, issue: str | None = None) -> dict[str, Any]:
         ],
     }
     if issue is not None:
-        body["details"] = [{"issue": issue, "description": message}]
+        body["details"] = [{"issue": issue, "description": description or message}]
     return body
 
 
@@ -761,4 +800,9 @@ def _unprocessable(issue: str, description: str) -> tuple[int, dict[str, Any]]:
 
 
 def _not_found() -> dict[str, Any]:
-    return _error("RESOURCE_NOT_FOUND", "The specified resource does not exist.", "INVALID_RESOURCE_ID")
+    return _error(
+        "RESOURCE_NOT_FOUND",
+        "The specified resource does not exist.",
+        "INVALID_RESOURCE_ID",
+        "Specified resource ID does not exist. Please check the resource ID and try again.",
+    )
