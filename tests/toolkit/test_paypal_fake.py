@@ -16,7 +16,6 @@ from referencing.jsonschema import DRAFT4
 
 from paykit import (
     AsyncPaymentService,
-    AuthenticationError,
     Money,
     PaymentService,
     PaymentStatus,
@@ -137,7 +136,8 @@ def test_a_checkout_capture_and_refunds_speak_paypals_wire_format() -> None:
     assert (payment.status, payment.captured_minor, payment.refunded_minor) == (PaymentStatus.REFUNDED, 1000, 1000)
     assert (first.status, second.status) == (RefundStatus.SUCCEEDED, RefundStatus.SUCCEEDED)
     capture = fake.capture_of(payment.provider_ref or "")
-    assert capture is not None and capture["status"] == "REFUNDED"
+    assert capture is not None
+    assert capture["status"] == "REFUNDED"
     assert [r["amount"]["value"] for r in fake.refunds_of(payment.provider_ref or "")] == ["3.00", "7.00"]
     assert [(r.operation, s) for r, s, _ in fake.exchanges if r.method == "POST"] == [
         ("token", 200),
@@ -157,7 +157,8 @@ def test_a_checkout_capture_and_refunds_speak_paypals_wire_format() -> None:
     ]
     # The adapter confirmed each money event with a GET; the fake answered consistently.
     gets = [(r.operation, s) for r, s, _ in fake.exchanges if r.method == "GET"]
-    assert ("retrieve_capture", 200) in gets and ("retrieve_refund", 200) in gets
+    assert ("retrieve_capture", 200) in gets
+    assert ("retrieve_refund", 200) in gets
     assert assert_wire_format(fake) > 4
     assert assert_consistent(service, fake) == 1
 
