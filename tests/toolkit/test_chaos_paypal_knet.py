@@ -303,3 +303,13 @@ async def test_the_async_adapters_stay_consistent_too(seed: int) -> None:
 
     assert await aassert_consistent(service, paypal, chaos=chaos) == 3
     assert await aassert_consistent(service, knet, chaos=knet_chaos) == 3
+
+
+def test_the_three_fakes_implement_the_protocol_chaos_uses() -> None:
+    from paykit.testing import StripeFake
+
+    fakes = [StripeFake(), PayPalFake(), KnetFake()]
+
+    assert all(isinstance(fake, WireFake) for fake in fakes)
+    assert [fake.provider_name for fake in fakes] == ["stripe", "paypal", "knet"]
+    assert not isinstance(object(), WireFake)
