@@ -20,6 +20,7 @@ from paykit import (
     PaymentService,
     PaymentStatus,
     ProviderRequestError,
+    ProviderUnavailableError,
     RefundStatus,
 )
 from paykit.storage import AsyncMemoryStorage, MemoryStorage
@@ -334,7 +335,7 @@ def test_a_capture_whose_answer_is_lost_is_not_taken_twice() -> None:
     fake.approve(payment.provider_ref or "")
     fake.inject(Fault.TIMEOUT_AFTER_SUCCESS, on="confirm")
 
-    with pytest.raises(Exception):  # noqa: B017, PT011  # whatever paykit raises for a lost answer
+    with pytest.raises(ProviderUnavailableError):
         service.confirm_payment(payment.id)
     payment = service.confirm_payment(payment.id)
 
