@@ -72,6 +72,47 @@ def test_the_fixtures_serve_an_async_app(pytester: pytest.Pytester) -> None:
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
+def test_the_paypal_and_knet_fixtures_serve_an_app(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from paykit import Money, PaymentStatus
+        from paykit.testing import ChaosRates, KnetFake, PayPalFake, assert_consistent
+        from paykit.webhooks import handle_webhook
+
+        def test_paypal_checkout(paykit_service, paykit_paypal, paykit_chaos, paykit_clock):
+            assert isinstance(paykit_paypal, PayPalFake) and paykit_paypal.clock is paykit_clock
+            route = lambda b, h: handle_webhook(paykit_service, "paypal", b, h)
+            chaos = paykit_chaos(route, fake=paykit_paypal, rates=ChaosRates.calm())
+            payment = paykit_service.initialize_payment(
+                user_id="u1", amount=Money.of("5.00", "USD"), provider="paypal", idempotency_key="o1"
+            )
+            paykit_paypal.approve(payment.provider_ref)
+            try:
+                payment = paykit_service.confirm_payment(payment.id)
+            finally:
+                chaos.stop()
+                chaos.drain()
+            assert paykit_service.get_payment(payment.id).status is PaymentStatus.SUCCEEDED
+            assert [status for _, _, status in chaos.answers] == [200, 200, 200]
+            assert assert_consistent(paykit_service, paykit_paypal) == 1
+
+        def test_knet_checkout(paykit_service, paykit_knet):
+            assert isinstance(paykit_knet, KnetFake)
+            payment = paykit_service.initialize_payment(
+                user_id="u1", amount=Money.of("5.000", "KWD"), provider="knet", idempotency_key="o1"
+            )
+            paykit_knet.pay(paykit_knet.open(payment.redirect_url))
+            for delivery in paykit_knet.take_deliveries():
+                assert handle_webhook(paykit_service, "knet", *paykit_knet.signed(delivery)).status_code == 200
+            assert paykit_service.get_payment(payment.id).status is PaymentStatus.SUCCEEDED
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--fixtures")
+    for name in ["paykit_paypal", "paykit_knet"]:
+        assert f"{name} -- " in result.stdout.str()
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
 def test_prefixed_names_leave_an_apps_own_fixtures_alone(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(
         """

@@ -10,6 +10,9 @@ paykit's log events as dicts.
 real adapter runs against it; ``Chaos`` delivers its webhooks duplicated, late,
 early, reordered, lost or forged and injects provider faults, from a seed; and
 ``assert_consistent`` checks that paykit and the fake agree after all that.
+``PayPalFake`` and ``KnetFake`` do the same for PayPal (Orders v2, Payments v2,
+signed webhooks) and KNET (payment page, encrypted response, tranPipe); the
+three implement ``WireFake``, the protocol ``Chaos`` and ``assert_consistent`` use.
 The pytest plugin (``paykit.testing.pytest_plugin``) offers them as fixtures.
 """
 
@@ -27,11 +30,13 @@ from ._logs import capture_logs
 from ._stripe_fake import Fault, StripeDelivery, StripeFake, StripeRequest
 from ._sync.consistency import assert_consistent
 from ._sync.incident import export_incident, replay_incident
+from ._wire_fake import Delivery, RemotePayment, RemoteRefund, WebhookDelivery, WireFake
 
 __all__ = [
     "AsyncFakeProvider",
     "Chaos",
     "ChaosRates",
+    "Delivery",
     "FakeBehavior",
     "FakeCall",
     "FakeKnet",
@@ -39,13 +44,21 @@ __all__ = [
     "FakeWebhook",
     "Fault",
     "ForgeryAccepted",
+    "KnetFake",
+    "KnetRefund",
     "KnetTransaction",
     "LookupFault",
     "ManualClock",
+    "PayPalFake",
+    "PayPalRequest",
     "PayPalWebhookSigner",
+    "RemotePayment",
+    "RemoteRefund",
     "StripeDelivery",
     "StripeFake",
     "StripeRequest",
+    "WebhookDelivery",
+    "WireFake",
     "aassert_consistent",
     "aexport_incident",
     "areplay_incident",
@@ -65,6 +78,10 @@ _LAZY = {
     "sign_stripe_webhook": "._stripe",
     "stripe_event": "._stripe",
     "PayPalWebhookSigner": "._paypal",
+    "PayPalFake": "._paypal_fake",
+    "PayPalRequest": "._paypal_fake",
+    "KnetFake": "._knet_fake",
+    "KnetRefund": "._knet_fake",
     "FakeKnet": "._knet",
     "KnetTransaction": "._knet",
     "knet_response_body": "._knet",

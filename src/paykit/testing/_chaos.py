@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._stripe_fake import Fault, StripeDelivery, StripeFake
+from ._stripe_fake import Fault
+from ._wire_fake import Delivery, WireFake
 
 __all__ = ["Chaos", "ChaosRates", "ForgeryAccepted"]
 
@@ -68,7 +69,11 @@ class ChaosRates:
 
 
 class Chaos:
-    """Delivers a :class:`StripeFake`'s webhooks to ``sink`` the way a bad day at Stripe would.
+    """Delivers a fake provider's webhooks to ``sink`` the way a bad day at the provider would.
+
+    The fake is a :class:`~paykit.testing.StripeFake`, a
+    :class:`~paykit.testing.PayPalFake` or a :class:`~paykit.testing.KnetFake`
+    (any :class:`~paykit.testing.WireFake`).
 
     Installing it steers the fake: each API request may get a provider fault
     (:attr:`ChaosRates.fault`) or have its events delivered before its answer
@@ -97,7 +102,7 @@ class Chaos:
 
     def __init__(
         self,
-        fake: StripeFake,
+        fake: WireFake,
         sink: Sink,
         *,
         seed: int,
@@ -114,7 +119,7 @@ class Chaos:
         self.answers: list[tuple[str, str, int]] = []
         """(event id, ``"delivery"`` or ``"forgery"``, status answered) per delivery made."""
         self._rng = random.Random(seed)  # noqa: S311  # reproducible, not secret
-        self._held: list[StripeDelivery] = []
+        self._held: list[Delivery] = []
         self._attempts: dict[str, int] = {}
         self._active = True
         fake.on_request = self._on_request
@@ -145,9 +150,9 @@ class Chaos:
 
     # -- planning ---------------------------------------------------------------------------
 
-    def _plan(self, batch: list[StripeDelivery], *, final: bool) -> list[tuple[StripeDelivery, bool]]:
+    def _plan(self, batch: list[Delivery], *, final: bool) -> list[tuple[Delivery, bool]]:
         """(delivery, forged) in the order they will be sent; delayed ones are held."""
-        sends: list[tuple[StripeDelivery, bool]] = []
+        sends: list[tuple[Delivery, bool]] = []
         rates = self.rates
         for delivery in batch:
             name = f"{delivery.type} {delivery.event_id}"
@@ -174,7 +179,7 @@ class Chaos:
             self.log.append("reorder: " + ", ".join(("forged " if f else "") + d.event_id for d, f in sends))
         return sends
 
-    def _batch(self, *, final: bool) -> list[tuple[StripeDelivery, bool]]:
+    def _batch(self, *, final: bool) -> list[tuple[Delivery, bool]]:
         batch = [*self._held, *self.fake.take_deliveries()]
         self._held = []
         self._attempts = {k: v for k, v in self._attempts.items() if v < self.max_attempts}
@@ -182,7 +187,7 @@ class Chaos:
             self._attempts.setdefault(delivery.event_id, 0)
         return self._plan(batch, final=final)
 
-    def _record(self, delivery: StripeDelivery, forged: bool, answer: object) -> bool:
+    def _record(self, delivery: Delivery, forged: bool, answer: object) -> bool:
         status = int(getattr(answer, "status_code", answer))  # type: ignore[call-overload]
         self.answers.append((delivery.event_id, "forgery" if forged else "delivery", status))
         if forged:
@@ -200,7 +205,7 @@ class Chaos:
             self._held.append(delivery)
         return False
 
-    def _request(self, delivery: StripeDelivery, forged: bool) -> tuple[bytes, Mapping[str, str]]:
+    def _request(self, delivery: Delivery, forged: bool) -> tuple[bytes, Mapping[str, str]]:
         return self.fake.forged(delivery) if forged else self.fake.signed(delivery)
 
     # -- delivering --------------------------------------------------------------------------
@@ -228,29 +233,29 @@ class Chaos:
                 return
 
     def _pending(self) -> bool:
-        return bool(self.fake._outbox)
+        return self.fake.has_queued()
 
-    def _send(self, sends: Iterable[tuple[StripeDelivery, bool]]) -> None:
+    def _send(self, sends: Iterable[tuple[Delivery, bool]]) -> None:
         for delivery, forged in sends:
             answer = self.sink(*self._request(delivery, forged))
             if inspect.isawaitable(answer):
                 raise TypeError("the sink is async: use aflush()/adrain()")
             self._record(delivery, forged, answer)
 
-    async def _asend(self, sends: Iterable[tuple[StripeDelivery, bool]]) -> None:
+    async def _asend(self, sends: Iterable[tuple[Delivery, bool]]) -> None:
         for delivery, forged in sends:
             answer = self.sink(*self._request(delivery, forged))
             if inspect.isawaitable(answer):
                 answer = await answer
             self._record(delivery, forged, answer)
 
-    def _early(self, deliveries: list[StripeDelivery]) -> None:
+    def _early(self, deliveries: list[Delivery]) -> None:
         self._send(self._plan_early(deliveries))
 
-    async def _aearly(self, deliveries: list[StripeDelivery]) -> None:
+    async def _aearly(self, deliveries: list[Delivery]) -> None:
         await self._asend(self._plan_early(deliveries))
 
-    def _plan_early(self, deliveries: list[StripeDelivery]) -> list[tuple[StripeDelivery, bool]]:
+    def _plan_early(self, deliveries: list[Delivery]) -> list[tuple[Delivery, bool]]:
         for delivery in deliveries:
             self._attempts.setdefault(delivery.event_id, 0)
         return [(d, False) for d in deliveries]

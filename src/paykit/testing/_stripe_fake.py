@@ -24,10 +24,14 @@ from urllib.parse import parse_qs
 
 import httpx
 
+from .._models import RefundStatus
+from .._status import PaymentStatus
 from ._clock import ManualClock
 from ._stripe import sign_stripe_webhook, stripe_event
+from ._wire_fake import RemotePayment, RemoteRefund
 
 if TYPE_CHECKING:
+    from .._models import Payment
     from ..providers._async.stripe import AsyncStripeProvider
     from ..providers._sync.stripe import StripeProvider
 
@@ -72,6 +76,25 @@ AUTHENTICATION_CARDS: frozenset[str] = frozenset(
     {"pm_card_authenticationRequired", "pm_card_threeDSecure2Required", "pm_card_authenticationRequiredOnSetup"}
 )
 """Test PaymentMethods that need 3-D Secure: the PaymentIntent waits in ``requires_action``."""
+
+
+_S = PaymentStatus
+_INTENT_STATUS: dict[str, frozenset[PaymentStatus]] = {
+    "requires_payment_method": frozenset({_S.PENDING}),
+    "requires_confirmation": frozenset({_S.PENDING}),
+    "requires_action": frozenset({_S.REQUIRES_ACTION}),
+    "processing": frozenset({_S.PROCESSING}),
+    "requires_capture": frozenset({_S.AUTHORIZED}),
+    "succeeded": frozenset({_S.SUCCEEDED, _S.PARTIALLY_REFUNDED, _S.REFUNDED}),
+    "canceled": frozenset({_S.CANCELED}),
+}
+_REFUND_STATUS = {
+    "pending": RefundStatus.PENDING,
+    "requires_action": RefundStatus.PENDING,
+    "succeeded": RefundStatus.SUCCEEDED,
+    "failed": RefundStatus.FAILED,
+    "canceled": RefundStatus.CANCELED,
+}
 
 
 class Fault(Enum):
@@ -152,6 +175,10 @@ class StripeFake:
         api_key: The secret key the fake expects (others get a 401).
         webhook_secret: The endpoint secret the fake signs events with.
     """
+
+    provider_name = "stripe"
+    display_name = "Stripe"
+    idempotency_retention = IDEMPOTENCY_RETENTION
 
     def __init__(
         self,
@@ -252,6 +279,10 @@ class StripeFake:
             taken, self._outbox = self._outbox, []
             return taken
 
+    def has_queued(self) -> bool:
+        """Whether events wait in the queue."""
+        return bool(self._outbox)
+
     def signed(self, delivery: StripeDelivery) -> tuple[bytes, dict[str, str]]:
         """The body and headers of a delivery, signed with :attr:`webhook_secret` now."""
         return delivery.body, sign_stripe_webhook(delivery.body, self.webhook_secret, timestamp=int(self.clock.unix()))
@@ -276,6 +307,57 @@ class StripeFake:
         """Copies of the Refunds of ``intent_id``, oldest first."""
         with self._lock:
             return [copy.deepcopy(r) for r in self.refunds.values() if r["payment_intent"] == intent_id]
+
+    def remote_payment(self, payment: Payment) -> RemotePayment | None:
+        """What Stripe holds for ``payment`` (its PaymentIntent), for ``assert_consistent``."""
+        with self._lock:
+            intent = self.intents.get(payment.provider_ref or "")
+            if intent is None:
+                return None
+            allowed = _INTENT_STATUS.get(intent["status"], frozenset())
+            if intent["status"] == "requires_payment_method" and intent["last_payment_error"] is not None:
+                allowed = allowed | {PaymentStatus.FAILED}
+            # Stripe's units per paykit minor unit (100 for ISK's two-decimal quirk, else 1).
+            scale = intent["amount"] // payment.amount.minor_units if payment.amount.minor_units else 1
+            scale = scale or 1
+            refunds = [
+                RemoteRefund(
+                    r["id"], _REFUND_STATUS[r["status"]], r["amount"] // scale, r["metadata"].get("paykit_refund_id")
+                )
+                for r in self.refunds_of(intent["id"])
+            ]
+            return RemotePayment(
+                ref=intent["id"],
+                status=intent["status"],
+                allowed=allowed,
+                captured_minor=intent["amount_received"] // scale,
+                refunded_minor=sum(r.amount_minor for r in refunds if r.status is RefundStatus.SUCCEEDED),
+                refunds=refunds,
+                what="Stripe's PaymentIntent",
+            )
+
+    def charges(self) -> dict[str, list[str]]:
+        """Map each paykit payment id to ids of its PaymentIntents that succeeded."""
+        found: dict[str, list[str]] = {}
+        with self._lock:
+            for intent in self.intents.values():
+                paykit_id = intent["metadata"].get("paykit_payment_id")
+                if paykit_id is not None and intent["status"] == "succeeded":
+                    found.setdefault(paykit_id, []).append(intent["id"])
+        return found
+
+    def unknown_payment_ids(self) -> dict[str, str]:
+        """PaymentIntent id -> the paykit payment id its metadata names."""
+        with self._lock:
+            return {
+                i["id"]: i["metadata"]["paykit_payment_id"]
+                for i in self.intents.values()
+                if "paykit_payment_id" in i["metadata"]
+            }
+
+    def _requeue(self, early: list[StripeDelivery]) -> None:
+        with self._lock:
+            self._outbox.extend(early)
 
     # -- serving ------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._models import NotificationKind, Payment, RefundStatus
 from ..._status import PaymentStatus, can_transition
-from .._stripe_fake import IDEMPOTENCY_RETENTION, StripeFake
+from .._wire_fake import WireFake
 
 if TYPE_CHECKING:
     from ..._async.service import AsyncPaymentService
@@ -17,42 +17,28 @@ if TYPE_CHECKING:
 __all__ = ["assert_consistent"]
 
 _S = PaymentStatus
-_INTENT_STATUS: dict[str, frozenset[PaymentStatus]] = {
-    "requires_payment_method": frozenset({_S.PENDING}),
-    "requires_confirmation": frozenset({_S.PENDING}),
-    "requires_action": frozenset({_S.REQUIRES_ACTION}),
-    "processing": frozenset({_S.PROCESSING}),
-    "requires_capture": frozenset({_S.AUTHORIZED}),
-    "succeeded": frozenset({_S.SUCCEEDED, _S.PARTIALLY_REFUNDED, _S.REFUNDED}),
-    "canceled": frozenset({_S.CANCELED}),
-}
-_REFUND_STATUS = {
-    "pending": RefundStatus.PENDING,
-    "requires_action": RefundStatus.PENDING,
-    "succeeded": RefundStatus.SUCCEEDED,
-    "failed": RefundStatus.FAILED,
-    "canceled": RefundStatus.CANCELED,
-}
 
 
 async def assert_consistent(
     service: AsyncPaymentService,
-    fake: StripeFake,
+    fake: WireFake,
     *,
     reconcile: bool = True,
     chaos: Chaos | None = None,
 ) -> int:
-    """Assert that paykit's payments agree with the fake Stripe account, and with themselves.
+    """Assert that paykit's payments agree with the fake provider, and with themselves.
 
+    ``fake`` is a :class:`~paykit.testing.StripeFake`, :class:`~paykit.testing.PayPalFake`
+    or :class:`~paykit.testing.KnetFake` (any :class:`~paykit.testing.WireFake`).
     First (unless ``reconcile=False``) it runs ``service.reconcile()`` as a
     production job would, with the fake's faults off: two minutes later, and
-    again 25 hours later, once Stripe has forgotten the idempotency keys (a 500
-    Stripe saved for a key is replayed until then). It moves ``fake.clock``,
-    which must be the service's clock. Then, for every Stripe payment in storage:
+    again an hour after the provider has forgotten the idempotency keys (24 h
+    for Stripe, whose saved 500 is replayed until then). It moves ``fake.clock``,
+    which must be the service's clock. Then, for every payment of that provider in storage:
 
-    - it reached Stripe, and Stripe's PaymentIntent has the status and the
-      captured amount paykit has (nothing pending at paykit that is settled at Stripe);
-    - refunded amounts agree, each refund has Stripe's status, and neither side
+    - it reached the provider, which holds it in a status and with the captured
+      amount paykit has (nothing pending at paykit that is settled there);
+    - refunded amounts agree, each refund has the provider's status, and neither side
       refunded more than it captured;
     - its status never moved backwards: every status change in its audit trail is
       a legal step, each status is left at most once, and they chain up to its status;
@@ -63,7 +49,7 @@ async def assert_consistent(
 
     Args:
         service: The service under test.
-        fake: The fake Stripe account it talks to.
+        fake: The fake provider it talks to.
         reconcile: Run ``reconcile()`` first, as a production job would.
         chaos: Its seed and decisions are added to the failure message.
 
@@ -78,7 +64,7 @@ async def assert_consistent(
         try:
             # As a job every minute would, then again once Stripe has forgotten the idempotency
             # keys (24 h): a replayed 500 keeps a payment pending until then, never longer.
-            for wait in (timedelta(minutes=2), IDEMPOTENCY_RETENTION + timedelta(hours=1)):
+            for wait in (timedelta(minutes=2), fake.idempotency_retention + timedelta(hours=1)):
                 fake.clock.advance(wait)
                 for _ in range(5):
                     report = await service.reconcile(older_than=timedelta(minutes=1), recheck_refunds_since=wait * 2)
@@ -91,82 +77,87 @@ async def assert_consistent(
     cursor: str | None = None
     while True:
         page = await service.list_payments(limit=500, cursor=cursor)
-        payments.extend(p for p in page.items if p.provider == "stripe")
+        payments.extend(p for p in page.items if p.provider == fake.provider_name)
         cursor = page.next_cursor
         if cursor is None:
             break
     known = {p.id for p in payments}
     for payment in payments:
         problems.extend(await _check_payment(service, fake, payment))
-    succeeded: dict[str, list[str]] = {}
-    for intent in fake.intents.values():
-        paykit_id = intent["metadata"].get("paykit_payment_id")
-        if paykit_id is None:
-            continue
-        if paykit_id not in known:
-            problems.append(f"Stripe {intent['id']} names paykit payment {paykit_id}, which storage does not have")
-        if intent["status"] == "succeeded":
-            succeeded.setdefault(paykit_id, []).append(intent["id"])
+    problems.extend(
+        f"{fake.display_name} {ref} names paykit payment {pid}, which storage does not have"
+        for ref, pid in fake.unknown_payment_ids().items()
+        if pid not in known
+    )
     problems.extend(
         f"payment {pid} was charged {len(ids)} times: {', '.join(ids)}"
-        for pid, ids in succeeded.items()
+        for pid, ids in fake.charges().items()
         if len(ids) > 1
     )
     if problems:
         context = f"\n{chaos.report()}" if chaos is not None else ""
-        raise AssertionError("paykit and Stripe disagree:\n- " + "\n- ".join(problems) + context)
+        raise AssertionError(f"paykit and {fake.display_name} disagree:\n- " + "\n- ".join(problems) + context)
     return len(payments)
 
 
-async def _check_payment(service: AsyncPaymentService, fake: StripeFake, payment: Payment) -> list[str]:
+async def _check_payment(service: AsyncPaymentService, fake: WireFake, payment: Payment) -> list[str]:
     name = f"payment {payment.id} ({payment.status.value})"
+    there = fake.display_name
     problems: list[str] = []
     explanation = await service.explain(payment.id)
     problems.extend(_check_history(name, payment, explanation.audit, explanation.notifications))
     if payment.provider_ref is None:
         if payment.status not in {_S.FAILED, _S.CANCELED}:
-            problems.append(f"{name} never reached Stripe and is still pending")
+            problems.append(f"{name} never reached {there} and is still pending")
         return problems
-    intent = fake.intents.get(payment.provider_ref)
-    if intent is None:
-        return [*problems, f"{name}: Stripe has no PaymentIntent {payment.provider_ref}"]
-    allowed = _INTENT_STATUS.get(intent["status"], frozenset())
-    if intent["status"] == "requires_payment_method" and intent["last_payment_error"] is not None:
-        allowed = allowed | {_S.FAILED}
-    if payment.status not in allowed:
-        problems.append(f"{name}: Stripe's PaymentIntent {intent['id']} is {intent['status']}")
-    # Stripe's units per paykit minor unit (100 for ISK's two-decimal quirk, else 1).
-    scale = intent["amount"] // payment.amount.minor_units if payment.amount.minor_units else 1
-    if payment.captured_minor * scale != intent["amount_received"]:
+    remote = fake.remote_payment(payment)
+    if remote is None:
+        return [*problems, f"{name}: {there} has nothing under {payment.provider_ref}"]
+    if payment.status not in remote.allowed:
+        problems.append(f"{name}: {remote.what} {remote.ref} is {remote.status}")
+    if payment.captured_minor != remote.captured_minor:
         problems.append(
-            f"{name}: captured {payment.captured_minor} here, {intent['amount_received']} at Stripe ({intent['id']})"
+            f"{name}: captured {payment.captured_minor} here, {remote.captured_minor} at {there} ({remote.ref})"
         )
-    stripe_refunds = fake.refunds_of(intent["id"])
-    stripe_refunded = sum(r["amount"] for r in stripe_refunds if r["status"] == "succeeded")
-    if payment.refunded_minor * scale != stripe_refunded:
-        problems.append(f"{name}: refunded {payment.refunded_minor} here, {stripe_refunded} at Stripe")
+    if payment.refunded_minor != remote.refunded_minor:
+        problems.append(f"{name}: refunded {payment.refunded_minor} here, {remote.refunded_minor} at {there}")
     if payment.refunded_minor > payment.captured_minor:
         problems.append(f"{name}: refunded {payment.refunded_minor}, more than captured {payment.captured_minor}")
-    if stripe_refunded > intent["amount_received"]:
-        problems.append(f"{name}: Stripe refunded {stripe_refunded}, more than it received")
-    by_paykit_id = {r["metadata"].get("paykit_refund_id"): r for r in stripe_refunds}
+    if remote.refunded_minor > remote.captured_minor:
+        problems.append(f"{name}: {there} refunded {remote.refunded_minor}, more than it received")
+    by_paykit_id = {r.paykit_refund_id: r for r in remote.refunds if r.paykit_refund_id is not None}
+    by_ref = {r.ref: r for r in remote.refunds}
     local = {r.id: r for r in explanation.refunds}
+    matched: set[str] = set()
+    # A refund the provider reported (webhook first) before its API answer named it is recorded
+    # once: paykit cancels its own request as "the same refund" and keeps the reported one.
+    live_refs = {r.provider_ref for r in explanation.refunds if r.status is not RefundStatus.CANCELED}
     for refund in explanation.refunds:
-        remote = by_paykit_id.get(refund.id)
-        if remote is None:
-            if refund.status in {RefundStatus.SUCCEEDED, RefundStatus.PENDING}:
-                problems.append(f"{name}: refund {refund.id} is {refund.status.value} here, Stripe has none")
+        if refund.status is RefundStatus.CANCELED and refund.provider_ref in live_refs:
             continue
-        if _REFUND_STATUS[remote["status"]] != refund.status:
-            problems.append(f"{name}: refund {refund.id} is {refund.status.value} here, {remote['status']} at Stripe")
-        if refund.amount.minor_units * scale != remote["amount"]:
+        found = by_paykit_id.get(refund.id) or (by_ref.get(refund.provider_ref) if refund.provider_ref else None)
+        if found is None:
+            if refund.status in {RefundStatus.SUCCEEDED, RefundStatus.PENDING}:
+                problems.append(f"{name}: refund {refund.id} is {refund.status.value} here, {there} has none")
+            continue
+        matched.add(found.ref)
+        if found.status != refund.status:
             problems.append(
-                f"{name}: refund {refund.id} is {refund.amount.minor_units} here, {remote['amount']} at Stripe"
+                f"{name}: refund {refund.id} is {refund.status.value} here, {found.status.value} at {there}"
+            )
+        if refund.amount.minor_units != found.amount_minor:
+            problems.append(
+                f"{name}: refund {refund.id} is {refund.amount.minor_units} here, {found.amount_minor} at {there}"
             )
     problems.extend(
-        f"{name}: Stripe Refund {remote['id']} names paykit refund {rid}, which storage does not have"
-        for rid, remote in by_paykit_id.items()
-        if rid is not None and rid not in local
+        f"{name}: {there} refund {remote_refund.ref} names paykit refund {rid}, which storage does not have"
+        for rid, remote_refund in by_paykit_id.items()
+        if rid not in local
+    )
+    problems.extend(
+        f"{name}: {there} refund {r.ref} ({r.status.value}, {r.amount_minor}) is not in storage"
+        for r in remote.refunds
+        if r.paykit_refund_id is None and r.ref not in matched
     )
     return problems
 
