@@ -12,7 +12,13 @@ from .._decisions import payments as dp
 from .._decisions import refunds as dr
 from .._decisions.change import Change
 from .._decisions.policy import Actor, StepUpProof
-from .._errors import InvalidStateError, NotFoundError, PaykitError, ProviderError
+from .._errors import (
+    InvalidStateError,
+    NotFoundError,
+    PaykitError,
+    ProviderError,
+    ProviderUnavailableError,
+)
 from .._log import get_logger
 from .._models import Payment, Refund, RefundStatus
 from .._money import Money
@@ -155,8 +161,11 @@ class _Refunds(_Payments, _Part):
                 payment_id=payment.id,
             )
         except ProviderError as exc:
-            if exc.should_retry:
-                raise  # outcome unknown: the reservation stays, and a lookup comes before any resend
+            never_sent = exc.should_retry and not adapter.capabilities.idempotent_refunds
+            if not never_sent and (exc.should_retry or isinstance(exc, ProviderUnavailableError)):
+                # Outcome unknown (a timeout, a 5xx): the refund may be made, so the reservation stays,
+                # and a lookup (or, without one, the operator: resolve_refund) comes before any resend.
+                raise
             await self._settle(
                 refund, payment, RefundStatus.FAILED, actor=actor, failure_message=exc.message, code=exc.code
             )
@@ -254,6 +263,13 @@ class _Refunds(_Payments, _Part):
                     refund, payment, RefundStatus.FAILED, actor=actor, failure_message=message, abandoned=True
                 )
             provider_key = _lookup_resend_key(refund)
+        elif refund.attempts > 0 and not adapter.capabilities.idempotent_refunds:
+            error = InvalidStateError(
+                f"refund {refund.id}: {_UNKNOWN_OUTCOME}, and {refund.provider!r} can neither look refunds up nor "
+                "take a resend safely; check the provider's dashboard, then record it with resolve_refund()"
+            )
+            error.payment_id = payment.id
+            raise error
         elif refund.attempts >= dr.MAX_REFUND_ATTEMPTS:
             error = InvalidStateError(
                 f"refund {refund.id}: {_UNKNOWN_OUTCOME} after {refund.attempts} attempts, and "
@@ -268,6 +284,55 @@ class _Refunds(_Payments, _Part):
             return await self.get_refund(refund.id)
         return await self._send_refund(
             _refund_in(change.effects, refund.id), payment, actor=actor, provider_key=provider_key
+        )
+
+    async def resolve_refund(
+        self,
+        refund_id: str,
+        *,
+        succeeded: bool,
+        provider_ref: str | None = None,
+        actor: Actor | str | None = None,
+    ) -> Refund:
+        """Record the outcome of a refund whose answer was lost, as the provider's dashboard shows it.
+
+        For providers that can neither look refunds up nor take a resend safely
+        (KNET), a refund whose answer never came stays pending with its amount
+        held: paykit cannot tell whether the money went out. Once someone has
+        checked, this settles it: ``succeeded=True`` counts it as refunded,
+        ``False`` releases the amount. The decision is audited with its actor.
+
+        Raises:
+            NotFoundError: No such refund.
+            InvalidStateError: The refund is not waiting for an unclear answer
+                (settled, awaiting approval, or known to the provider).
+
+        .. versionadded:: 0.3.0
+        """
+        refund = await self.get_refund(refund_id)
+        payment = await self._load(refund.payment_id)
+        unclear = (
+            refund.status == RefundStatus.PENDING
+            and refund.id in payment.pending_refunds
+            and refund.provider_ref is None
+            and refund.attempts > 0
+        )
+        if not unclear:
+            error = InvalidStateError(f"refund {refund.id} is {refund.status.value}, not waiting for an unclear answer")
+            error.payment_id = payment.id
+            raise error
+        if provider_ref is not None:
+            d.check_id(provider_ref, "provider_ref")
+        status = RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED
+        message = None if succeeded else "recorded as not made after the provider gave no clear answer"
+        return await self._settle(
+            refund,
+            payment,
+            status,
+            actor=self._actor(actor),
+            provider_ref=provider_ref,
+            failure_message=message,
+            origin="resolved",
         )
 
     async def get_refund(self, refund_id: str) -> Refund:

@@ -43,6 +43,10 @@ class ProviderCapabilities:
     """The provider can find a refund by paykit's refund id and retrieve it by its own
     (``find_refund``, ``retrieve_refund``), so a refund whose outcome is unknown is looked
     up before it is ever sent again."""
+    idempotent_refunds: bool = True
+    """A refund sent again under the same idempotency key is made at most once. Without it (KNET),
+    paykit never resends a refund whose answer was lost: it stays pending, its amount held, until
+    :meth:`~paykit.PaymentService.resolve_refund` records what the provider's dashboard shows."""
     disputes: bool = False
     """The provider has a disputes API paykit drives (``accept_dispute``,
     ``submit_dispute_evidence``). Disputes are recorded from its events either way.

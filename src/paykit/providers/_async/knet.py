@@ -170,6 +170,7 @@ class AsyncKnetProvider(AsyncBaseProvider):
         partial_refunds=True,
         saved_payment_methods=False,
         server_side_confirm=False,
+        idempotent_refunds=False,  # no idempotency keys at KNET: a lost refund answer is never resent
         currencies=frozenset({CURRENCY}),
     )
 
