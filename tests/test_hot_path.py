@@ -10,9 +10,20 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from paykit import AuditAction, Money, Payment, PaymentService, PaymentStatus
+from paykit import (
+    AuditAction,
+    AuditEntry,
+    Money,
+    Notification,
+    NotificationKind,
+    Payment,
+    PaymentService,
+    PaymentStatus,
+)
 from paykit._decisions import effects as fx
+from paykit._models import copy_with, trusted
 from paykit._money import CURRENCY_EXPONENTS, MAX_MINOR_UNITS
 from paykit._redact import _PAN_LIKE, REDACTED, redact
 from paykit._webhook_answers import json_answer
@@ -179,3 +190,139 @@ class TestLazyLogEvents:
         assert "payment initializing" in names
         assert "payment status changed" in names
         assert "provider call" in names
+
+
+def _same_record(fast: Any, validated: Any, *, fields_set: bool = True) -> None:
+    """Equal as pydantic compares, and equal in everything pydantic keeps beside the values."""
+    assert type(validated) is type(fast)
+    assert validated == fast
+    assert list(validated.__dict__) == list(fast.__dict__)  # field order: what model_dump and storage see
+    if fields_set:  # a record rebuilt from model_dump() has every field set
+        assert validated.model_fields_set == fast.model_fields_set
+    assert validated.__pydantic_extra__ == fast.__pydantic_extra__
+    assert validated.__pydantic_private__ == fast.__pydantic_private__
+    assert validated.model_dump_json() == fast.model_dump_json()
+    assert type(fast).model_validate(fast.model_dump()) == fast
+
+
+class TestTrustedRecords:
+    """``trusted`` builds what validating the same typed values builds, without validating them again."""
+
+    @pytest.mark.parametrize("kind", list(NotificationKind))
+    def test_notification_as_validated(self, kind: NotificationKind) -> None:
+        made = fx.notification(user_id="u1", subject_id="pay_1", version=3, kind=kind, payload={"n": 1}, at=NOW)
+
+        validated = Notification(
+            id=f"pay_1:v3:{kind.value}",
+            user_id="u1",
+            kind=kind,
+            subject_id="pay_1",
+            payload={"n": 1},
+            created_at=NOW,
+            next_attempt_at=NOW,
+        )
+        _same_record(made, validated)
+
+    @pytest.mark.parametrize("before", [PaymentStatus.PENDING, PaymentStatus.SUCCEEDED])
+    @pytest.mark.parametrize("after", [PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.REFUNDED])
+    def test_payment_effects_as_validated(self, before: PaymentStatus, after: PaymentStatus) -> None:
+        old = _payment(before)
+        new = _payment(after, version=2, failure_code="card_declined")
+
+        made = fx.payment_effects(old, new, AuditAction.PAYMENT_STATUS_UPDATE, actor="t", at=NOW, payload={"x": 1})
+
+        assert made
+        for record in made:
+            given = {name: getattr(record, name) for name in record.model_fields_set}
+            _same_record(record, type(record)(**given))
+
+    def test_defaults_come_fresh_and_in_field_order(self) -> None:
+        first = trusted(
+            AuditEntry,
+            id="a",
+            action=AuditAction.PAYMENT_CONFIRM,
+            subject_type="payment",
+            subject_id="p",
+            actor="t",
+            at=NOW,
+        )
+        second = trusted(
+            AuditEntry,
+            id="b",
+            action=AuditAction.PAYMENT_CONFIRM,
+            subject_type="payment",
+            subject_id="p",
+            actor="t",
+            at=NOW,
+        )
+
+        assert {} == first.payload
+        assert first.payload is not second.payload  # a default_factory is called per record, as validation does
+        _same_record(
+            first,
+            AuditEntry(
+                id="a", action=AuditAction.PAYMENT_CONFIRM, subject_type="payment", subject_id="p", actor="t", at=NOW
+            ),
+        )
+
+    def test_records_stay_frozen(self) -> None:
+        made = fx.notification(
+            user_id="u1", subject_id="p", version=1, kind=NotificationKind.STATUS_CHANGED, payload={}, at=NOW
+        )
+
+        with pytest.raises(ValidationError):
+            made.read = True  # type: ignore[misc]
+
+
+_UPDATES = st.fixed_dictionaries(
+    {},
+    optional={
+        "status": st.sampled_from(list(PaymentStatus)),
+        "captured_minor": st.integers(0, 10**6),
+        "provider_ref": st.none() | st.text(max_size=8),
+        "seen_events": st.lists(st.text(max_size=5), max_size=3).map(tuple),
+        "provider_data": st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=3),
+        "version": st.integers(2, 9),
+        "updated_at": st.just(NOW),
+    },
+)
+
+
+class TestCopyWith:
+    """The engine's new version is ``model_copy(update=...)``, only without its copy.copy calls."""
+
+    @given(_UPDATES, st.booleans())
+    def test_same_as_model_copy(self, updates: dict[str, Any], with_metadata: bool) -> None:
+        current = _payment(PaymentStatus.PENDING, **({"metadata": {"order": "7"}} if with_metadata else {}))
+
+        _same_record(copy_with(current, updates), current.model_copy(update=updates))
+
+    def test_leaves_the_current_version_alone(self) -> None:
+        current = _payment(PaymentStatus.PENDING)
+
+        after = copy_with(current, {"status": PaymentStatus.SUCCEEDED, "version": 2})
+
+        assert (PaymentStatus.PENDING, 1) == (current.status, current.version)
+        assert (PaymentStatus.SUCCEEDED, 2) == (after.status, after.version)
+        assert current.model_fields_set is not after.model_fields_set
+        assert current.__dict__ is not after.__dict__
+
+
+class TestWebhookPathRecords:
+    """A webhook applied through the engine stores records equal to their validated selves."""
+
+    def test_stored_records_revalidate(self) -> None:
+        service = PaymentService(storage=MemoryStorage(), providers=[FakeProvider()])
+        payment = service.initialize_payment(user_id="u1", amount=Money.of("5.00", "USD"), provider="fake")
+        service.confirm_payment(payment.id)
+
+        stored = service.get_payment(payment.id)
+        _same_record(stored, Payment.model_validate(stored.model_dump()), fields_set=False)
+        trail = service.audit_trail(payment.id)
+        assert trail
+        for entry in trail:
+            _same_record(entry, AuditEntry.model_validate(entry.model_dump()), fields_set=False)
+        notes = service.list_notifications("u1")
+        assert notes
+        for note in notes:
+            _same_record(note, Notification.model_validate(note.model_dump()), fields_set=False)

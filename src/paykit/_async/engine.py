@@ -33,7 +33,7 @@ from .._errors import (
     StorageError,
 )
 from .._log import get_logger
-from .._models import AuditAction, AuditEntry, Invoice, Payment, PaymentMethod
+from .._models import AuditAction, AuditEntry, Invoice, Payment, PaymentMethod, copy_with
 from ..audit import _AsyncHookRunner
 from ..providers._async.base import AsyncProvider
 from ..storage._async.protocol import AsyncStorage
@@ -119,7 +119,8 @@ class Engine:
             if not change.write:
                 return current, change
             now = self.now()
-            after = current.model_copy(update={**change.updates, "version": current.version + 1, "updated_at": now})
+            # model_copy(update=...) without its three copy.copy calls: the same shallow copy, unvalidated as there.
+            after = copy_with(current, {**change.updates, "version": current.version + 1, "updated_at": now})
             effects = self._effects(current, after, change, actor=actor or self.actor, at=now)
             if await self._update(after, current.version, effects):
                 await self._written(current, after, effects)
