@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from paykit import (
+    Actor,
     AuditAction,
     AuditEntry,
     Money,
@@ -23,6 +24,7 @@ from paykit import (
     PaymentStatus,
 )
 from paykit._decisions import effects as fx
+from paykit._errors import InvalidRequestError
 from paykit._models import copy_with, trusted
 from paykit._money import CURRENCY_EXPONENTS, MAX_MINOR_UNITS
 from paykit._redact import _PAN_LIKE, REDACTED, redact
@@ -326,3 +328,73 @@ class TestWebhookPathRecords:
         assert notes
         for note in notes:
             _same_record(note, Notification.model_validate(note.model_dump()), fields_set=False)
+
+
+_SIMPLE_AMOUNTS = st.tuples(
+    st.sampled_from(["", "-", "+"]),
+    st.text(alphabet="0123456789", min_size=0, max_size=17),
+    st.none() | st.text(alphabet="0123456789", min_size=0, max_size=5),
+    st.sampled_from(["", " "]),
+).map(lambda t: f"{t[3]}{t[0]}{t[1]}{'' if t[2] is None else '.' + t[2]}{t[3]}")
+
+
+class TestMoneyOfShortcut:
+    """``Money.of("12.50", ...)`` reads plain amounts with integers: as the Decimal path reads them."""
+
+    @given(_SIMPLE_AMOUNTS, st.sampled_from(["USD", "JPY", "KWD", "usd", "CLF"]))
+    def test_same_as_the_decimal_path(self, text: str, currency: str) -> None:
+        def outcome(amount: str | Decimal) -> Money | type[Exception]:
+            try:
+                return Money.of(amount, currency)
+            except InvalidRequestError:
+                return InvalidRequestError
+
+        try:
+            reference: Decimal | None = Decimal(text.strip())
+        except ArithmeticError:
+            reference = None  # "", "-", "+.": not a number: refused as such either way
+        if reference is None or not reference.is_finite():
+            assert InvalidRequestError == outcome(text)
+        else:
+            assert outcome(reference) == outcome(text)
+
+    @pytest.mark.parametrize(
+        ("text", "currency", "minor"),
+        [
+            ("12.50", "USD", 1250),
+            ("-0.00", "USD", 0),
+            ("5", "JPY", 5),
+            ("000123.4", "KWD", 123400),
+            ("1.5", "USD", 150),
+        ],
+    )
+    def test_examples(self, text: str, currency: str, minor: int) -> None:
+        assert Money(minor, currency) == Money.of(text, currency)
+
+    @pytest.mark.parametrize(("text", "currency"), [("0.001", "USD"), ("1.5", "JPY"), ("1.0001", "KWD")])
+    def test_too_many_decimals_still_refused(self, text: str, currency: str) -> None:
+        with pytest.raises(InvalidRequestError, match="decimal places"):
+            Money.of(text, currency)
+
+
+class TestGateWithoutPolicies:
+    """With no policies the gate builds nothing to ask, and still refuses a malformed actor or proof."""
+
+    def test_bad_actor_and_proof_still_refused(self) -> None:
+        service = PaymentService(storage=MemoryStorage(), providers=[FakeProvider()])
+        amount = Money.of("5.00", "USD")
+
+        with pytest.raises(InvalidRequestError, match="actor"):
+            service.initialize_payment(user_id="u1", amount=amount, provider="fake", actor=7)  # type: ignore[arg-type]
+        with pytest.raises(InvalidRequestError, match="step_up"):
+            service.initialize_payment(user_id="u1", amount=amount, provider="fake", step_up="123456")  # type: ignore[arg-type]
+        assert [] == service.list_payments().items
+
+    def test_the_actor_is_audited(self) -> None:
+        service = PaymentService(storage=MemoryStorage(), providers=[FakeProvider()])
+
+        payment = service.initialize_payment(
+            user_id="u1", amount=Money.of("5.00", "USD"), provider="fake", actor=Actor("alice", {"support"})
+        )
+
+        assert {"alice"} == {entry.actor for entry in service.audit_trail(payment.id)}

@@ -160,7 +160,9 @@ class Engine:
                     status_before=before.status.value,
                     status=after.status.value,
                 )
-        self.react([e for e in effects if isinstance(e, Reaction)])
+        reactions = [e for e in effects if isinstance(e, Reaction)]
+        if reactions:  # most writes carry none
+            self.react(reactions)
 
     def emit(self, effects: Sequence[Effect]) -> None:
         """Hand stored audit entries to the audit hooks, off the payment path."""
