@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,13 +26,16 @@ from paykit import (
     PaymentStatus,
 )
 from paykit._decisions import effects as fx
-from paykit._errors import InvalidRequestError
-from paykit._models import copy_with, trusted
+from paykit._errors import InvalidRequestError, WebhookVerificationError
+from paykit._models import EventKind, WebhookEvent, copy_with, trusted
 from paykit._money import CURRENCY_EXPONENTS, MAX_MINOR_UNITS
 from paykit._redact import _PAN_LIKE, REDACTED, redact
 from paykit._webhook_answers import json_answer
+from paykit.providers import _stripe_wire as stripe_wire
 from paykit.storage import MemoryStorage
 from paykit.testing import FakeProvider, capture_logs
+
+from ._shared import shared_path
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 PAN = "4242 4242 4242 4242"
@@ -398,3 +403,55 @@ class TestGateWithoutPolicies:
         )
 
         assert {"alice"} == {entry.actor for entry in service.audit_trail(payment.id)}
+
+
+def _stripe_payment_intent(**changes: Any) -> dict[str, Any]:
+    pi: dict[str, Any] = copy.deepcopy(
+        json.loads(shared_path("specs", "stripe", "fixtures3.json").read_text())["resources"]["payment_intent"]
+    )
+    pi.update(changes)
+    return pi
+
+
+class TestStripeEventShortcut:
+    """A ``payment_intent.*`` event is built without revalidation: the same event validation builds."""
+
+    @pytest.mark.parametrize(
+        ("event_type", "changes"),
+        [
+            ("payment_intent.succeeded", {"status": "succeeded", "amount_received": 1099, "amount": 1099}),
+            ("payment_intent.processing", {"status": "processing", "latest_charge": {"id": "ch_1"}}),
+            (
+                "payment_intent.payment_failed",
+                {
+                    "status": "requires_payment_method",
+                    "last_payment_error": {"code": "card_declined", "decline_code": "do_not_honor", "message": "no"},
+                    "customer": {"id": "cus_1", "object": "customer"},
+                    "metadata": {"paykit_payment_id": "pay_1"},
+                },
+            ),
+            ("payment_intent.canceled", {"status": "canceled", "currency": "jpy", "amount": 500, "customer": None}),
+        ],
+    )
+    def test_same_as_validated(self, event_type: str, changes: dict[str, Any]) -> None:
+        event = {
+            "id": "evt_1",
+            "type": event_type,
+            "created": 1_700_000_000,
+            "data": {"object": _stripe_payment_intent(**changes)},
+        }
+
+        made = stripe_wire.normalize_event(event)
+
+        assert EventKind.PAYMENT == made.kind
+        _same_record(made, WebhookEvent(**{name: getattr(made, name) for name in made.model_fields_set}))
+
+    @pytest.mark.parametrize(
+        "changes", [{"status": 3}, {"amount": "1099"}, {"currency": None}, {"currency": 5}, {"amount_received": 1.5}]
+    )
+    def test_wrong_types_still_refused(self, changes: dict[str, Any]) -> None:
+        pi = _stripe_payment_intent(**changes)
+        event = {"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": pi}}
+
+        with pytest.raises(WebhookVerificationError, match="malformed"):
+            stripe_wire.normalize_event(event)
