@@ -9,6 +9,7 @@ the fakes here sleep 5 ms per provider call (``time.sleep`` in a thread,
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import threading
 import time
@@ -115,6 +116,22 @@ def _threads_throughput(n: int, threads: int) -> float:
 
 _LOOP_CPU: list[float] = []
 """CPU seconds per lifecycle of each concurrent run (the event loop's thread): its throughput ceiling."""
+_LOOP_GC: list[float] = []
+"""Of those, the seconds the cyclic garbage collector took (it walks every live task and stored record)."""
+
+
+class _GcTime:
+    """A ``gc.callbacks`` entry adding up the thread CPU time of each collection."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.thread_time()
+        else:
+            self.seconds += time.thread_time() - self._started
 
 
 def _tasks_throughput(n: int, *, concurrent: bool) -> float:
@@ -123,8 +140,14 @@ def _tasks_throughput(n: int, *, concurrent: bool) -> float:
         start = time.perf_counter()
         cpu = time.thread_time()
         if concurrent:
-            await asyncio.gather(*(async_lifecycle(service, i) for i in range(n)))
+            collecting = _GcTime()
+            gc.callbacks.append(collecting)
+            try:
+                await asyncio.gather(*(async_lifecycle(service, i) for i in range(n)))
+            finally:
+                gc.callbacks.remove(collecting)
             _LOOP_CPU.append((time.thread_time() - cpu) / n)
+            _LOOP_GC.append(collecting.seconds / n)
         else:
             for i in range(n):
                 await async_lifecycle(service, i)
@@ -160,9 +183,12 @@ def bench_concurrency(report: Report, *, lifecycles: int, sequential: int, concu
     alone = statistics.median(_tasks_throughput(sequential, concurrent=False) for _ in range(repeats))
     together = statistics.median(_tasks_throughput(concurrent, concurrent=True) for _ in range(repeats))
     loop_cpu = statistics.median(_LOOP_CPU)
+    loop_gc = statistics.median(_LOOP_GC)
     _LOOP_CPU.clear()
+    _LOOP_GC.clear()
     report.note(
-        f"async, {concurrent:,} concurrent lifecycles: the event loop spent {us(loop_cpu)} of CPU per lifecycle, "
+        f"async, {concurrent:,} concurrent lifecycles: the event loop spent {us(loop_cpu)} of CPU per lifecycle "
+        f"(of which the cyclic garbage collector {us(loop_gc)}), "
         f"a ceiling of {1 / loop_cpu:,.0f} lifecycles/s on its one thread ({1 / loop_cpu / alone:.0f}x the "
         f"sequential {alone:,.0f}/s, which waits {3 * PROVIDER_DELAY * 1000:.0f} ms on the provider per lifecycle); "
         f"measured {together:,.0f}/s"

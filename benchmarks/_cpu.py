@@ -174,6 +174,7 @@ def webhook_stages(calls: int, repeats: int) -> list[tuple[str, float]]:
     from datetime import UTC, datetime  # noqa: PLC0415
 
     from paykit._decisions import payments as dp  # noqa: PLC0415
+    from paykit._models import copy_with  # noqa: PLC0415
     from paykit._results import WebhookOutcome  # noqa: PLC0415
     from paykit._webhook_answers import handled, lower_headers  # noqa: PLC0415
     from paykit.providers import _stripe_wire as wire  # noqa: PLC0415
@@ -192,7 +193,7 @@ def webhook_stages(calls: int, repeats: int) -> list[tuple[str, float]]:
     pending = [p for p in payments if p is not None]
     changes = [dp.status_change(p, e, now=at, record=True) for p, e in zip(pending, events, strict=True)]
     afters = [
-        p.model_copy(update={**c.updates, "version": p.version + 1, "updated_at": at})
+        copy_with(p, {**c.updates, "version": p.version + 1, "updated_at": at})
         for p, c in zip(pending, changes, strict=True)
     ]
     engine = service._engine
@@ -219,9 +220,9 @@ def webhook_stages(calls: int, repeats: int) -> list[tuple[str, float]]:
             lambda i: dp.status_change(pending[i], events[i], now=at, record=True),
         ),
         (
-            "new version: model_copy",
-            lambda i: pending[i].model_copy(
-                update={**changes[i].updates, "version": pending[i].version + 1, "updated_at": at}
+            "new version: copy_with (model_copy without its copy.copy calls)",
+            lambda i: copy_with(
+                pending[i], {**changes[i].updates, "version": pending[i].version + 1, "updated_at": at}
             ),
         ),
         (

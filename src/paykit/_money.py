@@ -19,6 +19,8 @@ MAX_MINOR_UNITS: Final = 2**63 - 1
 
 _MAX_AMOUNT_CHARS: Final = 64
 _PLAIN_DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+_SIMPLE_DECIMAL: Final = re.compile(r"(-?)([0-9]{1,15})(?:\.([0-9]+))?", re.ASCII)
+"""The amounts :meth:`Money.of` reads with integer arithmetic alone (its general path reads the others)."""
 
 # ISO 4217 list one (active codes, "minor unit" column), including fund codes
 # with a defined minor unit. Codes whose minor unit is "N.A." (XAU, XDR, XXX...)
@@ -121,6 +123,13 @@ class Money:
             if len(amount) > _MAX_AMOUNT_CHARS:
                 # Checked before anything else reads it: the error must not echo it either.
                 raise InvalidRequestError(f"amount is longer than {_MAX_AMOUNT_CHARS} characters")
+            simple = _SIMPLE_DECIMAL.fullmatch(amount.strip())
+            if simple is not None and len(simple[3] or "") <= exponent:
+                # The common case ("12.50"), in integers: at most 15 whole digits and no more decimals than
+                # the currency has, so within range and exact; what the Decimal path below gives for it.
+                whole, fraction = simple[2], simple[3] or ""
+                minor = int(whole) * 10**exponent + int(fraction.ljust(exponent, "0") or "0")
+                return cls(-minor if simple[1] else minor, code)
             if not _PLAIN_DECIMAL.fullmatch(amount.strip()):
                 raise InvalidRequestError(f"amount {amount!r} is not a plain decimal number such as '12.50'")
         elif isinstance(amount, int) and abs(amount) > MAX_MINOR_UNITS:

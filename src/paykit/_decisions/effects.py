@@ -19,6 +19,7 @@ from .._models import (
     Payment,
     PaymentMethod,
     Refund,
+    trusted,
 )
 from .._redact import redact
 from .._status import PaymentStatus
@@ -47,7 +48,9 @@ def notification(
 
     Pass ``redacted=True`` for a payload that already is, so it is redacted once.
     """
-    return Notification(
+    # Built from typed values and a fresh payload dict it owns: nothing validation would change.
+    return trusted(
+        Notification,
         id=effect_id(subject_id, version, kind.value),
         user_id=user_id,
         kind=kind,
@@ -195,7 +198,9 @@ def _payment_audit_entry(
     at: datetime,
     body: dict[str, Any],
 ) -> AuditEntry:
-    return AuditEntry(
+    # Typed values and the fresh, redacted body: the entry :func:`payment_audit` validates, built directly.
+    return trusted(
+        AuditEntry,
         id=effect_id(after.id, after.version, action.value),
         action=action,
         subject_type="payment",

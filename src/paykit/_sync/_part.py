@@ -16,6 +16,9 @@ from ..storage._base import KeyClaim
 from ..storage._sync.protocol import Storage
 from .engine import Engine
 
+_PASSED = pol.Passed()
+"""The gate's answer when the service has no policies: no usage counted, no approval to wait for."""
+
 
 class _Part:
     """The state every part reads; ``PaymentService.__init__`` sets it."""
@@ -63,6 +66,10 @@ class _Part:
         """Ask the service's policies about an operation, before anything is reserved or sent."""
         if step_up is not None and not isinstance(step_up, pol.StepUpProof):
             raise InvalidRequestError("step_up must be a StepUpProof")
+        if not self._engine.policies:
+            # Nothing to ask (the default): the actor is still checked, nothing else is built.
+            self._who(actor)
+            return _PASSED
         context = pol.PolicyContext(
             operation=operation,
             actor=self._who(actor),

@@ -34,7 +34,7 @@ from .._errors import (
     StorageError,
 )
 from .._log import get_logger
-from .._models import AuditAction, AuditEntry, InstallmentPlan, Invoice, Payment, PaymentMethod, Subscription
+from .._models import AuditAction, AuditEntry, InstallmentPlan, Invoice, Payment, PaymentMethod, Subscription, copy_with
 from ..audit import _HookRunner
 from ..providers._sync.base import Provider
 from ..storage._base import Effect, KeyClaim, Reaction
@@ -120,7 +120,8 @@ class Engine:
             if not change.write:
                 return current, change
             now = self.now()
-            after = current.model_copy(update={**change.updates, "version": current.version + 1, "updated_at": now})
+            # model_copy(update=...) without its three copy.copy calls: the same shallow copy, unvalidated as there.
+            after = copy_with(current, {**change.updates, "version": current.version + 1, "updated_at": now})
             effects = self._effects(current, after, change, actor=actor or self.actor, at=now)
             if self._update(after, current.version, effects):
                 self._written(current, after, effects)
@@ -165,7 +166,9 @@ class Engine:
                     status_before=before.status.value,
                     status=after.status.value,
                 )
-        self.react([e for e in effects if isinstance(e, Reaction)])
+        reactions = [e for e in effects if isinstance(e, Reaction)]
+        if reactions:  # most writes carry none
+            self.react(reactions)
 
     def emit(self, effects: Sequence[Effect]) -> None:
         """Hand stored audit entries to the audit hooks, off the payment path."""

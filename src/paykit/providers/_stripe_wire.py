@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from .._errors import InvalidRequestError, WebhookVerificationError
-from .._models import EventKind, RefundStatus, WebhookEvent
+from .._models import EventKind, RefundStatus, WebhookEvent, trusted
 from .._money import CURRENCY_EXPONENTS, Money
 from .._status import DisputeStatus, PaymentStatus
 from ._base import CreatePaymentRequest, ProviderPayment, ProviderPaymentMethod, ProviderRefund
@@ -666,8 +666,9 @@ def normalize_event(event: object) -> WebhookEvent:
             return _refund_event(event_id, event_type, occurred_at, event["data"]["object"])
         if event_type in _DISPUTE_EVENTS:
             return _dispute_event(event_id, event_type, occurred_at, event["data"]["object"])
-    except (KeyError, TypeError, ValueError, OverflowError, OSError) as exc:
-        # InvalidRequestError is a ValueError: unknown statuses and currencies land here too.
+    except (KeyError, TypeError, ValueError, OverflowError, OSError, AttributeError) as exc:
+        # InvalidRequestError is a ValueError: unknown statuses and currencies land here too;
+        # AttributeError: a currency that is not a string (null) is a malformed event, not a 500.
         raise WebhookVerificationError(f"Stripe event is malformed: {type(exc).__name__}") from None
     return WebhookEvent(provider=PROVIDER_NAME, event_id=event_id, type=event_type, kind=EventKind.IGNORED)
 
@@ -685,7 +686,10 @@ def _payment_intent_event(
 ) -> WebhookEvent:
     ident, status, captured, failure_code, failure_message, provider_data = _payment_intent_core(pi)
     amount = from_stripe_amount(pi["amount"], pi["currency"])
-    return WebhookEvent(
+    # Every value below is typed already (ids and failures checked as str, Money, the status enum, a fresh
+    # dict of str): validating them again would return them unchanged, so the event is built directly.
+    return trusted(
+        WebhookEvent,
         provider=PROVIDER_NAME,
         event_id=event_id,
         type=event_type,
