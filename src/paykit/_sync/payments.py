@@ -154,7 +154,8 @@ class _Payments(_Part):
             updated_at=now,
         )
         # A keyed replay is not asked again; the read that tells one is spent only when policies are set.
-        if self._engine.policies and (key is None or self._engine.storage.get_payment(payment_id) is None):
+        replay = bool(key and self._engine.policies) and self._engine.storage.get_payment(payment_id) is not None
+        if not replay:
             operation = "pay_invoice" if invoice_id is not None else "initialize_payment"
             self._gate(operation, actor, user_id=user_id, amount=amount, provider=provider, step_up=step_up)
         actor = self._actor(actor)
