@@ -43,6 +43,7 @@ WRITES = frozenset(
         "claim_key",
         "set_customer_ref",
         "complete_reaction",
+        "complete_reactions",
     }
 )
 

@@ -114,6 +114,11 @@ class AsyncMemoryStorage:
             if stored is not None and not stored.done:
                 self._reactions[reaction_id] = replace(stored, done=True)
 
+    async def complete_reactions(self, reaction_ids: Sequence[str]) -> None:
+        """Mark several reactions done."""
+        for reaction_id in reaction_ids:
+            await self.complete_reaction(reaction_id)
+
     async def claim_key(self, claim: KeyClaim) -> KeyClaim:
         """Store the claim unless its key is claimed; return the stored one."""
         with self._lock:

@@ -319,6 +319,25 @@ class AsyncMongoStorage:
         await self._col("reactions").update_one({"_id": reaction_id}, {"$set": {"done": True}}, upsert=True)
 
     @_storage_op
+    async def complete_reactions(self, reaction_ids: Sequence[str]) -> None:
+        """Mark several reactions done: one round trip while they are not materialized yet (the usual case).
+
+        Done markers are inserted first (a reaction materialized later keeps its marker, as with
+        ``complete_reaction``); the ones already materialized are then set done in one more write.
+        """
+        ids = list(dict.fromkeys(reaction_ids))
+        if not ids:
+            return
+        reactions = self._col("reactions")
+        try:
+            await reactions.insert_many([{"_id": rid, "done": True} for rid in ids], ordered=False)
+        except BulkWriteError as exc:
+            if not only_duplicates(exc):
+                raise
+            stored = [ids[error["index"]] for error in exc.details.get("writeErrors", [])]
+            await reactions.update_many({"_id": {"$in": stored}}, {"$set": {"done": True}})
+
+    @_storage_op
     async def claim_key(self, claim: KeyClaim) -> KeyClaim:
         """Insert the claim under a unique ``(scope, key)`` id; return the stored one."""
         doc = key_claim_doc(claim)

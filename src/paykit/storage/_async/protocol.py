@@ -275,6 +275,10 @@ class AsyncStorage(Protocol):
         """Mark a reaction done; a reaction materialized later stays done."""
         ...
 
+    async def complete_reactions(self, reaction_ids: Sequence[str]) -> None:
+        """Mark several reactions done in one write (as ``complete_reaction`` does each)."""
+        ...
+
     async def claim_key(self, claim: KeyClaim) -> KeyClaim:
         """Store ``claim`` unless ``(scope, key)`` is claimed; return the stored claim."""
         ...

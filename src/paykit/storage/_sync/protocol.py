@@ -275,6 +275,10 @@ class Storage(Protocol):
         """Mark a reaction done; a reaction materialized later stays done."""
         ...
 
+    def complete_reactions(self, reaction_ids: Sequence[str]) -> None:
+        """Mark several reactions done in one write (as ``complete_reaction`` does each)."""
+        ...
+
     def claim_key(self, claim: KeyClaim) -> KeyClaim:
         """Store ``claim`` unless ``(scope, key)`` is claimed; return the stored claim."""
         ...
