@@ -42,7 +42,7 @@ from .._results import BillingReport
 from .._status import FINAL_STATUSES, SETTLED_STATUSES, PaymentStatus
 from ..storage._base import Reaction
 from ._part import _Part
-from .invoices import _Invoices
+from .invoices import _INVOICE_IN_HAND, _Invoices
 
 log = get_logger(__name__)
 
@@ -122,6 +122,7 @@ class _Billing(_Invoices, _Part):
         started = self._engine.now()
         payment_id = db.current_payment_id(record)
         in_hand = _IN_HAND.set(record)
+        invoice_in_hand = _INVOICE_IN_HAND.set(invoice)
         try:
             payment = self.initialize_payment(
                 user_id=record.user_id,
@@ -156,6 +157,7 @@ class _Billing(_Invoices, _Part):
                 return
             payment = existing
         finally:
+            _INVOICE_IN_HAND.reset(invoice_in_hand)
             _IN_HAND.reset(in_hand)
         self._after_charge(record, payment, token, started, report)
 
