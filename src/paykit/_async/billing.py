@@ -90,17 +90,24 @@ class _Billing(_Invoices, _Part):
         report = report if report is not None else BillingReport()
         now = self._engine.now()
         token = d.new_id("lease")
+        leased_before: list[bool] = []
+
+        def claim(current: Billed) -> Change:
+            # A lease left behind means an earlier tick stopped midway: it may have made the invoice.
+            leased_before.append(current.lease_until is not None)
+            return db.claim(current, now, token)
+
         try:
-            held, change = await self._engine.transact(record, lambda c: db.claim(c, now, token))
+            held, change = await self._engine.transact(record, claim)
             if change.write:
                 report.claimed += 1
-                await self._tick(held, token, report)
+                await self._tick(held, token, report, taken_over=leased_before[-1])
         except PaykitError as exc:
             report.errors[record.id] = f"{type(exc).__name__}: {exc.message}"
             log.warning("billing tick failed for a record", record_id=record.id, error=type(exc).__name__)
         return report
 
-    async def _tick(self, record: Billed, token: str, report: BillingReport) -> None:
+    async def _tick(self, record: Billed, token: str, report: BillingReport, *, taken_over: bool = True) -> None:
         now = self._engine.now()
         what = db.step(record, now)
         if what == "remind":
@@ -112,13 +119,13 @@ class _Billing(_Invoices, _Part):
         elif what == "check":
             await self._check_waiting(record, report)
         else:
-            await self._charge(record, token, report)
+            await self._charge(record, token, report, likely_new=not taken_over and record.attempt == 0)
 
-    async def _charge(self, record: Billed, token: str, report: BillingReport) -> None:
+    async def _charge(self, record: Billed, token: str, report: BillingReport, *, likely_new: bool = False) -> None:
         """Charge the record's current period and attempt under its derived payment id."""
         adapter = self.provider(record.provider)
         off_session = adapter.capabilities.off_session and record.payment_method is not None
-        invoice = await self._period_invoice(record)
+        invoice = await self._period_invoice(record, likely_new=likely_new)
         started = self._engine.now()
         payment_id = db.current_payment_id(record)
         in_hand = _IN_HAND.set(record)
@@ -282,13 +289,20 @@ class _Billing(_Invoices, _Part):
             raise NotFoundError(f"no subscription or installment plan {record_id!r}")
         return record
 
-    async def _period_invoice(self, record: Billed) -> Invoice:
-        """The OPEN invoice of the record's current period, created once (its id is derived)."""
+    async def _period_invoice(self, record: Billed, *, likely_new: bool = False) -> Invoice:
+        """The OPEN invoice of the record's current period, created once (its id is derived).
+
+        ``likely_new``: the first attempt of a period, on a lease no earlier tick left behind, so
+        the invoice almost surely does not exist yet: it is inserted without a read first (the
+        unique id still makes a second one a duplicate, then read). Otherwise it is read first,
+        so retries and takeovers draw no invoice number they do not use.
+        """
         storage = self._engine.storage
         invoice_id = d.keyed_id("inv", "invoice", db.invoice_key(record))
-        existing = await storage.get_invoice(invoice_id)
-        if existing is not None:
-            return existing
+        if not likely_new:
+            existing = await storage.get_invoice(invoice_id)
+            if existing is not None:
+                return existing
         amount = db.charge_amount(record)
         now = self._engine.now()
         series = f"{self._invoice_prefix}-{now.year}"
