@@ -576,3 +576,55 @@ class TestPeriodInvoice:
         again = svc._period_invoice(sub, likely_new=True)
 
         assert again == made == svc.get_invoice(made.id)
+
+
+class TestKnownCustomer:
+    """A record made with a saved method keeps the user's provider customer: charges do not look it up."""
+
+    def test_the_customer_stored_at_creation_reaches_the_provider_without_a_lookup(
+        self, store: Storage, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        spy = Spy(store)
+        svc = PaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        card = svc.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa")
+        customer = store.get_customer_ref("fake", "u1")
+        sub = subscribe(svc, payment_method=card.id)
+        plan = svc.create_installment_plan(
+            user_id="u1", total=Money.of("30.00", "USD"), count=3, provider="fake", payment_method=card.id
+        )
+        assert (customer is not None, sub.customer_ref, plan.customer_ref) == (True, customer, customer)
+        sent: list[str | None] = []
+        create = fake.create_payment
+
+        def create_payment(request: Any) -> Any:
+            sent.append(request.customer_ref)
+            return create(request)
+
+        fake.create_payment = create_payment  # type: ignore[method-assign]
+        spy.calls.clear()
+
+        assert svc.bill_due().paid == 2  # the subscription's first period and the first installment
+
+        assert (spy.calls["get_customer_ref"], sent) == (0, [customer, customer])
+
+    def test_without_a_stored_customer_a_charge_still_looks_it_up(
+        self, store: Storage, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        """A customer made after the record (a method saved later) is still found and sent."""
+        spy = Spy(store)
+        svc = PaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        sub = subscribe(svc)  # a bare provider token: no customer yet
+        assert sub.customer_ref is None
+        svc.save_payment_method(user_id="u1", provider="fake", token="pm_card_mastercard")
+        sent: list[str | None] = []
+        create = fake.create_payment
+
+        def create_payment(request: Any) -> Any:
+            sent.append(request.customer_ref)
+            return create(request)
+
+        fake.create_payment = create_payment  # type: ignore[method-assign]
+
+        assert svc.bill_due().paid == 1
+
+        assert sent == [store.get_customer_ref("fake", "u1")] != [None]

@@ -43,6 +43,7 @@ from .._status import FINAL_STATUSES, SETTLED_STATUSES, PaymentStatus
 from ..storage._base import Reaction
 from ._part import _Part
 from .invoices import _INVOICE_IN_HAND, _Invoices
+from .payments import _KNOWN_CUSTOMER
 
 log = get_logger(__name__)
 
@@ -130,6 +131,8 @@ class _Billing(_Invoices, _Part):
         payment_id = db.current_payment_id(record)
         in_hand = _IN_HAND.set(record)
         invoice_in_hand = _INVOICE_IN_HAND.set(invoice)
+        known = (record.provider, record.user_id, record.customer_ref) if record.customer_ref else None
+        customer_in_hand = _KNOWN_CUSTOMER.set(known)
         try:
             payment = self.initialize_payment(
                 user_id=record.user_id,
@@ -164,6 +167,7 @@ class _Billing(_Invoices, _Part):
                 return
             payment = existing
         finally:
+            _KNOWN_CUSTOMER.reset(customer_in_hand)
             _INVOICE_IN_HAND.reset(invoice_in_hand)
             _IN_HAND.reset(in_hand)
         self._after_charge(record, payment, token, started, report)
