@@ -192,7 +192,7 @@ def test_round_trips_of_one_period_charge(mongo_uri: str, mongo_database: str) -
         listener.active = False
         assert report.paid == 1
         print("round trips of one period charge:", len(listener.names), listener.names)
-        assert len(listener.names) <= 11, "\n".join(listener.names)
+        assert len(listener.names) <= 10, "\n".join(listener.names)
     finally:
         client.close()
 
@@ -219,6 +219,6 @@ def test_round_trips_of_one_period_charge_on_a_saved_method(mongo_uri: str, mong
         assert report.paid == 1
         print("round trips of one period charge on a saved method:", len(listener.names), listener.names)
         assert "find customers" not in listener.names
-        assert len(listener.names) <= 10, "\n".join(listener.names)
+        assert len(listener.names) <= 9, "\n".join(listener.names)
     finally:
         client.close()

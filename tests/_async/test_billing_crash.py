@@ -33,6 +33,7 @@ WRITES = frozenset(
     {
         "insert_billing",
         "update_billing",
+        "claim_billing_due",
         "insert_payment",
         "update_payment",
         "insert_invoice",

@@ -15,7 +15,6 @@ writes loses nothing.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import datetime
@@ -78,12 +77,23 @@ class _Billing(_Invoices, _Part):
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InvalidRequestError("limit must be an int from 1 to 1000")
         now = self._engine.now()
-        due = self._engine.storage.list_billing_due(now=now, limit=limit)
-        # Concurrent ticks see the same batch: each walks it in its own order, so they rarely collide.
-        random.shuffle(due)
+        storage = self._engine.storage
         report = BillingReport()
-        for record in due:
-            self._bill_one(record, report)
+        seen: list[str] = []
+        # One atomic write finds the earliest due record and takes its lease (one round trip, and
+        # concurrent ticks never take the same record); each record is stepped once per tick.
+        while len(seen) < limit:
+            token = d.new_id("lease")
+            claimed = storage.claim_billing_due(now=now, lease_until=now + db.LEASE, token=token, exclude=seen)
+            if claimed is None:
+                break
+            record, leased_until = claimed
+            seen.append(record.id)
+            if record.status not in db.CHARGEABLE:  # due dates are cleared when a record stops: not expected
+                log.warning("a due record is not chargeable; its lease is left to expire", record_id=record.id)
+                continue
+            report.claimed += 1
+            self._step(record, token, report, taken_over=leased_until is not None)
         return report
 
     def _bill_one(self, record: Billed, report: BillingReport | None = None) -> BillingReport:
@@ -100,13 +110,22 @@ class _Billing(_Invoices, _Part):
 
         try:
             held, change = self._engine.transact(record, claim)
-            if change.write:
-                report.claimed += 1
-                self._tick(held, token, report, taken_over=leased_before[-1])
         except PaykitError as exc:
             report.errors[record.id] = f"{type(exc).__name__}: {exc.message}"
             log.warning("billing tick failed for a record", record_id=record.id, error=type(exc).__name__)
+            return report
+        if change.write:
+            report.claimed += 1
+            self._step(held, token, report, taken_over=leased_before[-1])
         return report
+
+    def _step(self, record: Billed, token: str, report: BillingReport, *, taken_over: bool) -> None:
+        """Do the due step of a record this tick holds the lease of; errors go to the report, not up."""
+        try:
+            self._tick(record, token, report, taken_over=taken_over)
+        except PaykitError as exc:
+            report.errors[record.id] = f"{type(exc).__name__}: {exc.message}"
+            log.warning("billing tick failed for a record", record_id=record.id, error=type(exc).__name__)
 
     def _tick(self, record: Billed, token: str, report: BillingReport, *, taken_over: bool = True) -> None:
         now = self._engine.now()

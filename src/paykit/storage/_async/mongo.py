@@ -742,6 +742,31 @@ class AsyncMongoStorage:
         )
         return [billing_record(doc) async for doc in cursor]
 
+    @_storage_op
+    async def claim_billing_due(
+        self, *, now: datetime, lease_until: datetime, token: str, exclude: Sequence[str] = ()
+    ) -> tuple[Subscription | InstallmentPlan, datetime | None] | None:
+        """One ``findAndModify`` on the ``due`` index: the due query and the lease in one round trip."""
+        at = to_ms(now)
+        query: Doc = {"due_at": {"$lte": at}, "$or": [{"lease_until": None}, {"lease_until": {"$lte": at}}]}
+        if exclude:
+            query["_id"] = {"$nin": list(exclude)}
+        until = to_ms(lease_until)
+        doc = await self._col("billing").find_one_and_update(
+            query,
+            {"$set": {"lease_until": until, "lease_token": token, "updated_at": at}, "$inc": {"version": 1}},
+            projection={OUTBOX: 0},
+            sort=[("due_at", ASCENDING), ("_id", ASCENDING)],
+            return_document=ReturnDocument.BEFORE,
+        )
+        if doc is None:
+            return None
+        before = billing_record(doc)
+        after = before.model_copy(
+            update={"lease_until": until, "lease_token": token, "updated_at": at, "version": before.version + 1}
+        )
+        return after, before.lease_until
+
     # -- audit --------------------------------------------------------------
     @_storage_op
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
