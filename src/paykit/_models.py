@@ -617,7 +617,8 @@ class _Billed(_Frozen):
     when ``bill_due()`` next looks at the record (its indexed due date);
     ``lease_until``/``lease_token`` are set while one tick works on it.
     ``payment_id`` names the payment of the current attempt while it waits for the
-    customer.
+    customer. ``customer_ref`` is the user's customer at the provider when one was
+    stored at creation (it never changes once stored): charges then need not look it up.
     """
 
     id: str
@@ -645,6 +646,7 @@ class _Billed(_Frozen):
     version: int = 0
     created_at: datetime
     updated_at: datetime
+    customer_ref: str | None = None
 
 
 class Subscription(_Billed):

@@ -33,6 +33,7 @@ WRITES = frozenset(
     {
         "insert_billing",
         "update_billing",
+        "claim_billing_due",
         "insert_payment",
         "update_payment",
         "insert_invoice",
@@ -43,6 +44,7 @@ WRITES = frozenset(
         "claim_key",
         "set_customer_ref",
         "complete_reaction",
+        "complete_reactions",
     }
 )
 

@@ -29,6 +29,7 @@ from paykit import (
     PaymentService,
     PaymentStatus,
     Plan,
+    StorageError,
     Subscription,
     SubscriptionStatus,
 )
@@ -510,3 +511,120 @@ class TestConcurrentTicks:
         paid = charges(fake)
         assert (sum(paid.values()), set(paid.values())) == (60, {1})
         assert {svc.get_subscription(s.id).period for s in subs} == {3}
+
+
+class Spy:
+    """Delegates to a storage, counts calls by name, and fails the first ``fail`` calls named so."""
+
+    def __init__(self, inner: Storage, fail: str = "") -> None:
+        self.inner = inner
+        self.fail = fail
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.inner, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            if name == self.fail:
+                self.fail = ""
+                raise StorageError(f"{name} failed")
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+class TestPeriodInvoice:
+    """A period's invoice is made once with one number, read first only when it may exist already."""
+
+    def test_a_fresh_tick_inserts_the_invoice_without_reading_it_first(
+        self, store: Storage, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        spy = Spy(store)
+        svc = PaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        sub = subscribe(svc)
+
+        assert svc.bill_due().paid == 1
+
+        assert (spy.calls["get_invoice"], spy.calls["next_invoice_sequence"], spy.calls["insert_invoice"]) == (0, 1, 1)
+        assert svc.get_subscription(sub.id).period == 1
+
+    def test_a_tick_taking_over_a_lease_left_behind_reads_it_first_and_draws_no_second_number(
+        self, store: Storage, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        spy = Spy(store, fail="insert_payment")  # the first tick stops after making the invoice
+        svc = PaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        sub = subscribe(svc)
+        first = svc.bill_due()
+        assert (first.paid, list(first.errors)) == (0, [sub.id])
+
+        clock.advance(minutes=6)  # the lease left behind expires
+        assert svc.bill_due().paid == 1
+
+        sub = svc.get_subscription(sub.id)
+        invoice = svc.get_invoice(svc.get_payment(sub.last_payment_id or "").invoice_id or "")
+        assert (spy.calls["next_invoice_sequence"], spy.calls["insert_invoice"]) == (1, 1)
+        assert (sub.period, invoice.status) == (1, InvoiceStatus.PAID)
+
+    def test_a_second_insert_of_a_likely_new_invoice_returns_the_first(self, svc: PaymentService) -> None:
+        """Should a "likely new" invoice exist after all, the unique id keeps it single."""
+        sub = subscribe(svc)
+        made = svc._period_invoice(sub, likely_new=True)
+
+        again = svc._period_invoice(sub, likely_new=True)
+
+        assert again == made == svc.get_invoice(made.id)
+
+
+class TestKnownCustomer:
+    """A record made with a saved method keeps the user's provider customer: charges do not look it up."""
+
+    def test_the_customer_stored_at_creation_reaches_the_provider_without_a_lookup(
+        self, store: Storage, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        spy = Spy(store)
+        svc = PaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        card = svc.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa")
+        customer = store.get_customer_ref("fake", "u1")
+        sub = subscribe(svc, payment_method=card.id)
+        plan = svc.create_installment_plan(
+            user_id="u1", total=Money.of("30.00", "USD"), count=3, provider="fake", payment_method=card.id
+        )
+        assert (customer is not None, sub.customer_ref, plan.customer_ref) == (True, customer, customer)
+        sent: list[str | None] = []
+        create = fake.create_payment
+
+        def create_payment(request: Any) -> Any:
+            sent.append(request.customer_ref)
+            return create(request)
+
+        fake.create_payment = create_payment  # type: ignore[method-assign]
+        spy.calls.clear()
+
+        assert svc.bill_due().paid == 2  # the subscription's first period and the first installment
+
+        assert (spy.calls["get_customer_ref"], sent) == (0, [customer, customer])
+
+    def test_without_a_stored_customer_a_charge_still_looks_it_up(
+        self, store: Storage, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        """A customer made after the record (a method saved later) is still found and sent."""
+        spy = Spy(store)
+        svc = PaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        sub = subscribe(svc)  # a bare provider token: no customer yet
+        assert sub.customer_ref is None
+        svc.save_payment_method(user_id="u1", provider="fake", token="pm_card_mastercard")
+        sent: list[str | None] = []
+        create = fake.create_payment
+
+        def create_payment(request: Any) -> Any:
+            sent.append(request.customer_ref)
+            return create(request)
+
+        fake.create_payment = create_payment  # type: ignore[method-assign]
+
+        assert svc.bill_due().paid == 1
+
+        assert sent == [store.get_customer_ref("fake", "u1")] != [None]

@@ -31,6 +31,7 @@ WRITES = frozenset(
     {
         "insert_billing",
         "update_billing",
+        "claim_billing_due",
         "insert_payment",
         "update_payment",
         "insert_invoice",
@@ -41,6 +42,7 @@ WRITES = frozenset(
         "claim_key",
         "set_customer_ref",
         "complete_reaction",
+        "complete_reactions",
     }
 )
 

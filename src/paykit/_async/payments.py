@@ -7,6 +7,7 @@ import logging
 import time
 from asyncio import sleep
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any, Final
 
 from .. import _telemetry as telemetry
@@ -37,6 +38,11 @@ log = get_logger(__name__)
 
 _REGISTRATION_WAIT: Final = dp.CALL_LEASE.total_seconds() + 1
 """Seconds a caller waits for another caller's provider registration of the same payment."""
+
+_KNOWN_CUSTOMER: ContextVar[tuple[str, str, str] | None] = ContextVar("paykit_known_customer", default=None)
+"""(provider, user id, customer ref) the caller already holds, as billing records do: a read saved.
+
+Per thread or task; a customer ref is stored once per user and provider and never changed."""
 
 
 class _Payments(_Part):
@@ -250,7 +256,16 @@ class _Payments(_Part):
         """The user's provider customer, needed only to pay with a method saved on it."""
         if payment.payment_method_ref is None or not adapter.capabilities.saved_payment_methods:
             return None
+        known = _KNOWN_CUSTOMER.get()
+        if known is not None and known[:2] == (payment.provider, payment.user_id):
+            return known[2]  # stored once per user and provider, never changed: no need to read it again
         return await self._engine.storage.get_customer_ref(payment.provider, payment.user_id)
+
+    async def _stored_customer(self, provider: str, user_id: str, payment_method: str | None) -> str | None:
+        """The user's stored provider customer, when paying with ``payment_method`` would need it."""
+        if payment_method is None or not self.provider(provider).capabilities.saved_payment_methods:
+            return None
+        return await self._engine.storage.get_customer_ref(provider, user_id)
 
     async def _fail(self, payment: Payment, exc: ProviderError, action: AuditAction, *, actor: str) -> None:
         """Record a provider refusal as FAILED, attaching the payment id to the error."""

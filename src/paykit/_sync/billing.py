@@ -15,7 +15,6 @@ writes loses nothing.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import datetime
@@ -42,7 +41,8 @@ from .._results import BillingReport
 from .._status import FINAL_STATUSES, SETTLED_STATUSES, PaymentStatus
 from ..storage._base import Reaction
 from ._part import _Part
-from .invoices import _Invoices
+from .invoices import _INVOICE_IN_HAND, _Invoices
+from .payments import _KNOWN_CUSTOMER
 
 log = get_logger(__name__)
 
@@ -77,12 +77,23 @@ class _Billing(_Invoices, _Part):
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InvalidRequestError("limit must be an int from 1 to 1000")
         now = self._engine.now()
-        due = self._engine.storage.list_billing_due(now=now, limit=limit)
-        # Concurrent ticks see the same batch: each walks it in its own order, so they rarely collide.
-        random.shuffle(due)
+        storage = self._engine.storage
         report = BillingReport()
-        for record in due:
-            self._bill_one(record, report)
+        seen: list[str] = []
+        # One atomic write finds the earliest due record and takes its lease (one round trip, and
+        # concurrent ticks never take the same record); each record is stepped once per tick.
+        while len(seen) < limit:
+            token = d.new_id("lease")
+            claimed = storage.claim_billing_due(now=now, lease_until=now + db.LEASE, token=token, exclude=seen)
+            if claimed is None:
+                break
+            record, leased_until = claimed
+            seen.append(record.id)
+            if record.status not in db.CHARGEABLE:  # due dates are cleared when a record stops: not expected
+                log.warning("a due record is not chargeable; its lease is left to expire", record_id=record.id)
+                continue
+            report.claimed += 1
+            self._step(record, token, report, taken_over=leased_until is not None)
         return report
 
     def _bill_one(self, record: Billed, report: BillingReport | None = None) -> BillingReport:
@@ -90,17 +101,33 @@ class _Billing(_Invoices, _Part):
         report = report if report is not None else BillingReport()
         now = self._engine.now()
         token = d.new_id("lease")
+        leased_before: list[bool] = []
+
+        def claim(current: Billed) -> Change:
+            # A lease left behind means an earlier tick stopped midway: it may have made the invoice.
+            leased_before.append(current.lease_until is not None)
+            return db.claim(current, now, token)
+
         try:
-            held, change = self._engine.transact(record, lambda c: db.claim(c, now, token))
-            if change.write:
-                report.claimed += 1
-                self._tick(held, token, report)
+            held, change = self._engine.transact(record, claim)
         except PaykitError as exc:
             report.errors[record.id] = f"{type(exc).__name__}: {exc.message}"
             log.warning("billing tick failed for a record", record_id=record.id, error=type(exc).__name__)
+            return report
+        if change.write:
+            report.claimed += 1
+            self._step(held, token, report, taken_over=leased_before[-1])
         return report
 
-    def _tick(self, record: Billed, token: str, report: BillingReport) -> None:
+    def _step(self, record: Billed, token: str, report: BillingReport, *, taken_over: bool) -> None:
+        """Do the due step of a record this tick holds the lease of; errors go to the report, not up."""
+        try:
+            self._tick(record, token, report, taken_over=taken_over)
+        except PaykitError as exc:
+            report.errors[record.id] = f"{type(exc).__name__}: {exc.message}"
+            log.warning("billing tick failed for a record", record_id=record.id, error=type(exc).__name__)
+
+    def _tick(self, record: Billed, token: str, report: BillingReport, *, taken_over: bool = True) -> None:
         now = self._engine.now()
         what = db.step(record, now)
         if what == "remind":
@@ -112,16 +139,19 @@ class _Billing(_Invoices, _Part):
         elif what == "check":
             self._check_waiting(record, report)
         else:
-            self._charge(record, token, report)
+            self._charge(record, token, report, likely_new=not taken_over and record.attempt == 0)
 
-    def _charge(self, record: Billed, token: str, report: BillingReport) -> None:
+    def _charge(self, record: Billed, token: str, report: BillingReport, *, likely_new: bool = False) -> None:
         """Charge the record's current period and attempt under its derived payment id."""
         adapter = self.provider(record.provider)
         off_session = adapter.capabilities.off_session and record.payment_method is not None
-        invoice = self._period_invoice(record)
+        invoice = self._period_invoice(record, likely_new=likely_new)
         started = self._engine.now()
         payment_id = db.current_payment_id(record)
         in_hand = _IN_HAND.set(record)
+        invoice_in_hand = _INVOICE_IN_HAND.set(invoice)
+        known = (record.provider, record.user_id, record.customer_ref) if record.customer_ref else None
+        customer_in_hand = _KNOWN_CUSTOMER.set(known)
         try:
             payment = self.initialize_payment(
                 user_id=record.user_id,
@@ -156,6 +186,8 @@ class _Billing(_Invoices, _Part):
                 return
             payment = existing
         finally:
+            _KNOWN_CUSTOMER.reset(customer_in_hand)
+            _INVOICE_IN_HAND.reset(invoice_in_hand)
             _IN_HAND.reset(in_hand)
         self._after_charge(record, payment, token, started, report)
 
@@ -278,13 +310,20 @@ class _Billing(_Invoices, _Part):
             raise NotFoundError(f"no subscription or installment plan {record_id!r}")
         return record
 
-    def _period_invoice(self, record: Billed) -> Invoice:
-        """The OPEN invoice of the record's current period, created once (its id is derived)."""
+    def _period_invoice(self, record: Billed, *, likely_new: bool = False) -> Invoice:
+        """The OPEN invoice of the record's current period, created once (its id is derived).
+
+        ``likely_new``: the first attempt of a period, on a lease no earlier tick left behind, so
+        the invoice almost surely does not exist yet: it is inserted without a read first (the
+        unique id still makes a second one a duplicate, then read). Otherwise it is read first,
+        so retries and takeovers draw no invoice number they do not use.
+        """
         storage = self._engine.storage
         invoice_id = d.keyed_id("inv", "invoice", db.invoice_key(record))
-        existing = storage.get_invoice(invoice_id)
-        if existing is not None:
-            return existing
+        if not likely_new:
+            existing = storage.get_invoice(invoice_id)
+            if existing is not None:
+                return existing
         amount = db.charge_amount(record)
         now = self._engine.now()
         series = f"{self._invoice_prefix}-{now.year}"

@@ -180,7 +180,7 @@ class Engine:
 
         Returns how many were applied.
         """
-        applied = 0
+        applied: list[str] = []
         for reaction in reactions:
             reactor = self.reactors.get(reaction.kind)
             if reactor is None:
@@ -188,12 +188,20 @@ class Engine:
                 continue
             try:
                 reactor(reaction)
-                self.storage.complete_reaction(reaction.id)
             except PaykitError as exc:
                 log.warning("reaction left for reconcile", reaction_id=reaction.id, error=type(exc).__name__)
                 continue
-            applied += 1
-        return applied
+            applied.append(reaction.id)
+        if not applied:
+            return 0
+        # One write marks them all done: a crash before it only means reconcile applies them again,
+        # which changes nothing (reactors are idempotent).
+        try:
+            self.storage.complete_reactions(applied)
+        except PaykitError as exc:
+            log.warning("reactions left for reconcile", count=len(applied), error=type(exc).__name__)
+            return 0
+        return len(applied)
 
     # -- providers --------------------------------------------------------------
     @staticmethod

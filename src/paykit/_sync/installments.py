@@ -69,6 +69,7 @@ class _Installments(_Billing, _Part):
         meta = d.check_metadata(metadata)
         if payment_method is not None:
             self._resolve_method(user_id, provider, payment_method)
+        customer_ref = self._stored_customer(provider, user_id, payment_method)
         now = self._engine.now()
         begin = first_due or now
         if begin.tzinfo is None:
@@ -110,6 +111,7 @@ class _Installments(_Billing, _Part):
             request_fingerprint=fp,
             created_at=now,
             updated_at=now,
+            customer_ref=customer_ref,
         )
         record = draft.model_copy(update={"due_at": db.next_due(draft, now)})
         audit = db.billing_audit(None, record, AuditAction.INSTALLMENT_PLAN_CREATE, actor=self._actor(actor), at=now)

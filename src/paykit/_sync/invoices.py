@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,6 +25,11 @@ from ._part import _Part
 from .payments import _Payments
 
 log = get_logger(__name__)
+
+_INVOICE_IN_HAND: ContextVar[Invoice | None] = ContextVar("paykit_invoice_in_hand", default=None)
+"""The invoice a payment is being made for, when the caller holds it: its reaction starts from it.
+
+As ``_IN_HAND`` in billing: per thread or task, and a stale copy only costs the compare-and-set a reload."""
 
 
 class _Invoices(_Payments, _Part):
@@ -212,8 +218,11 @@ class _Invoices(_Payments, _Part):
 
     def _react_invoice_paid(self, reaction: Reaction) -> None:
         """The reactor of ``invoice_paid``: an OPEN invoice becomes PAID by its payment, once."""
+        held = _INVOICE_IN_HAND.get()
         try:
-            invoice = self.get_invoice(reaction.target_id)
+            invoice = (
+                held if held is not None and held.id == reaction.target_id else self.get_invoice(reaction.target_id)
+            )
         except NotFoundError:
             log.warning("paid payment names a missing invoice", payment_id=reaction.payment_id)
             return

@@ -83,6 +83,7 @@ class _Subscriptions(_Billing, _Part):
         if payment_method is not None:
             d.check_id(payment_method, "payment_method")
             self._resolve_method(user_id, provider, payment_method)
+        customer_ref = self._stored_customer(provider, user_id, payment_method)
         now = self._engine.now()
         begin = start or now
         if begin.tzinfo is None:
@@ -120,6 +121,7 @@ class _Subscriptions(_Billing, _Part):
             request_fingerprint=fp,
             created_at=now,
             updated_at=now,
+            customer_ref=customer_ref,
         )
         sub = draft.model_copy(update={"due_at": db.next_due(draft, now)})
         audit = db.billing_audit(None, sub, AuditAction.SUBSCRIPTION_CREATE, actor=self._actor(actor), at=now)

@@ -50,6 +50,7 @@ WRITES = frozenset(
         "next_invoice_sequence",
         "claim_key",
         "complete_reaction",
+        "complete_reactions",
     }
 )
 
@@ -170,7 +171,7 @@ class TestDeathAfterEveryWrite:
 
     async def test_every_write_of_every_operation(self, make_storage: Any) -> None:
         expected, writes = await run(make_storage, 0)
-        assert {"insert_invoice", "insert_payment", "update_payment", "update_invoice", "complete_reaction"} <= set(
+        assert {"insert_invoice", "insert_payment", "update_payment", "update_invoice", "complete_reactions"} <= set(
             writes
         )
 
@@ -184,7 +185,7 @@ class TestDeathAfterEveryWrite:
         paid_at = next(
             i
             for i in range(1, len(writes))
-            if writes[i - 1 : i + 2] == ["update_payment", "update_invoice", "complete_reaction"]
+            if writes[i - 1 : i + 2] == ["update_payment", "update_invoice", "complete_reactions"]
         )
         storage = make_storage()
         clock = ManualClock()

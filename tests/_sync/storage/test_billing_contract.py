@@ -127,3 +127,62 @@ class TestDueQuery:
         storage.insert_billing(make_subscription(due_at=at(10)))
         assert [r.id for r in storage.list_billing_due(now=at(10), limit=5)] == ["sub_1"]
         assert storage.list_billing_due(now=at(9), limit=5) == []
+
+
+class TestClaimDue:
+    """claim_billing_due: the due query and the lease in one atomic write."""
+
+    def test_claims_what_the_due_query_lists_first_and_writes_the_lease(self, storage: Storage) -> None:
+        storage.insert_billing(make_subscription("sub_late", due_at=at(30)))
+        storage.insert_billing(make_subscription("sub_leased", due_at=at(0), lease_until=at(60)))
+        storage.insert_billing(make_subscription("sub_future", due_at=at(100)))
+        storage.insert_billing(make_subscription("sub_expired", due_at=at(5), lease_until=at(40), lease_token="x"))
+
+        claimed = storage.claim_billing_due(now=at(50), lease_until=at(350), token="t1")
+
+        assert claimed is not None
+        record, before = claimed
+        assert (record.id, before, record.lease_until, record.lease_token) == ("sub_expired", at(40), at(350), "t1")
+        assert (record.version, record.updated_at) == (1, at(50))
+        assert storage.get_billing("sub_expired") == record
+        assert [r.id for r in storage.list_billing_due(now=at(50), limit=10)] == ["sub_late"]
+
+    def test_takes_each_record_once_then_none(self, storage: Storage) -> None:
+        storage.insert_billing(make_subscription("sub_a", due_at=at(1)))
+        storage.insert_billing(make_plan("ipl_b", due_at=at(2)))
+
+        first = storage.claim_billing_due(now=at(10), lease_until=at(20), token="t1")
+        second = storage.claim_billing_due(now=at(10), lease_until=at(20), token="t2")
+        third = storage.claim_billing_due(now=at(10), lease_until=at(20), token="t3")
+
+        assert first is not None
+        assert second is not None
+        assert (first[0].id, first[1], second[0].id, second[0].kind, third) == (
+            "sub_a",
+            None,
+            "ipl_b",
+            "installment_plan",
+            None,
+        )
+
+    def test_skips_excluded_ids(self, storage: Storage) -> None:
+        storage.insert_billing(make_subscription("sub_a", due_at=at(1)))
+        storage.insert_billing(make_subscription("sub_b", due_at=at(2)))
+
+        claimed = storage.claim_billing_due(now=at(10), lease_until=at(20), token="t", exclude=["sub_a"])
+
+        assert claimed is not None
+        assert claimed[0].id == "sub_b"
+        assert storage.claim_billing_due(now=at(10), lease_until=at(20), token="t", exclude=["sub_a"]) is None
+
+    def test_a_claimed_record_is_written_by_compare_and_set_from_the_returned_version(self, storage: Storage) -> None:
+        storage.insert_billing(make_subscription(due_at=at(1)))
+        claimed = storage.claim_billing_due(now=at(10), lease_until=at(20), token="t")
+        assert claimed is not None
+        record = claimed[0]
+
+        moved = record.model_copy(update={"lease_until": None, "lease_token": None, "version": record.version + 1})
+        stale = record.model_copy(update={"version": record.version})
+
+        assert storage.update_billing(moved, expected_version=record.version) is True
+        assert storage.update_billing(stale, expected_version=record.version - 1) is False

@@ -30,6 +30,7 @@ from paykit._models import (
 from paykit._money import Money
 from paykit._status import DisputeStatus, PaymentStatus
 from paykit.storage import PageCursor, Storage, WebhookEventRecord
+from paykit.storage._base import Reaction
 
 from ...storage.records import T0, at, bump, make_audit, make_notification, make_payment, released, token
 
@@ -505,6 +506,32 @@ class TestEffects:
         storage.list_audit("pay_1", limit=1)
 
         assert storage.flush_pending_effects() == 0
+
+
+class TestReactions:
+    """Reactions ride in a record's write and stay pending until marked done, one or many at a time."""
+
+    @staticmethod
+    def make_reaction(rid: str, when: int = 0) -> Reaction:
+        return Reaction(id=rid, kind="invoice_paid", target_id="inv_1", payment_id="pay_1", created_at=at(when))
+
+    def test_many_are_marked_done_in_one_call_even_before_they_are_materialized(self, storage: Storage) -> None:
+        reactions = [self.make_reaction(f"r{k}", when=k) for k in range(3)]
+        storage.insert_payment(make_payment(), reactions)
+
+        storage.complete_reactions(["r0", "r2", "r2"])
+        storage.complete_reactions([])
+
+        assert [r.id for r in storage.list_pending_reactions(limit=10)] == ["r1"]
+
+    def test_done_in_one_call_or_one_by_one_alike(self, storage: Storage) -> None:
+        storage.insert_payment(make_payment(), [self.make_reaction("r0"), self.make_reaction("r1", when=1)])
+        assert [r.id for r in storage.list_pending_reactions(limit=10)] == ["r0", "r1"]
+
+        storage.complete_reaction("r0")
+        storage.complete_reactions(["r0", "r1"])
+
+        assert storage.list_pending_reactions(limit=10) == []
 
 
 class TestAudit:

@@ -114,6 +114,11 @@ class AsyncMemoryStorage:
             if stored is not None and not stored.done:
                 self._reactions[reaction_id] = replace(stored, done=True)
 
+    async def complete_reactions(self, reaction_ids: Sequence[str]) -> None:
+        """Mark several reactions done."""
+        for reaction_id in reaction_ids:
+            await self.complete_reaction(reaction_id)
+
     async def claim_key(self, claim: KeyClaim) -> KeyClaim:
         """Store the claim unless its key is claimed; return the stored one."""
         with self._lock:
@@ -412,6 +417,33 @@ class AsyncMemoryStorage:
             ]
         due.sort(key=lambda r: (r.due_at or now, r.id))
         return due[: max(limit, 0)]
+
+    async def claim_billing_due(
+        self, *, now: datetime, lease_until: datetime, token: str, exclude: Sequence[str] = ()
+    ) -> tuple[Subscription | InstallmentPlan, datetime | None] | None:
+        """Lease the earliest due record with a free lease, under the lock."""
+        with self._lock:
+            due = [
+                r
+                for r in self._billing.values()
+                if r.due_at is not None
+                and r.due_at <= now
+                and (r.lease_until is None or r.lease_until <= now)
+                and r.id not in exclude
+            ]
+            if not due:
+                return None
+            before = min(due, key=lambda r: (r.due_at or now, r.id))
+            after = before.model_copy(
+                update={
+                    "lease_until": lease_until,
+                    "lease_token": token,
+                    "updated_at": now,
+                    "version": before.version + 1,
+                }
+            )
+            self._billing[after.id] = after
+            return after, before.lease_until
 
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Append entries, skipping ids already stored."""

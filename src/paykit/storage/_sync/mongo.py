@@ -317,6 +317,25 @@ class MongoStorage:
         self._col("reactions").update_one({"_id": reaction_id}, {"$set": {"done": True}}, upsert=True)
 
     @_storage_op
+    def complete_reactions(self, reaction_ids: Sequence[str]) -> None:
+        """Mark several reactions done: one round trip while they are not materialized yet (the usual case).
+
+        Done markers are inserted first (a reaction materialized later keeps its marker, as with
+        ``complete_reaction``); the ones already materialized are then set done in one more write.
+        """
+        ids = list(dict.fromkeys(reaction_ids))
+        if not ids:
+            return
+        reactions = self._col("reactions")
+        try:
+            reactions.insert_many([{"_id": rid, "done": True} for rid in ids], ordered=False)
+        except BulkWriteError as exc:
+            if not only_duplicates(exc):
+                raise
+            stored = [ids[error["index"]] for error in exc.details.get("writeErrors", [])]
+            reactions.update_many({"_id": {"$in": stored}}, {"$set": {"done": True}})
+
+    @_storage_op
     def claim_key(self, claim: KeyClaim) -> KeyClaim:
         """Insert the claim under a unique ``(scope, key)`` id; return the stored one."""
         doc = key_claim_doc(claim)
@@ -716,6 +735,31 @@ class MongoStorage:
             self._col("billing").find(query, {OUTBOX: 0}).sort([("due_at", ASCENDING), ("_id", ASCENDING)]).limit(limit)
         )
         return [billing_record(doc) for doc in cursor]
+
+    @_storage_op
+    def claim_billing_due(
+        self, *, now: datetime, lease_until: datetime, token: str, exclude: Sequence[str] = ()
+    ) -> tuple[Subscription | InstallmentPlan, datetime | None] | None:
+        """One ``findAndModify`` on the ``due`` index: the due query and the lease in one round trip."""
+        at = to_ms(now)
+        query: Doc = {"due_at": {"$lte": at}, "$or": [{"lease_until": None}, {"lease_until": {"$lte": at}}]}
+        if exclude:
+            query["_id"] = {"$nin": list(exclude)}
+        until = to_ms(lease_until)
+        doc = self._col("billing").find_one_and_update(
+            query,
+            {"$set": {"lease_until": until, "lease_token": token, "updated_at": at}, "$inc": {"version": 1}},
+            projection={OUTBOX: 0},
+            sort=[("due_at", ASCENDING), ("_id", ASCENDING)],
+            return_document=ReturnDocument.BEFORE,
+        )
+        if doc is None:
+            return None
+        before = billing_record(doc)
+        after = before.model_copy(
+            update={"lease_until": until, "lease_token": token, "updated_at": at, "version": before.version + 1}
+        )
+        return after, before.lease_until
 
     # -- audit --------------------------------------------------------------
     @_storage_op

@@ -194,6 +194,18 @@ class Storage(Protocol):
         """
         ...
 
+    def claim_billing_due(
+        self, *, now: datetime, lease_until: datetime, token: str, exclude: Sequence[str] = ()
+    ) -> tuple[Subscription | InstallmentPlan, datetime | None] | None:
+        """Take the lease of the earliest record ``list_billing_due`` would list, in one atomic write.
+
+        The record gets ``lease_until``, ``lease_token=token``, ``updated_at=now`` and its version
+        plus one, as a compare-and-set would write them. Returns it as written with the lease it
+        had before (an expired one tells a takeover), or ``None`` when nothing is due and free.
+        Records whose ids are in ``exclude`` are skipped.
+        """
+        ...
+
     # -- audit --------------------------------------------------------------
     def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Append entries; an entry whose id is already stored is skipped."""
@@ -273,6 +285,10 @@ class Storage(Protocol):
 
     def complete_reaction(self, reaction_id: str) -> None:
         """Mark a reaction done; a reaction materialized later stays done."""
+        ...
+
+    def complete_reactions(self, reaction_ids: Sequence[str]) -> None:
+        """Mark several reactions done in one write (as ``complete_reaction`` does each)."""
         ...
 
     def claim_key(self, claim: KeyClaim) -> KeyClaim:
