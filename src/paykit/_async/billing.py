@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import datetime
+from typing import Any, TypeVar
 
 from .. import _telemetry as telemetry
 from .._decisions import billing as db
@@ -55,7 +56,33 @@ A context variable, so concurrent ticks (threads or tasks) never see each other'
 went stale only costs the compare-and-set a reload."""
 
 
+_Billed = TypeVar("_Billed", Subscription, InstallmentPlan)
+
+
 class _Billing(_Invoices, _Part):
+    async def _insert_billing(
+        self,
+        draft: _Billed,
+        action: AuditAction,
+        *,
+        actor: Actor | str | None,
+        fingerprint: str,
+        params: dict[str, Any],
+    ) -> _Billed:
+        """Store a new subscription or installment plan with its audit entry; a keyed replay returns the first."""
+        now = draft.created_at
+        record = draft.model_copy(update={"due_at": db.next_due(draft, now)})
+        audit = db.billing_audit(None, record, action, actor=self._actor(actor), at=now)
+        try:
+            await self._engine.storage.insert_billing(record, [audit])
+        except DuplicateRecordError:
+            existing = await self._engine.load(type(draft), record.id)
+            what = "subscription" if isinstance(draft, Subscription) else "installment plan"
+            d.check_replay(existing.request_fingerprint, fingerprint or d.fingerprint(**params), what)
+            return existing
+        self._engine.emit([audit])
+        return record
+
     @telemetry.operation("bill_due")
     async def bill_due(self, *, limit: int = 100) -> BillingReport:
         """Charge what is due: run it every few minutes, from as many processes as you like.

@@ -14,7 +14,7 @@ from .._decisions import billing as db
 from .._decisions import common as d
 from .._decisions.change import Change
 from .._decisions.policy import Actor
-from .._errors import DuplicateRecordError, InvalidRequestError, InvalidStateError
+from .._errors import InvalidRequestError, InvalidStateError
 from .._models import AuditAction, Dunning, Payment, Plan, Subscription
 from .._status import SubscriptionStatus
 from ._part import _Part
@@ -123,16 +123,9 @@ class _Subscriptions(_Billing, _Part):
             updated_at=now,
             customer_ref=customer_ref,
         )
-        sub = draft.model_copy(update={"due_at": db.next_due(draft, now)})
-        audit = db.billing_audit(None, sub, AuditAction.SUBSCRIPTION_CREATE, actor=self._actor(actor), at=now)
-        try:
-            await self._engine.storage.insert_billing(sub, [audit])
-        except DuplicateRecordError:
-            existing = await self.get_subscription(sub_id)
-            d.check_replay(existing.request_fingerprint, fp or d.fingerprint(**params), "subscription")
-            return existing
-        self._engine.emit([audit])
-        return sub
+        return await self._insert_billing(
+            draft, AuditAction.SUBSCRIPTION_CREATE, actor=actor, fingerprint=fp, params=params
+        )
 
     async def get_subscription(self, subscription_id: str) -> Subscription:
         """The subscription with this id.

@@ -10,7 +10,7 @@ from .. import _telemetry as telemetry
 from .._decisions import billing as db
 from .._decisions import common as d
 from .._decisions.policy import Actor
-from .._errors import DuplicateRecordError, InvalidRequestError, InvalidStateError
+from .._errors import InvalidRequestError, InvalidStateError
 from .._models import AuditAction, Dunning, Installment, InstallmentPlan, Interval, InvoiceStatus
 from .._money import Money
 from ._part import _Part
@@ -113,16 +113,9 @@ class _Installments(_Billing, _Part):
             updated_at=now,
             customer_ref=customer_ref,
         )
-        record = draft.model_copy(update={"due_at": db.next_due(draft, now)})
-        audit = db.billing_audit(None, record, AuditAction.INSTALLMENT_PLAN_CREATE, actor=self._actor(actor), at=now)
-        try:
-            self._engine.storage.insert_billing(record, [audit])
-        except DuplicateRecordError:
-            existing = self.get_installment_plan(plan_id)
-            d.check_replay(existing.request_fingerprint, fp or d.fingerprint(**params), "installment plan")
-            return existing
-        self._engine.emit([audit])
-        return record
+        return self._insert_billing(
+            draft, AuditAction.INSTALLMENT_PLAN_CREATE, actor=actor, fingerprint=fp, params=params
+        )
 
     def get_installment_plan(self, plan_id: str) -> InstallmentPlan:
         """The installment plan with this id.
