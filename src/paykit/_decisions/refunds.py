@@ -107,6 +107,13 @@ def retry_attempt(current: Payment, refund: Refund) -> Change:
     return Change(effects=(record,), outcome="attempt")
 
 
+def unanswered(payment: Payment, refund: Refund) -> bool:
+    """Whether a refund is reserved and pending with no provider id: sent, or about to be, with no answer kept."""
+    return (
+        refund.status == RefundStatus.PENDING and refund.id in payment.pending_refunds and refund.provider_ref is None
+    )
+
+
 def settle(
     current: Payment,
     refund: Refund,

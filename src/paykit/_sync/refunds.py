@@ -220,10 +220,8 @@ class _Refunds(_Payments, _Part):
             error = InvalidStateError(f"refund {refund.id} was rejected: {refund.failure_message}")
             error.payment_id = payment.id
             raise error
-        if refund.status != RefundStatus.PENDING or refund.id not in payment.pending_refunds:
-            return refund
-        if refund.provider_ref is not None:
-            return refund  # the provider has it; its webhook or reconcile() settles it
+        if not dr.unanswered(payment, refund):
+            return refund  # settled, or the provider has it: its webhook or reconcile() settles it
         return self._resend_refund(refund, payment, actor=actor)
 
     def _resend_refund(self, refund: Refund, payment: Payment, *, actor: str) -> Refund:
@@ -307,13 +305,7 @@ class _Refunds(_Payments, _Part):
         """
         refund = self.get_refund(refund_id)
         payment = self._load(refund.payment_id)
-        unclear = (
-            refund.status == RefundStatus.PENDING
-            and refund.id in payment.pending_refunds
-            and refund.provider_ref is None
-            and refund.attempts > 0
-        )
-        if not unclear:
+        if not (dr.unanswered(payment, refund) and refund.attempts > 0):
             error = InvalidStateError(f"refund {refund.id} is {refund.status.value}, not waiting for an unclear answer")
             error.payment_id = payment.id
             raise error
