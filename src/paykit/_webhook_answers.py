@@ -140,4 +140,4 @@ def handled(
     if event.reply_body is not None:
         content_type = event.reply_content_type or "text/plain; charset=utf-8"
         return WebhookResponse(200, event.reply_body.encode(), {"content-type": content_type}, outcome.value)
-    return json_answer(200, outcome.value)
+    return json_answer(200, outcome._value_)  # ._value_: .value without its property call

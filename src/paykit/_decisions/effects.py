@@ -25,6 +25,9 @@ from .._redact import redact
 from .._status import PaymentStatus
 from ..storage._base import Reaction
 
+# Enum members' ``._value_`` below: the same str as ``.value``, read without that property's Python-level call
+# (a dozen per webhook).
+
 
 def effect_id(subject_id: str, version: int, name: str) -> str:
     """The id of an audit entry or notification: fixed by the record version that produced it.
@@ -51,7 +54,7 @@ def notification(
     # Built from typed values and a fresh payload dict it owns: nothing validation would change.
     return trusted(
         Notification,
-        id=effect_id(subject_id, version, kind.value),
+        id=effect_id(subject_id, version, kind._value_),
         user_id=user_id,
         kind=kind,
         subject_id=subject_id,
@@ -78,7 +81,7 @@ def payment_audit(
     }
     body.update(payload or {})
     return AuditEntry(
-        id=effect_id(after.id, after.version, action.value),
+        id=effect_id(after.id, after.version, action._value_),
         action=action,
         subject_type="payment",
         subject_id=after.id,
@@ -86,8 +89,8 @@ def payment_audit(
         user_id=after.user_id,
         actor=actor,
         at=at,
-        status_before=before.status.value if before else None,
-        status_after=after.status.value,
+        status_before=before.status._value_ if before else None,
+        status_after=after.status._value_,
         payload=redact(body),
     )
 
@@ -97,8 +100,8 @@ def payment_notifications(before: Payment, after: Payment, *, at: datetime) -> l
     if before.status == after.status:
         return []
     payload: dict[str, Any] = {
-        "status_before": before.status.value,
-        "status": after.status.value,
+        "status_before": before.status._value_,
+        "status": after.status._value_,
         "amount": str(after.amount),
         "provider": after.provider,
     }
@@ -159,8 +162,8 @@ def payment_effects(
     if changed:
         note: dict[str, Any] = {
             "payment_id": after.id,  # paykit's own random id: never redacted (see payment_notifications)
-            "status_before": before.status.value,
-            "status": after.status.value,
+            "status_before": before.status._value_,
+            "status": after.status._value_,
             "amount": safe["amount"],
             "provider": safe["provider"],
         }
@@ -201,7 +204,7 @@ def _payment_audit_entry(
     # Typed values and the fresh, redacted body: the entry :func:`payment_audit` validates, built directly.
     return trusted(
         AuditEntry,
-        id=effect_id(after.id, after.version, action.value),
+        id=effect_id(after.id, after.version, action._value_),
         action=action,
         subject_type="payment",
         subject_id=after.id,
@@ -209,8 +212,8 @@ def _payment_audit_entry(
         user_id=after.user_id,
         actor=actor,
         at=at,
-        status_before=before.status.value if before else None,
-        status_after=after.status.value,
+        status_before=before.status._value_ if before else None,
+        status_after=after.status._value_,
         payload=body,
     )
 
@@ -220,7 +223,7 @@ def invoice_audit(
 ) -> AuditEntry:
     """The audit entry for an invoice write."""
     return AuditEntry(
-        id=effect_id(after.id, after.version, action.value),
+        id=effect_id(after.id, after.version, action._value_),
         action=action,
         subject_type="invoice",
         subject_id=after.id,
@@ -228,8 +231,8 @@ def invoice_audit(
         user_id=after.user_id,
         actor=actor,
         at=at,
-        status_before=before.status.value if before else None,
-        status_after=after.status.value,
+        status_before=before.status._value_ if before else None,
+        status_after=after.status._value_,
         payload={"number": after.number, "total": str(after.total), "lines": len(after.line_items)},
     )
 
@@ -249,7 +252,7 @@ def invoice_sent(invoice: Invoice, *, at: datetime) -> Notification:
 def method_audit(method: PaymentMethod, action: AuditAction, *, actor: str) -> AuditEntry:
     """The audit entry for a saved payment method's write: brand and last 4 digits, never more."""
     return AuditEntry(
-        id=effect_id(method.id, method.version, action.value),
+        id=effect_id(method.id, method.version, action._value_),
         action=action,
         subject_type="payment_method",
         subject_id=method.id,

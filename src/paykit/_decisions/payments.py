@@ -160,7 +160,7 @@ def status_change(current: Payment, event: WebhookEvent, *, now: datetime, recor
         return skip("ignored")
     if record and event.event_id in current.seen_events:
         return skip("duplicate")
-    payload = {"event_type": event.type, "event_id": event.event_id, "requested_status": target.value}
+    payload = {"event_type": event.type, "event_id": event.event_id, "requested_status": target._value_}
     data = {**current.provider_data, **event.provider_data}
     seen: dict[str, Any] = {"seen_events": remember(current, event.event_id)} if record else {}
 

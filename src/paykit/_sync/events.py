@@ -21,6 +21,9 @@ from .refunds import _Refunds
 
 log = get_logger(__name__)
 
+_OUTCOMES = {outcome.value: outcome for outcome in WebhookOutcome}
+"""``WebhookOutcome(value)`` as a dict lookup: the enum's call runs Python code per event."""
+
 
 class _Events(_Refunds, _Part):
     @telemetry.operation("apply_webhook_event")
@@ -66,8 +69,8 @@ class _Events(_Refunds, _Part):
         else:
             return self._record_event(event, WebhookOutcome.IGNORED, payment.id)
         _, change = self._engine.transact(payment, build, actor=f"webhook:{event.provider}")
-        outcome = WebhookOutcome(change.outcome)
-        telemetry.mark(outcome=outcome.value, payment_id=payment.id)
+        outcome = _OUTCOMES[change.outcome]
+        telemetry.mark(outcome=outcome, payment_id=payment.id)
         if outcome == WebhookOutcome.STALE and change.write:
             log.info("stale provider event ignored", payment_id=payment.id, event_type=event.type)
         return outcome
