@@ -6,7 +6,7 @@
     .venv/bin/python benchmarks/run.py --no-mongo     # skip the SecantusDB benchmarks
     .venv/bin/python benchmarks/run.py --save run.json              # keep this run's figures
     .venv/bin/python benchmarks/run.py --compare run.json           # each figure against a saved run
-    .venv/bin/python benchmarks/run.py --quick --no-mongo --profile # where handle_webhook's time goes
+    .venv/bin/python benchmarks/run.py --quick --no-mongo --profile # where handle_webhook's time goes, by stage
 
 Every figure is a median over repeated runs; each ratio's two sides are
 measured in the same run, their repeats interleaved. Speed targets live here,
@@ -37,6 +37,7 @@ from _cpu import (  # noqa: E402
     bench_lifecycle,
     bench_memory_growth,
     bench_parse_webhook,
+    bytecodes_handle_webhook,
     profile_handle_webhook,
     webhook_stages,
 )
@@ -171,6 +172,13 @@ def main(argv: list[str] | None = None) -> int:
         floor = stages[0][1]
         for name, seconds in stages:
             print(f"  {seconds * 1e6:8.1f} µs  {seconds / floor:5.2f}x floor  {name}")
+        print("\nhandle_webhook by stage, Python bytecodes and calls of one event (load-independent):")
+        counted = bytecodes_handle_webhook()
+        for stage, opcodes, calls in counted:
+            print(f"  {opcodes:6,} bytecodes  {calls:4} calls  {stage}")
+        total_ops = sum(row[1] for row in counted)
+        total_calls = sum(row[2] for row in counted)
+        print(f"  {total_ops:6,} bytecodes  {total_calls:4} calls  whole: handle_webhook", flush=True)
         print("\nhandle_webhook profile (cProfile, own time first):", flush=True)
         print(profile_handle_webhook(sizes.webhook_calls * 2), flush=True)
 

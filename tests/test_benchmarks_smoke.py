@@ -111,3 +111,27 @@ class TestBenchmarkScript:
         assert "n/a" in compared["MongoDB round trips: subscription period charge"]
         assert "new" in compared["Async service per-call overhead (lifecycle on memory, fake) vs sync"]
         assert "1 REGRESSION" in compare_part
+
+
+def test_profile_prints_the_stages_in_time_and_in_bytecodes() -> None:
+    """--profile splits handle_webhook into stages twice: CPU time, and bytecodes that add up to the whole."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--no-mongo", "--profile"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+    assert 0 == done.returncode, done.stdout[-3000:] + done.stderr[-3000:]
+    _, _, counted = done.stdout.partition("Python bytecodes and calls of one event")
+    rows = [line.split() for line in counted.splitlines()[1:] if "bytecodes" in line]
+    *stages, whole = rows
+    assert "whole:" in whole
+    ops = [int(row[0].replace(",", "")) for row in stages]
+    assert sum(ops) == int(whole[0].replace(",", ""))
+    assert all(n > 0 for n in ops)
+    assert any("effects:" in row for row in stages)
+    assert any("strict" in row for row in stages)
+    assert "cProfile" in done.stdout
