@@ -456,8 +456,8 @@ class TestLateDelivery:
         assert (1, 0, 0) == vars_of(dispatcher.dispatch())
         assert {"n1": 2} == dict(slow.calls)
 
-    def test_a_late_success_after_the_claim_was_lost_is_not_resent(self, clock: ManualClock) -> None:
-        """Re-claimed while the slow call ran: the call cannot mark it, but this dispatcher still never resends."""
+    def test_a_late_success_after_the_claim_was_taken_over_is_saved_once(self, clock: ManualClock) -> None:
+        """Re-claimed while the slow call ran: the new claim waits for that call, which then saves its success."""
         storage = MemoryStorage()
         storage.insert_notifications([due("n1", clock)])
         release = threading.Event()
@@ -466,19 +466,17 @@ class TestLateDelivery:
         try:
             assert (0, 1, 0) == vars_of(dispatcher.dispatch())
             clock.advance(seconds=11)
-            assert (0, 1, 0) == vars_of(dispatcher.dispatch())  # re-claimed; the notifier is still busy
+            assert (0, 1, 0) == vars_of(dispatcher.dispatch())  # re-claimed: it waits for the running call
+            (held,) = storage.list_notifications("u1", unread_only=False, limit=1)
         finally:
             release.set()
         wait_until(lambda: not [t for t in threading.enumerate() if t.name == "paykit-notify-slow"])
-        (waiting,) = storage.list_notifications("u1", unread_only=False, limit=1)
+        (settled,) = storage.list_notifications("u1", unread_only=False, limit=1)
         clock.advance(seconds=2)
 
-        assert (1, 0, 0) == vars_of(dispatcher.dispatch())
-        assert ("pending", 0, "slow: still busy with an earlier call that timed out") == (
-            waiting.delivery,
-            waiting.attempts,
-            waiting.last_error,
-        )
+        assert (0, 0, 0) == vars_of(dispatcher.dispatch())
+        assert ("pending", 0, True) == (held.delivery, held.attempts, held.claim_token is not None)
+        assert ("delivered", 1, None) == (settled.delivery, settled.attempts, settled.claim_token)
         assert {"n1": 1} == dict(slow.calls)
 
 

@@ -216,6 +216,32 @@ class TestSlowNotifier:
         assert {("delivered", 1)} == {(n.delivery, n.attempts) for n in final.values()}
         assert ({"n1": 1, "n2": 1}, {"n1": 1, "n2": 1}) == (dict(slow.calls), dict(ok.calls))
 
+    async def test_a_claim_taken_over_while_its_call_runs_waits_for_that_call(self, clock: ManualClock) -> None:
+        """Re-claimed after its lease while its call still runs, a notification is not sent again."""
+        storage = AsyncMemoryStorage()
+        await storage.insert_notifications([due("n1", clock), due("n2", clock)])
+        release = asyncio.Event()
+
+        async def only_the_first_call_waits() -> None:
+            if sum(slow.calls.values()) == 1:
+                await release.wait()
+
+        slow = AsyncRecorder("slow", before=only_the_first_call_waits)
+        dispatcher = AsyncNotificationDispatcher(storage, [slow], clock=clock, timeout=0.05)
+
+        await dispatcher.dispatch()  # n1 runs past its timeout; n2 waits: the notifier is busy
+        clock.advance(hours=1)
+        await dispatcher.dispatch(limit=1)  # n1's lease is over: claimed again while its call still runs
+        release.set()
+        await wait_until(lambda: has_delivery(storage, "n1", "delivered"))
+        for _ in range(2):
+            clock.advance(hours=1)
+            await dispatcher.dispatch()  # n2 is due before n1 now, and goes first
+
+        final = await stored(storage)
+        assert {"n1": "delivered", "n2": "delivered"} == {k: n.delivery for k, n in final.items()}
+        assert {"n1": 1, "n2": 1} == dict(slow.calls)
+
     async def test_a_late_success_is_recorded_by_the_call_itself(self, clock: ManualClock) -> None:
         """The timed-out call saves its success when it returns, with no further dispatch pass."""
         storage = AsyncMemoryStorage()

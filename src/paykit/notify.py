@@ -280,6 +280,8 @@ class NotificationDispatcher:
     def _deliver(self, notifier: Notifier, notification: Notification) -> delivery.Outcome | _Call:
         with self._lock:
             earlier = self._in_flight.get(notifier.name)
+            if earlier is not None and delivery.still_running_for(earlier, notification.id):
+                return earlier
             verdict = delivery.verdict_on_earlier_call(earlier, notification.id)
             if earlier is not None and earlier.done:
                 del self._in_flight[notifier.name]

@@ -186,6 +186,41 @@ class TestExactlyOnceDispatch:
         assert {"delivered": 5} == deliveries(storage)
         assert ({f"n00{i}" for i in range(5)}, 0) == (set(slow.calls), slow.duplicates())
 
+    def test_a_claim_taken_over_while_its_call_runs_waits_for_that_call(self, storage: Storage) -> None:
+        """Re-claimed after its lease while its call still runs, a notification is not sent again.
+
+        The newest claim adopts the running call, so the late success is saved under the token that
+        is current. Before, the older claim's save was fenced off, another notification's pass then
+        dropped the finished call, and the next pass called the notifier again.
+        """
+        clock = ManualClock(T0)
+        release = threading.Event()
+        first = threading.Event()
+
+        def only_the_first_call_hangs() -> None:
+            if not first.is_set():
+                first.set()
+                release.wait(10)
+
+        slow = CountingNotifier("slow", before=only_the_first_call_hangs)
+        dispatcher = NotificationDispatcher(storage, [slow], clock=clock, timeout=0.05)
+        due_notifications(storage, 2)
+        try:
+            dispatcher.dispatch()  # n000 runs past its timeout; n001 waits: the notifier is busy
+            clock.advance(hours=1)
+            dispatcher.dispatch(limit=1)  # n000's lease is over: claimed again while its call still runs
+        finally:
+            release.set()
+        deadline = time.monotonic() + 10
+        while deliveries(storage)["delivered"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for _ in range(2):
+            clock.advance(hours=1)
+            dispatcher.dispatch()  # n001 is due before n000 now, and goes first
+
+        assert {"delivered": 2} == deliveries(storage)
+        assert ({"n000": 1, "n001": 1}, 0) == (dict(slow.calls), slow.duplicates())
+
     def test_a_late_success_is_recorded_by_the_call_itself(self, storage: Storage) -> None:
         """The call that timed out keeps the claim and, when it returns, marks its notification delivered."""
         clock = ManualClock(T0)

@@ -84,6 +84,16 @@ class Call:
         return Outcome("failed", type(self.error).__name__)
 
 
+def still_running_for(earlier: Call | None, notification_id: str) -> bool:
+    """Whether a notifier's timed-out call for this very notification is still running.
+
+    A round that claims the notification again then waits for that call instead of
+    calling the notifier a second time: the newest claim owns its late result, which an
+    older claim could no longer save.
+    """
+    return earlier is not None and not earlier.done and earlier.notification_id == notification_id
+
+
 def verdict_on_earlier_call(earlier: Call | None, notification_id: str) -> Outcome | None:
     """What a notifier's earlier timed-out call means for a new one; ``None``: call the notifier.
 
