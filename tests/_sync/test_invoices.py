@@ -188,7 +188,10 @@ class TestLifecycle:
 
         with pytest.raises(InvalidStateError, match="is pending; cancel or refund it first") as refused:
             service.void_invoice(invoice_id)
-        assert (payment.id, InvoiceStatus.OPEN) == (refused.value.payment_id, service.get_invoice(invoice_id).status)
+        assert (payment.id, InvoiceStatus.OPEN) == (
+            refused.value.payment_id,
+            service.get_invoice(invoice_id).status,
+        )
 
         service.cancel_payment(payment.id)
         assert InvoiceStatus.VOID == service.void_invoice(invoice_id).status
