@@ -394,6 +394,35 @@ class TestPydantic:
         assert model == _Priced.model_validate(dumped)
         assert model == _Priced.model_validate_json(model.model_dump_json())
 
+    def test_json_schema_describes_what_is_serialized(self) -> None:
+        """Models holding Money have a JSON schema (FastAPI builds one per response_model), and dumps match it."""
+        jsonschema = pytest.importorskip("jsonschema")
+        schema = _Priced.model_json_schema(mode="serialization")
+        dumped = _Priced(price=Money.of("12.500", "KWD")).model_dump(mode="json")
+
+        jsonschema.validate(dumped, schema)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"price": {"minor_units": 1250.5, "currency": "KWD"}}, schema)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"price": "12.500 KWD"}, schema)
+
+    def test_fastapi_documents_a_payment_response(self) -> None:
+        """A FastAPI route returning a Payment gets an OpenAPI document instead of a schema error."""
+        fastapi = pytest.importorskip("fastapi")
+        from paykit import Payment
+
+        app = fastapi.FastAPI()
+
+        @app.get("/payments/{payment_id}", response_model=Payment)
+        def read(payment_id: str) -> None:  # pragma: no cover - only documented, never called
+            raise NotImplementedError
+
+        amount = app.openapi()["components"]["schemas"]["Payment"]["properties"]["amount"]
+        assert ({"minor_units", "currency"}, "integer") == (
+            set(amount["required"]),
+            amount["properties"]["minor_units"]["type"],
+        )
+
     def test_float_minor_units_are_refused(self) -> None:
         """A float in serialized data is refused."""
         with pytest.raises(ValueError, match="minor_units"):

@@ -13,6 +13,7 @@ import pytest
 
 from paykit import (
     CallbackNotifier,
+    ConfigurationError,
     LoggingNotifier,
     Money,
     NotFoundError,
@@ -536,3 +537,46 @@ def wait_until(condition: Callable[[], bool], seconds: float = 5) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.01)
+
+
+class TestNotifierNames:
+    """Delivery is tracked per notifier name, so names are checked when the service is built."""
+
+    def test_two_notifiers_under_one_name_are_refused(self, clock: ManualClock, fake: FakeProvider) -> None:
+        """Two CallbackNotifiers left with the default name would share one delivery record.
+
+        When one succeeded and the other failed, the notification counted as delivered and the failing one
+        never got it, even after it recovered.
+        """
+        with pytest.raises(ConfigurationError, match="two notifiers are named 'callback'"):
+            make_service(clock, fake, [CallbackNotifier(print), CallbackNotifier(print)])
+
+    def test_named_apart_each_gets_every_notification(self, clock: ManualClock, fake: FakeProvider) -> None:
+        """With names of their own, a notifier that failed is retried until it has the notification too."""
+        mail: list[Notification] = []
+        down = [True]
+
+        def slack(notification: Notification) -> None:
+            if down[0]:
+                raise RuntimeError("slack is down")
+            mail.append(notification)
+
+        inbox: list[Notification] = []
+        service = make_service(
+            clock, fake, [CallbackNotifier(inbox.append, name="app"), CallbackNotifier(slack, name="slack")]
+        )
+        pay(service)
+        service.dispatch_notifications()
+        down[0] = False
+        clock.advance(minutes=5)
+        service.dispatch_notifications()
+
+        assert (2, sorted(n.id for n in inbox)) == (len(mail), sorted(n.id for n in mail))
+
+    @pytest.mark.parametrize("bad", [object(), type("Nameless", (), {"notify": lambda self, n: None})()])
+    def test_a_notifier_without_name_or_notify_is_refused(
+        self, clock: ManualClock, fake: FakeProvider, bad: Any
+    ) -> None:
+        """A notifier missing its name or notify() is a configuration error, not an AttributeError at delivery."""
+        with pytest.raises(ConfigurationError, match="notifier"):
+            make_service(clock, fake, [bad])

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from paykit import Notification, NotificationKind
+from paykit import ConfigurationError, Notification, NotificationKind
 from paykit.notify import AsyncNotificationDispatcher, AsyncNotifier, Notifier
 from paykit.storage import AsyncMemoryStorage
 from paykit.testing import ManualClock
@@ -98,6 +98,13 @@ class TestProtocols:
     def test_runtime_checkable(self) -> None:
         assert isinstance(AsyncRecorder("a"), AsyncNotifier)
         assert isinstance(SyncRecorder("s"), Notifier)
+
+    def test_names_are_checked_when_built(self, clock: ManualClock) -> None:
+        """One name for two notifiers (an async and a sync one) is refused: delivery is recorded per name."""
+        with pytest.raises(ConfigurationError, match="two notifiers are named 'n'"):
+            AsyncNotificationDispatcher(AsyncMemoryStorage(), [AsyncRecorder("n"), SyncRecorder("n")], clock=clock)
+        with pytest.raises(ConfigurationError, match="has no name"):
+            AsyncNotificationDispatcher(AsyncMemoryStorage(), [object()], clock=clock)  # type: ignore[list-item]
 
 
 class TestDispatch:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from pydantic import GetCoreSchemaHandler
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 from ._errors import CurrencyMismatchError, InvalidRequestError
@@ -234,6 +235,22 @@ class Money:
 
     def __repr__(self) -> str:
         return f"Money({self.to_decimal_string()!r}, {self.currency!r})"
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # What it validates and serializes to, so models holding Money (a FastAPI response_model) have a schema.
+        return {
+            "title": "Money",
+            "type": "object",
+            "properties": {
+                "minor_units": {"type": "integer"},
+                "currency": {"type": "string", "enum": sorted(CURRENCY_EXPONENTS)},
+            },
+            "required": ["minor_units", "currency"],
+            "additionalProperties": False,
+        }
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: type[Any], handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:

@@ -77,6 +77,7 @@ class AsyncNotificationDispatcher:
     ) -> None:
         self._storage = storage
         self._notifiers = tuple(notifiers)
+        delivery.check_notifiers(self._notifiers)
         self._clock = clock
         self._timeout = timeout
         self._max_attempts = max_attempts

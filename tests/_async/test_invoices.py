@@ -26,6 +26,7 @@ from paykit import (
     NotificationKind,
     PaymentDeclinedError,
     PaymentStatus,
+    StorageError,
 )
 from paykit.testing import AsyncFakeProvider, ManualClock
 
@@ -181,6 +182,50 @@ class TestLifecycle:
             await service.send_invoice(invoice.id)
         with pytest.raises(InvalidStateError):
             await service.pay_invoice(invoice.id, provider="fake")
+
+    async def test_void_refused_while_its_payment_is_under_way(
+        self, service: AsyncPaymentService, fake: AsyncFakeProvider
+    ) -> None:
+        """An invoice whose payment may still succeed is not voided: the payer would be charged for a void invoice.
+
+        Once that payment is canceled (or fails), the invoice can be voided.
+        """
+        invoice_id = await open_invoice(service)
+        payment = await service.pay_invoice(invoice_id, provider="fake")
+
+        with pytest.raises(InvalidStateError, match="is pending; cancel or refund it first") as refused:
+            await service.void_invoice(invoice_id)
+        assert (payment.id, InvoiceStatus.OPEN) == (
+            refused.value.payment_id,
+            (await service.get_invoice(invoice_id)).status,
+        )
+
+        await service.cancel_payment(payment.id)
+        assert InvoiceStatus.VOID == (await service.void_invoice(invoice_id)).status
+
+    async def test_void_refused_once_its_payment_succeeded(self, service: AsyncPaymentService) -> None:
+        """A payment that succeeded before its reaction marked the invoice paid still forbids voiding."""
+
+        async def outage(reaction: Any) -> None:
+            raise StorageError("down")  # the invoice's own write fails: its reaction is left for reconcile()
+
+        invoice_id = await open_invoice(service)
+        payment = await service.pay_invoice(invoice_id, provider="fake")
+        service._engine.reactors["invoice_paid"] = outage
+        await service.confirm_payment(payment.id)
+        assert InvoiceStatus.OPEN == (await service.get_invoice(invoice_id)).status
+
+        with pytest.raises(InvalidStateError, match="is succeeded"):
+            await service.void_invoice(invoice_id)
+
+    async def test_paid_invoice_message(self, service: AsyncPaymentService) -> None:
+        """Paying a paid invoice says it is paid, not that it must be sent."""
+        invoice_id = await open_invoice(service)
+        await service.confirm_payment((await service.pay_invoice(invoice_id, provider="fake")).id)
+
+        with pytest.raises(InvalidStateError) as refused:
+            await service.pay_invoice(invoice_id, provider="fake")
+        assert "cannot pay an invoice that is paid" == str(refused.value)
 
     async def test_draft_cannot_be_paid(self, service: AsyncPaymentService, fake: AsyncFakeProvider) -> None:
         """Paying needs a sent invoice; the refusal creates no payment."""

@@ -350,6 +350,62 @@ class TestStatusUpdates:
         assert PaymentStatus.PROCESSING == again.status
         assert 1 == (await _actions(service, payment.id)).count(AuditAction.PAYMENT_STATUS_UPDATE)
 
+    @pytest.mark.parametrize(
+        ("status", "captured", "match"),
+        [
+            ("succeeded", Money.of("50.01", "USD"), "more than the payment"),
+            ("succeeded", Money.of("5.00", "EUR"), "in EUR"),
+            ("succeeded", Money.of("0.00", "USD"), "must be positive"),
+            ("succeeded", Money.of("-5.00", "USD"), "must be positive"),
+            ("succeeded", 5.0, "must be a paykit.Money"),
+            ("authorized", Money.of("5.00", "USD"), "goes with succeeded"),
+            ("failed", Money.of("5.00", "USD"), "goes with succeeded"),
+        ],
+    )
+    async def test_api_update_refuses_an_impossible_capture(
+        self, service: AsyncPaymentService, status: str, captured: Any, match: str
+    ) -> None:
+        """amount_captured is a positive amount of the payment's currency, at most its amount, with SUCCEEDED.
+
+        A capture above the payment let refunds pay out more than the customer paid, and one on a failed
+        payment counted as revenue.
+        """
+        payment = await _init(service)
+
+        with pytest.raises(InvalidRequestError, match=match) as raised:
+            await service.update_payment_status("fake", payment.provider_ref, status, amount_captured=captured)
+
+        stored = await service.get_payment(payment.id)
+        assert (raised.value.payment_id, PaymentStatus.PENDING) == (payment.id, stored.status)
+        assert Money.of("0.00", "USD") == stored.amount_captured
+        assert [AuditAction.PAYMENT_INIT] == await _actions(service, payment.id)
+
+    async def test_api_update_takes_a_partial_capture(self, service: AsyncPaymentService) -> None:
+        """A capture up to the amount is recorded, and only it can be refunded."""
+        payment = await _init(service)
+
+        updated = await service.update_payment_status(
+            "fake", payment.provider_ref, "succeeded", amount_captured=Money.of("20.00", "USD")
+        )
+
+        assert (PaymentStatus.SUCCEEDED, Money.of("20.00", "USD")) == (updated.status, updated.amount_refundable)
+        with pytest.raises(InvalidStateError, match=r"20\.00 USD remains refundable"):
+            await service.refund_payment(payment.id, amount=Money.of("20.01", "USD"))
+
+    @pytest.mark.parametrize("status", [PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED])
+    async def test_api_update_refuses_refund_statuses(
+        self, service: AsyncPaymentService, status: PaymentStatus
+    ) -> None:
+        """A refund status alone would leave the payment REFUNDED with all of it still refundable and in revenue."""
+        payment = await _paid(service)
+
+        with pytest.raises(InvalidRequestError, match="refund_payment"):
+            await service.update_payment_status("fake", payment.provider_ref, status)
+
+        stored = await service.get_payment(payment.id)
+        assert (PaymentStatus.SUCCEEDED, USD_50) == (stored.status, stored.amount_refundable)
+        assert {"USD": "50.00"} == (await service.metrics()).as_dict()["net_by_currency"]
+
 
 class _BrokenStorage(AsyncMemoryStorage):
     """Memory storage whose chosen method fails as a database outage would."""

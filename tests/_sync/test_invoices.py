@@ -26,6 +26,7 @@ from paykit import (
     PaymentDeclinedError,
     PaymentService,
     PaymentStatus,
+    StorageError,
 )
 from paykit.testing import FakeProvider, ManualClock
 
@@ -176,6 +177,48 @@ class TestLifecycle:
             service.send_invoice(invoice.id)
         with pytest.raises(InvalidStateError):
             service.pay_invoice(invoice.id, provider="fake")
+
+    def test_void_refused_while_its_payment_is_under_way(self, service: PaymentService, fake: FakeProvider) -> None:
+        """An invoice whose payment may still succeed is not voided: the payer would be charged for a void invoice.
+
+        Once that payment is canceled (or fails), the invoice can be voided.
+        """
+        invoice_id = open_invoice(service)
+        payment = service.pay_invoice(invoice_id, provider="fake")
+
+        with pytest.raises(InvalidStateError, match="is pending; cancel or refund it first") as refused:
+            service.void_invoice(invoice_id)
+        assert (payment.id, InvoiceStatus.OPEN) == (
+            refused.value.payment_id,
+            service.get_invoice(invoice_id).status,
+        )
+
+        service.cancel_payment(payment.id)
+        assert InvoiceStatus.VOID == service.void_invoice(invoice_id).status
+
+    def test_void_refused_once_its_payment_succeeded(self, service: PaymentService) -> None:
+        """A payment that succeeded before its reaction marked the invoice paid still forbids voiding."""
+
+        def outage(reaction: Any) -> None:
+            raise StorageError("down")  # the invoice's own write fails: its reaction is left for reconcile()
+
+        invoice_id = open_invoice(service)
+        payment = service.pay_invoice(invoice_id, provider="fake")
+        service._engine.reactors["invoice_paid"] = outage
+        service.confirm_payment(payment.id)
+        assert InvoiceStatus.OPEN == service.get_invoice(invoice_id).status
+
+        with pytest.raises(InvalidStateError, match="is succeeded"):
+            service.void_invoice(invoice_id)
+
+    def test_paid_invoice_message(self, service: PaymentService) -> None:
+        """Paying a paid invoice says it is paid, not that it must be sent."""
+        invoice_id = open_invoice(service)
+        service.confirm_payment(service.pay_invoice(invoice_id, provider="fake").id)
+
+        with pytest.raises(InvalidStateError) as refused:
+            service.pay_invoice(invoice_id, provider="fake")
+        assert "cannot pay an invoice that is paid" == str(refused.value)
 
     def test_draft_cannot_be_paid(self, service: PaymentService, fake: FakeProvider) -> None:
         """Paying needs a sent invoice; the refusal creates no payment."""

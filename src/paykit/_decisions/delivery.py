@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from .._errors import ChannelError
+from .._errors import ChannelError, ConfigurationError
 from .._models import Notification
 from .._results import DispatchReport
 
@@ -23,6 +23,30 @@ MAX_BACKOFF = timedelta(hours=1)
 BUSY_DETAIL = "still busy with an earlier call that timed out"
 
 State = Literal["delivered", "pending", "dead", "running", "lost"]
+
+
+def check_notifiers(notifiers: Iterable[object]) -> None:
+    """Each notifier has a non-empty ``name``, unique among them, and a ``notify`` method.
+
+    Delivery is recorded per name: two notifiers under one name (two ``CallbackNotifier``s left with the default
+    ``"callback"``) share one record, so when one succeeds and the other fails, the other is never retried.
+
+    Raises:
+        ConfigurationError: A notifier lacks a name or ``notify``, or two share a name.
+    """
+    seen: set[str] = set()
+    for notifier in notifiers:
+        name = getattr(notifier, "name", None)
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"notifier {type(notifier).__name__} has no name (a non-empty str property)")
+        if not callable(getattr(notifier, "notify", None)):
+            raise ConfigurationError(f"notifier {name!r} has no notify(notification) method")
+        if name in seen:
+            raise ConfigurationError(
+                f"two notifiers are named {name!r}: delivery is tracked per name, so give each its own "
+                "(CallbackNotifier(..., name=...))"
+            )
+        seen.add(name)
 
 
 def default_lease(timeout: float, notifier_count: int) -> timedelta:

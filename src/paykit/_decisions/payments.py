@@ -15,6 +15,7 @@ from .._status import PaymentStatus, can_transition
 from ..providers._base import ProviderPayment
 from ..storage._base import WebhookEventRecord
 from .change import Change, skip
+from .common import check_positive
 
 __all__ = [
     "CANCELABLE",
@@ -139,7 +140,22 @@ def operation_replay(payment: Payment, op: str, key: str | None) -> str | None:
 def status_update(
     current: Payment, target: PaymentStatus, *, amount_captured: Money | None, metadata: dict[str, str]
 ) -> Change:
-    """``update_payment_status``: move to ``target`` if the table allows; the same status is a no-op."""
+    """``update_payment_status``: move to ``target`` if the table allows; the same status is a no-op.
+
+    A refund status is refused: only a refund moves refunded money, and a status alone would leave the
+    payment REFUNDED with all of it still refundable. ``amount_captured`` goes with SUCCEEDED only, and
+    never above what the payment is for.
+    """
+    if target in (S.REFUNDED, S.PARTIALLY_REFUNDED):
+        raise InvalidRequestError(
+            f"update_payment_status cannot set {target.value}: record the refund with refund_payment"
+        )
+    if amount_captured is not None:
+        captured = check_positive(amount_captured, "amount_captured")
+        if target != S.SUCCEEDED:
+            raise InvalidRequestError(f"amount_captured goes with succeeded, not {target.value}")
+        if same_currency(current, captured) > current.amount.minor_units:
+            raise InvalidRequestError(f"amount_captured {captured} is more than the payment's {current.amount}")
     if current.status == target:
         return skip("duplicate")
     if not can_transition(current.status, target):

@@ -150,12 +150,23 @@ class _Invoices(_Payments, _Part):
 
     @telemetry.operation("void_invoice")
     def void_invoice(self, invoice_id: str, *, actor: Actor | str | None = None) -> Invoice:
-        """Void a draft or open invoice that has no successful payment.
+        """Void a draft or open invoice that has no successful payment, nor one under way.
 
         Raises:
-            InvalidStateError: The invoice is paid.
+            InvalidStateError: The invoice is paid, or its payment succeeded or is still under way
+                (cancel it first: a payer finishing it would be charged for a void invoice).
         """
-        return self._change_invoice(invoice_id, di.void, actor=actor)
+        invoice = self.get_invoice(invoice_id)
+        if invoice.status in (InvoiceStatus.DRAFT, InvoiceStatus.OPEN) and invoice.payment_id is not None:
+            payment = self._engine.storage.get_payment(invoice.payment_id)
+            if payment is not None and payment.status not in (PaymentStatus.FAILED, PaymentStatus.CANCELED):
+                error = InvalidStateError(
+                    f"cannot void invoice {invoice.number}: its payment {payment.id} is {payment.status.value};"
+                    " cancel or refund it first"
+                )
+                error.payment_id = payment.id
+                raise error
+        return self._engine.transact(invoice, di.void, actor=self._actor(actor))[0]
 
     @telemetry.operation("pay_invoice")
     def pay_invoice(
@@ -185,7 +196,8 @@ class _Invoices(_Payments, _Part):
         """
         invoice = self.get_invoice(invoice_id)
         if invoice.status != InvoiceStatus.OPEN:
-            raise InvalidStateError(f"cannot pay an invoice that is {invoice.status.value}; send it first")
+            hint = "; send it first" if invoice.status == InvoiceStatus.DRAFT else ""
+            raise InvalidStateError(f"cannot pay an invoice that is {invoice.status.value}{hint}")
         key = f"invoice:{invoice.id}"
         if invoice.payment_id is not None:
             previous = self._engine.storage.get_payment(invoice.payment_id)

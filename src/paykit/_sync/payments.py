@@ -541,11 +541,23 @@ class _Payments(_Part):
         """Move the payment a provider knows as ``provider_ref`` to ``status``.
 
         The generic updater for applications that learn of changes their own way.
-        Repeating the current status is a no-op.
+        Repeating the current status is a no-op. Refunds are not status updates: record
+        them with :meth:`refund_payment`.
+
+        Args:
+            provider: The provider's name.
+            provider_ref: The provider's reference of the payment.
+            status: The new status (a :class:`PaymentStatus` or its value).
+            amount_captured: With SUCCEEDED, what was captured (the whole amount when omitted).
+            metadata: Your own str -> str data, merged into the payment's.
+            actor: Who performs the operation.
 
         Raises:
             NotFoundError: No payment has that provider reference.
             InvalidStateError: The transition is not allowed (a payment never moves backwards).
+            InvalidRequestError: An unknown status, REFUNDED or PARTIALLY_REFUNDED, or an
+                ``amount_captured`` that is not a positive amount of the payment's currency up to
+                its amount, or given with another status than SUCCEEDED.
         """
         d.check_id(provider, "provider")
         d.check_id(provider_ref, "provider_ref")
