@@ -276,3 +276,22 @@ class TestRawBody:
             second = await ahandle_webhook(service, "fake", memoryview(hook.body), list(hook.headers.items()))
 
         assert [(200, "applied"), (200, "duplicate")] == [(r.status_code, r.outcome) for r in (first, second)]
+
+
+class TestHeaders:
+    """Headers that are neither a mapping nor pairs are a request that cannot be verified: a 400, never a 500."""
+
+    @pytest.mark.parametrize("headers", [None, 42, ["stripe-signature"], [("a", "b", "c")]])
+    async def test_unusable_headers_are_refused_with_400(self, clock: ManualClock, headers: Any) -> None:
+        fake, afake = FakeProvider(clock=clock.unix), AsyncFakeProvider(clock=clock.unix)
+        service = PaymentService(storage=MemoryStorage(), providers=[fake], clock=clock)
+        payment = service.initialize_payment(user_id="u1", amount=USD_50, provider="fake")
+        hook = fake.webhook(payment, PaymentStatus.SUCCEEDED, event_id="evt_1")
+        async with AsyncPaymentService(storage=AsyncMemoryStorage(), providers=[afake], clock=clock) as aservice:
+            answers = [
+                handle_webhook(service, "fake", hook.body, headers),
+                await ahandle_webhook(aservice, "fake", hook.body, headers),
+            ]
+
+        assert [(400, "rejected")] * 2 == [(a.status_code, a.outcome) for a in answers]
+        assert PaymentStatus.PENDING == service.get_payment(payment.id).status

@@ -86,8 +86,17 @@ _OUTCOME_BODIES: dict[str, bytes] = {}
 
 
 def lower_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The headers with lower-cased names.
+
+    Raises:
+        InvalidRequestError: ``headers`` is neither a mapping nor (name, value) pairs (``None``...):
+            the entry points answer it with a 400, as any request they cannot verify.
+    """
     items = headers.items() if isinstance(headers, Mapping) else headers
-    return {str(k).lower(): str(v) for k, v in items}
+    try:
+        return {str(k).lower(): str(v) for k, v in items}
+    except (TypeError, ValueError):
+        raise InvalidRequestError("webhook headers must be a mapping or (name, value) pairs") from None
 
 
 def delivery_record(event: WebhookEvent, now: datetime) -> WebhookEventRecord:
