@@ -289,6 +289,11 @@ class TestFormatting:
         assert text == str(money)
         assert rep == repr(money)
 
+    def test_format_spec_applies_to_the_text(self) -> None:
+        """f-string alignment and width work as on str(money); an empty spec is str(money)."""
+        kwd = Money.of("12.5", "KWD")
+        assert ("12.500 KWD", "    12.500 KWD", "12.500 KWD**") == (f"{kwd}", f"{kwd:>14}", f"{kwd:*<12}")
+
     def test_repr_evaluates_back(self) -> None:
         """eval(repr(m)) == m (with Money bound to Money.of)."""
         money = Money.of("7.125", "KWD")

@@ -236,6 +236,10 @@ class Money:
     def __repr__(self) -> str:
         return f"Money({self.to_decimal_string()!r}, {self.currency!r})"
 
+    def __format__(self, spec: str) -> str:
+        """``str(money)`` formatted as a string: ``f"{money:>14}"`` pads ``"12.500 KWD"``."""
+        return format(str(self), spec)
+
     @classmethod
     def __get_pydantic_json_schema__(
         cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
