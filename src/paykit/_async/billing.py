@@ -43,7 +43,7 @@ from .._status import FINAL_STATUSES, SETTLED_STATUSES, PaymentStatus
 from ..storage._base import Reaction
 from ._part import _Part
 from .invoices import _INVOICE_IN_HAND, _Invoices
-from .payments import _KNOWN_CUSTOMER
+from .payments import _KNOWN_CUSTOMER, _KNOWN_TOKEN
 
 log = get_logger(__name__)
 
@@ -82,6 +82,14 @@ class _Billing(_Invoices, _Part):
             return existing
         self._engine.emit([audit])
         return record
+
+    async def _method_saved(self, user_id: str, provider: str, payment_method: str | None) -> bool | None:
+        """Check a record's payment method as a charge does; whether it is a saved method's id (else a token)."""
+        if payment_method is None:
+            return None
+        d.check_id(payment_method, "payment_method")
+        # A saved method resolves to the provider's own id for it, never to paykit's generated id.
+        return await self._resolve_method(user_id, provider, payment_method) != payment_method
 
     @telemetry.operation("bill_due")
     async def bill_due(self, *, limit: int = 100) -> BillingReport:
@@ -179,6 +187,8 @@ class _Billing(_Invoices, _Part):
         invoice_in_hand = _INVOICE_IN_HAND.set(invoice)
         known = (record.provider, record.user_id, record.customer_ref) if record.customer_ref else None
         customer_in_hand = _KNOWN_CUSTOMER.set(known)
+        # A provider token cannot be deleted here (a saved method can: its read stays).
+        token_in_hand = _KNOWN_TOKEN.set(record.payment_method if record.payment_method_saved is False else None)
         try:
             payment = await self.initialize_payment(
                 user_id=record.user_id,
@@ -196,7 +206,10 @@ class _Billing(_Invoices, _Part):
                 off_session=off_session,
             )
         except PaymentDeclinedError:
-            payment = await self._load(payment_id)  # FAILED; its write carried the dunning step
+            # FAILED by this tick's own write, which carried the dunning step (applied by now, or
+            # by reconcile() or the next tick if applying it failed): nothing to read back.
+            report.failed += 1
+            return
         except IdempotencyConflictError:
             # The customer already started this attempt's payment (pay_subscription): follow it.
             payment = await self._ensure_registered(await self._load(payment_id), actor=_ACTOR)
@@ -213,6 +226,7 @@ class _Billing(_Invoices, _Part):
                 return
             payment = existing
         finally:
+            _KNOWN_TOKEN.reset(token_in_hand)
             _KNOWN_CUSTOMER.reset(customer_in_hand)
             _INVOICE_IN_HAND.reset(invoice_in_hand)
             _IN_HAND.reset(in_hand)
@@ -225,7 +239,7 @@ class _Billing(_Invoices, _Part):
             if payment.created_at < started:
                 # Settled before this tick (a crash or another tick got this far): make sure the
                 # record moved; a no-op when the payment's reaction already moved it.
-                await self._settle_billing(record.id, payment)
+                await self._settle_billing(record.id, payment, record)
             if payment.status in SETTLED_STATUSES:
                 report.paid += 1
             else:
@@ -258,9 +272,12 @@ class _Billing(_Invoices, _Part):
         elif payment.status in FINAL_STATUSES:
             report.failed += 1
 
-    async def _settle_billing(self, record_id: str, payment: Payment) -> None:
-        """Move the record by its payment's outcome; a no-op when already moved (or not its payment)."""
-        record = await self._billing(record_id)
+    async def _settle_billing(self, record_id: str, payment: Payment, held: Billed | None = None) -> None:
+        """Move the record by its payment's outcome; a no-op when already moved (or not its payment).
+
+        ``held``: the record's copy in hand, when the caller has one (a stale one costs a reload).
+        """
+        record = held if held is not None and held.id == record_id else await self._billing(record_id)
         now = self._engine.now()
         build: Callable[[Billed], Change]
         if payment.status in SETTLED_STATUSES:
@@ -290,7 +307,7 @@ class _Billing(_Invoices, _Part):
             return
         if reaction.payment_id != db.current_payment_id(record):
             return  # not the current attempt: nothing to do, and no need to read the payment
-        await self._settle_billing(record.id, await self._load(reaction.payment_id))
+        await self._settle_billing(record.id, await self._load(reaction.payment_id), record)
 
     async def _pay_now(
         self,

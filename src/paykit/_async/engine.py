@@ -14,6 +14,8 @@ import logging
 import time
 from asyncio import sleep
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final, NoReturn, TypeVar
 
@@ -49,6 +51,18 @@ _READ_RETRIES: Final = 2
 
 _R = TypeVar("_R", Payment, Invoice, PaymentMethod, Subscription, InstallmentPlan, Subscription | InstallmentPlan)
 _T = TypeVar("_T")
+
+
+@dataclass(slots=True)
+class _Applying:
+    """The reaction a reactor is applying, and whether the write of its target carried its done marker."""
+
+    reaction: Reaction
+    marked: bool = False
+
+
+_APPLYING: ContextVar[_Applying | None] = ContextVar("paykit_applying_reaction", default=None)
+"""Per thread or task: a write of the reaction's target marks it done in the same atomic write."""
 
 
 class Engine:
@@ -146,6 +160,18 @@ class Engine:
         return effects
 
     async def _update(self, after: _R, expected: int, effects: Sequence[Effect]) -> bool:
+        applying = _APPLYING.get()
+        if applying is not None and not applying.marked and applying.reaction.target_id == after.id:
+            # The write that applies a reaction also marks it done: no separate write, and no
+            # moment where it is applied but still pending. Not handed to _written: it is no new reaction.
+            marker = replace(applying.reaction, done=True)
+            if await self._write(after, expected, [*effects, marker]):
+                applying.marked = True
+                return True
+            return False
+        return await self._write(after, expected, effects)
+
+    async def _write(self, after: _R, expected: int, effects: Sequence[Effect]) -> bool:
         if isinstance(after, Payment):
             return await self.storage.update_payment(after, expected_version=expected, effects=effects)
         if isinstance(after, Invoice):
@@ -178,30 +204,42 @@ class Engine:
     async def react(self, reactions: Sequence[Reaction]) -> int:
         """Apply reactions and mark them done; a failure leaves them for ``reconcile()``.
 
+        A reactor applies its reaction in one write of the reaction's target (through
+        :meth:`transact`), and that write carries the reaction's done marker; a reaction
+        that needed no write (applied already) is marked done after the loop.
+
         Returns how many were applied.
         """
         applied: list[str] = []
+        marked = 0
         for reaction in reactions:
             reactor = self.reactors.get(reaction.kind)
             if reactor is None:
                 log.warning("no reactor for reaction", kind=reaction.kind, reaction_id=reaction.id)
                 continue
+            applying = _Applying(reaction)
+            token = _APPLYING.set(applying)
             try:
                 await reactor(reaction)
             except PaykitError as exc:
                 log.warning("reaction left for reconcile", reaction_id=reaction.id, error=type(exc).__name__)
                 continue
-            applied.append(reaction.id)
+            finally:
+                _APPLYING.reset(token)
+            if applying.marked:
+                marked += 1
+            else:
+                applied.append(reaction.id)
         if not applied:
-            return 0
+            return marked
         # One write marks them all done: a crash before it only means reconcile applies them again,
         # which changes nothing (reactors are idempotent).
         try:
             await self.storage.complete_reactions(applied)
         except PaykitError as exc:
             log.warning("reactions left for reconcile", count=len(applied), error=type(exc).__name__)
-            return 0
-        return len(applied)
+            return marked
+        return marked + len(applied)
 
     # -- providers --------------------------------------------------------------
     @staticmethod

@@ -44,6 +44,10 @@ _KNOWN_CUSTOMER: ContextVar[tuple[str, str, str] | None] = ContextVar("paykit_kn
 
 Per thread or task; a customer ref is stored once per user and provider and never changed."""
 
+_KNOWN_TOKEN: ContextVar[str | None] = ContextVar("paykit_known_token", default=None)
+"""A payment method the caller knows is a provider token, not a saved method's id (billing records
+keep it): it is passed on without a read. Saved method ids are generated, so a token never becomes one."""
+
 
 class _Payments(_Part):
     @telemetry.operation("initialize_payment")
@@ -291,6 +295,8 @@ class _Payments(_Part):
         d.check_id(payment_method, "payment_method")
         if d.looks_like_card_number(payment_method):
             raise InvalidRequestError("pass a provider token or saved method id, never a card number")
+        if payment_method == _KNOWN_TOKEN.get():
+            return payment_method
         saved = await self._engine.storage.get_payment_method(payment_method)
         if saved is None:
             return payment_method

@@ -54,7 +54,8 @@ class Reaction:
     It rides in the first record's atomic write, like an audit entry, so a crash
     between the two writes loses nothing: the service applies it right after the
     write and again from ``reconcile()`` until it is marked done. Applying one
-    twice changes nothing the second time.
+    twice changes nothing the second time. The write that applies it carries a
+    copy with ``done=True``: stored before or after the pending copy, it wins.
     """
 
     id: str

@@ -89,7 +89,9 @@ class AsyncMemoryStorage:
             elif isinstance(effect, WebhookEventRecord):
                 self._record_webhook_event(effect)
             elif isinstance(effect, Reaction):
-                self._reactions.setdefault(effect.id, effect)
+                # A done marker (the write that applied it) wins over the pending copy, in either order.
+                if effect.done or effect.id not in self._reactions:
+                    self._reactions[effect.id] = effect
             elif isinstance(effect, Refund):
                 stored = self._refunds.get(effect.id)
                 if stored is None:

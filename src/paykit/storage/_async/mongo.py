@@ -250,7 +250,9 @@ class AsyncMongoStorage:
         await self._insert_ignoring_duplicates("audit_log", outbox_of_kind(outbox, "audit", ("_kind",)))
         await self._insert_ignoring_duplicates("notifications", outbox_of_kind(outbox, "notification", ("_kind", SEQ)))
         await self._insert_ignoring_duplicates("webhook_events", outbox_of_kind(outbox, "webhook_event", ("_kind",)))
-        await self._insert_ignoring_duplicates("reactions", outbox_of_kind(outbox, "reaction", ("_kind",)))
+        reactions = outbox_of_kind(outbox, "reaction", ("_kind",))
+        await self._insert_ignoring_duplicates("reactions", [r for r in reactions if not r["done"]])
+        await self._insert_done([r for r in reactions if r["done"]])
         for effect in outbox:
             if effect["_kind"] == "refund":
                 await self._upsert_refund(effect["record"])
@@ -325,16 +327,19 @@ class AsyncMongoStorage:
         Done markers are inserted first (a reaction materialized later keeps its marker, as with
         ``complete_reaction``); the ones already materialized are then set done in one more write.
         """
-        ids = list(dict.fromkeys(reaction_ids))
-        if not ids:
+        await self._insert_done([{"_id": rid, "done": True} for rid in dict.fromkeys(reaction_ids)])
+
+    async def _insert_done(self, docs: Sequence[Doc]) -> None:
+        """Insert reactions as done; the ones already stored (pending) are set done in one more write."""
+        if not docs:
             return
         reactions = self._col("reactions")
         try:
-            await reactions.insert_many([{"_id": rid, "done": True} for rid in ids], ordered=False)
+            await reactions.insert_many(list(docs), ordered=False)
         except BulkWriteError as exc:
             if not only_duplicates(exc):
                 raise
-            stored = [ids[error["index"]] for error in exc.details.get("writeErrors", [])]
+            stored = [docs[error["index"]]["_id"] for error in exc.details.get("writeErrors", [])]
             await reactions.update_many({"_id": {"$in": stored}}, {"$set": {"done": True}})
 
     @_storage_op

@@ -248,7 +248,9 @@ class MongoStorage:
         self._insert_ignoring_duplicates("audit_log", outbox_of_kind(outbox, "audit", ("_kind",)))
         self._insert_ignoring_duplicates("notifications", outbox_of_kind(outbox, "notification", ("_kind", SEQ)))
         self._insert_ignoring_duplicates("webhook_events", outbox_of_kind(outbox, "webhook_event", ("_kind",)))
-        self._insert_ignoring_duplicates("reactions", outbox_of_kind(outbox, "reaction", ("_kind",)))
+        reactions = outbox_of_kind(outbox, "reaction", ("_kind",))
+        self._insert_ignoring_duplicates("reactions", [r for r in reactions if not r["done"]])
+        self._insert_done([r for r in reactions if r["done"]])
         for effect in outbox:
             if effect["_kind"] == "refund":
                 self._upsert_refund(effect["record"])
@@ -323,16 +325,19 @@ class MongoStorage:
         Done markers are inserted first (a reaction materialized later keeps its marker, as with
         ``complete_reaction``); the ones already materialized are then set done in one more write.
         """
-        ids = list(dict.fromkeys(reaction_ids))
-        if not ids:
+        self._insert_done([{"_id": rid, "done": True} for rid in dict.fromkeys(reaction_ids)])
+
+    def _insert_done(self, docs: Sequence[Doc]) -> None:
+        """Insert reactions as done; the ones already stored (pending) are set done in one more write."""
+        if not docs:
             return
         reactions = self._col("reactions")
         try:
-            reactions.insert_many([{"_id": rid, "done": True} for rid in ids], ordered=False)
+            reactions.insert_many(list(docs), ordered=False)
         except BulkWriteError as exc:
             if not only_duplicates(exc):
                 raise
-            stored = [ids[error["index"]] for error in exc.details.get("writeErrors", [])]
+            stored = [docs[error["index"]]["_id"] for error in exc.details.get("writeErrors", [])]
             reactions.update_many({"_id": {"$in": stored}}, {"$set": {"done": True}})
 
     @_storage_op
