@@ -642,3 +642,83 @@ class TestKnownCustomer:
         assert (await svc.bill_due()).paid == 1
 
         assert sent == [await store.get_customer_ref("fake", "u1")] != [None]
+
+
+class TestKnownMethod:
+    """A record tells a provider token from a saved method's id: only a saved method is read at each charge."""
+
+    async def test_a_token_is_charged_unread_and_a_saved_method_is_checked(
+        self, store: AsyncStorage, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        spy = Spy(store)
+        svc = AsyncPaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        card = await svc.save_payment_method(user_id="u2", provider="fake", token="pm_card_mastercard")
+        by_token = await subscribe(svc)
+        by_card = await subscribe(svc, user_id="u2", payment_method=card.id)
+        plan = await svc.create_installment_plan(
+            user_id="u1", total=Money.of("30.00", "USD"), count=3, provider="fake", payment_method="pm_card_visa"
+        )
+        assert (by_token.payment_method_saved, by_card.payment_method_saved, plan.payment_method_saved) == (
+            False,
+            True,
+            False,
+        )
+        spy.calls.clear()
+
+        assert (await svc.bill_due()).paid == 3
+
+        assert spy.calls["get_payment_method"] == 1  # the saved method's: it may have been deleted since
+
+    async def test_a_new_method_is_told_apart_too(self, svc: AsyncPaymentService) -> None:
+        card = await svc.save_payment_method(user_id="u1", provider="fake", token="pm_card_mastercard")
+        sub = await subscribe(svc)
+
+        assert (await svc.change_subscription_payment_method(sub.id, card.id)).payment_method_saved is True
+        assert (await svc.change_subscription_payment_method(sub.id, "pm_card_visa")).payment_method_saved is False
+        assert (await svc.change_subscription_payment_method(sub.id, None)).payment_method_saved is None
+
+    async def test_a_record_stored_before_it_was_kept_still_reads_its_method(
+        self, store: AsyncStorage, svc: AsyncPaymentService, fake: AsyncFakeProvider
+    ) -> None:
+        """Unknown (``None``): the charge reads the method, so a deleted one is still never charged."""
+        card = await svc.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa")
+        sub = await subscribe(svc, payment_method=card.id)
+        older = sub.model_copy(update={"payment_method_saved": None, "version": sub.version + 1})
+        assert await store.update_billing(older, expected_version=sub.version)
+        await svc.delete_payment_method("u1", card.id)
+
+        assert (await svc.bill_due()).failed == 1
+        assert not fake.calls_to("create_payment")
+
+
+class TestReactionsDone:
+    """The writes that move the invoice and the record mark their reactions done: no separate write."""
+
+    async def test_a_paid_period_leaves_nothing_pending(
+        self, store: AsyncStorage, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        spy = Spy(store)
+        svc = AsyncPaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        await subscribe(svc)
+
+        assert (await svc.bill_due()).paid == 1
+
+        assert (spy.calls["complete_reactions"], spy.calls["complete_reaction"]) == (0, 0)
+        assert await store.list_pending_reactions(limit=10) == []
+        assert (await svc.reconcile(older_than=timedelta(0))).reactions_applied == 0
+
+    async def test_a_declined_period_is_not_read_back(
+        self, store: AsyncStorage, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        """Its own write carried the dunning step; the reactor moves the record the tick holds."""
+        spy = Spy(store)
+        svc = AsyncPaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        sub = await subscribe(svc)
+        fake.fail_next("decline")
+
+        assert (await svc.bill_due()).failed == 1
+
+        sub = await svc.get_subscription(sub.id)
+        assert (sub.status, sub.attempt) == (SubscriptionStatus.PAST_DUE, 1)
+        assert (spy.calls["get_billing"], spy.calls["complete_reactions"]) == (1, 0)  # get_subscription's own
+        assert await store.list_pending_reactions(limit=10) == []

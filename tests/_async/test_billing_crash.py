@@ -177,3 +177,25 @@ async def test_reconcile_alone_moves_the_subscription_when_the_process_dies_afte
     assert (report.reactions_applied, sub.period, sub.status.value, sub.lease_until) == (2, 1, "active", None)
     assert (await restarted.get_invoice(payment.invoice_id or "")).status.value == "paid"
     assert len(fake.calls_to("create_payment")) == 1
+
+
+async def test_each_reaction_is_done_with_the_write_that_applies_it(make_storage: Any) -> None:
+    """Dying between the invoice's paying write and the subscription's leaves only the subscription's reaction."""
+    _, writes = await run(make_storage, "succeed", 0)
+    assert "complete_reactions" not in writes
+    invoice_paid_at = writes.index("update_payment") + 2  # the payment's write, then the invoice's
+    assert writes[invoice_paid_at - 1] == "update_invoice"
+    storage = make_storage()
+    clock = ManualClock(START)
+    fake = AsyncFakeProvider(clock=clock.unix)
+    dying = AsyncPaymentService(storage=Dies(storage, invoice_paid_at), providers=[fake], clock=clock)  # type: ignore[arg-type]
+    with pytest.raises(ProcessDied):
+        await scenario(dying)
+
+    assert [r.kind for r in await storage.list_pending_reactions(limit=10)] == ["billing_paid"]
+    restarted = AsyncPaymentService(storage=storage, providers=[fake], clock=clock)
+    report = await restarted.reconcile(older_than=timedelta(0))
+
+    (sub,) = await restarted.list_subscriptions()
+    assert (report.reactions_applied, sub.period, sub.lease_until) == (1, 1, None)
+    assert await storage.list_pending_reactions(limit=10) == []
