@@ -722,3 +722,81 @@ class TestReactionsDone:
         assert (sub.status, sub.attempt) == (SubscriptionStatus.PAST_DUE, 1)
         assert (spy.calls["get_billing"], spy.calls["complete_reactions"]) == (1, 0)  # get_subscription's own
         assert await store.list_pending_reactions(limit=10) == []
+
+
+class TestOneBatch:
+    """The payment's settling write, the invoice's and the record's go in one batch; a stale copy falls back."""
+
+    @staticmethod
+    def during_the_charge(fake: AsyncFakeProvider, meanwhile: Any) -> None:
+        create = fake.create_payment
+
+        async def create_payment(request: Any) -> Any:
+            result = await create(request)
+            await meanwhile(request.payment_id)
+            return result
+
+        fake.create_payment = create_payment  # type: ignore[method-assign]
+
+    async def test_a_paid_period_is_one_batch(
+        self, store: AsyncStorage, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        spy = Spy(store)
+        svc = AsyncPaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        sub = await subscribe(svc)
+        spy.calls.clear()
+
+        assert (await svc.bill_due()).paid == 1
+
+        assert (spy.calls["write_batch"], spy.calls["update_invoice"], spy.calls["update_billing"]) == (1, 0, 0)
+        sub = await svc.get_subscription(sub.id)
+        invoice = await svc.get_invoice((await svc.get_payment(sub.last_payment_id or "")).invoice_id or "")
+        assert (sub.period, sub.lease_until, invoice.status) == (1, None, InvoiceStatus.PAID)
+        trail = [e.action for e in await svc.audit_trail(sub.id)]
+        assert trail.count(AuditAction.BILLING_PERIOD_PAID) == 1
+        assert [e.actor for e in await svc.audit_trail(sub.id) if e.action == AuditAction.BILLING_PERIOD_PAID] == [
+            "billing"
+        ]
+
+    async def test_a_record_changed_during_the_charge_is_moved_by_its_reactor(
+        self, svc: AsyncPaymentService, store: AsyncStorage, fake: AsyncFakeProvider
+    ) -> None:
+        sub = await subscribe(svc)
+
+        async def change_method(_: str) -> None:
+            await svc.change_subscription_payment_method(sub.id, "pm_card_mastercard")
+
+        self.during_the_charge(fake, change_method)
+
+        assert (await svc.bill_due()).paid == 1
+
+        sub = await svc.get_subscription(sub.id)
+        invoice = await svc.get_invoice((await svc.get_payment(sub.last_payment_id or "")).invoice_id or "")
+        assert (sub.period, sub.payment_method, sub.lease_until) == (1, "pm_card_mastercard", None)
+        assert invoice.status == InvoiceStatus.PAID
+        assert await store.list_pending_reactions(limit=10) == []
+        assert charges(fake) == Counter({sub.last_payment_id: 1})
+
+    async def test_a_payment_written_meanwhile_makes_the_batch_stop_and_start_again(
+        self, svc: AsyncPaymentService, store: AsyncStorage, fake: AsyncFakeProvider
+    ) -> None:
+        """The payment's compare-and-set loses: neither the invoice nor the record is written with it."""
+        sub = await subscribe(svc)
+
+        async def touch(payment_id: str) -> None:
+            payment = await store.get_payment(payment_id)
+            assert payment is not None
+            moved = payment.model_copy(update={"version": payment.version + 1})
+            assert await store.update_payment(moved, expected_version=payment.version)
+
+        self.during_the_charge(fake, touch)
+
+        assert (await svc.bill_due()).paid == 1
+
+        sub = await svc.get_subscription(sub.id)
+        payment = await svc.get_payment(sub.last_payment_id or "")
+        invoice = await svc.get_invoice(payment.invoice_id or "")
+        assert (payment.status, sub.period, invoice.status) == (PaymentStatus.SUCCEEDED, 1, InvoiceStatus.PAID)
+        assert [e.action for e in await svc.audit_trail(sub.id)].count(AuditAction.BILLING_PERIOD_PAID) == 1
+        assert await store.list_pending_reactions(limit=10) == []
+        assert charges(fake) == Counter({payment.id: 1})

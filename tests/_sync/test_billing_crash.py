@@ -15,6 +15,7 @@ and on the MongoDB-wire server, in both APIs.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,8 @@ import pytest
 from paykit import Money, PaymentService, PaymentStatus, Plan
 from paykit._decisions.common import keyed_id
 from paykit.storage import MemoryStorage, Storage
+from paykit.storage._base import Write
+from paykit.storage._sync.memory import write_each
 from paykit.testing import FakeProvider, ManualClock
 from tests._storages import mongo_server_fixture, storage_params
 
@@ -59,6 +62,10 @@ class Dies:
         self.die_at = die_at
         self.before = before
         self.writes: list[str] = []
+
+    def write_batch(self, writes: Sequence[Write]) -> int:
+        """One crash point per write of a batch, as a server may stop between any two of them."""
+        return write_each(self, writes)  # type: ignore[arg-type]
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.inner, name)

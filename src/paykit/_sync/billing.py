@@ -18,12 +18,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from .. import _telemetry as telemetry
 from .._decisions import billing as db
 from .._decisions import common as d
 from .._decisions import effects as fx
+from .._decisions import invoices as di
 from .._decisions.change import Change
 from .._decisions.policy import Actor
 from .._errors import (
@@ -42,6 +43,7 @@ from .._results import BillingReport
 from .._status import FINAL_STATUSES, SETTLED_STATUSES, PaymentStatus
 from ..storage._base import Reaction
 from ._part import _Part
+from .engine import COMPANIONS, CompanionBuild, Companions
 from .invoices import _INVOICE_IN_HAND, _Invoices
 from .payments import _KNOWN_CUSTOMER, _KNOWN_TOKEN
 
@@ -57,6 +59,27 @@ went stale only costs the compare-and-set a reload."""
 
 
 _Billed = TypeVar("_Billed", Subscription, InstallmentPlan)
+
+
+def _invoice_paid(held: Invoice, reaction: Reaction, payment: Payment, now: datetime) -> Change:
+    """What the ``invoice_paid`` reactor writes, over the invoice the tick holds."""
+    return di.mark_paid(held, reaction.payment_id, now=now)
+
+
+def _billing_moved(held: Billed, reaction: Reaction, payment: Payment, now: datetime) -> Change:
+    """What the billing reactor writes, over the record the tick holds and the payment as written."""
+    if reaction.kind == fx.BILLING_PAID:
+        return db.paid(held, reaction.payment_id, now=now)
+    return db.failed(held, payment.id, code=payment.failure_code or payment.status.value, now=now)
+
+
+_COMPANION_BUILDS: Final[dict[str, CompanionBuild]] = {
+    fx.INVOICE_PAID: _invoice_paid,
+    fx.BILLING_PAID: _billing_moved,
+    fx.BILLING_FAILED: _billing_moved,
+}
+_COMPANION_ACTORS: Final = {fx.BILLING_PAID: _ACTOR, fx.BILLING_FAILED: _ACTOR}
+"""The billing reactor writes as ``billing``; the invoice reactor as the service's actor."""
 
 
 class _Billing(_Invoices, _Part):
@@ -189,6 +212,10 @@ class _Billing(_Invoices, _Part):
         customer_in_hand = _KNOWN_CUSTOMER.set(known)
         # A provider token cannot be deleted here (a saved method can: its read stays).
         token_in_hand = _KNOWN_TOKEN.set(record.payment_method if record.payment_method_saved is False else None)
+        # The invoice and the record move in the payment's own write batch when it settles.
+        companions = COMPANIONS.set(
+            Companions({invoice.id: invoice, record.id: record}, _COMPANION_BUILDS, _COMPANION_ACTORS)
+        )
         try:
             payment = self.initialize_payment(
                 user_id=record.user_id,
@@ -226,6 +253,7 @@ class _Billing(_Invoices, _Part):
                 return
             payment = existing
         finally:
+            COMPANIONS.reset(companions)
             _KNOWN_TOKEN.reset(token_in_hand)
             _KNOWN_CUSTOMER.reset(customer_in_hand)
             _INVOICE_IN_HAND.reset(invoice_in_hand)

@@ -19,6 +19,7 @@ delivered verified then applied, as the webhook entry points do with a valid one
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +27,8 @@ import pytest
 
 from paykit import InvoiceStatus, Money, PaymentService, PaymentStatus, WebhookOutcome
 from paykit.storage import MemoryStorage, Storage
+from paykit.storage._base import Write
+from paykit.storage._sync.memory import write_each
 from paykit.testing import FakeProvider, FakeWebhook, ManualClock
 from tests._storages import mongo_server_fixture, storage_params
 
@@ -64,6 +67,10 @@ class DiesAfterWrite:
         self.inner = inner
         self.die_at = die_at
         self.writes: list[str] = []
+
+    def write_batch(self, writes: Sequence[Write]) -> int:
+        """One crash point per write of a batch, as a server may stop between any two of them."""
+        return write_each(self, writes)  # type: ignore[arg-type]
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.inner, name)

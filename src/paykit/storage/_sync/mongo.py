@@ -31,11 +31,11 @@ import functools
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from pydantic import BaseModel
 
-from ..._errors import ConfigurationError, MissingExtraError, StorageError
+from ..._errors import ConfigurationError, DuplicateRecordError, MissingExtraError, StorageError
 from ..._models import (
     AuditEntry,
     Dispute,
@@ -50,7 +50,8 @@ from ..._models import (
     Subscription,
 )
 from ..._status import DisputeStatus, PaymentStatus
-from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
+from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord, Write
+from .memory import write_each
 
 try:
     import pymongo
@@ -58,11 +59,13 @@ try:
     from pymongo import ASCENDING, DESCENDING, ReturnDocument
     from pymongo.collection import Collection
     from pymongo.database import Database
-    from pymongo.errors import BulkWriteError, DuplicateKeyError
+    from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKeyError, InvalidOperation
+    from pymongo.operations import InsertOne, UpdateOne
 
     from .._mongo_shared import (
         CAPTURE_KEY,
         DISPUTE_KEY,
+        DUPLICATE_KEY,
         INDEXES,
         KEYS,
         LOST_PIPELINE,
@@ -102,6 +105,23 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 
 __all__ = ["MongoStorage"]
+
+
+def _cas_update(doc: Doc, effects: Sequence[Effect], unset: Sequence[str]) -> Doc:
+    """The update of a compare-and-set: ``$set``, not a replace, so effects still pending stay in the outbox."""
+    update: Doc = {"$set": doc}
+    outbox = [effect_doc(e) for e in effects]
+    if outbox:
+        update["$push"] = {OUTBOX: {"$each": outbox}}
+    if unset:
+        update["$unset"] = dict.fromkeys(unset, "")
+    return update
+
+
+def _bad_version(write: Write) -> bool:
+    """A compare-and-set whose new version is not the expected one plus one (``write_each`` tells why)."""
+    return write.expected_version is not None and write.record.version != write.expected_version + 1
+
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -157,6 +177,7 @@ class MongoStorage:
         self._db: Database[Doc] = client.get_database(database)
         # Checked by every operation; two callers racing both create the indexes, which is idempotent.
         self._indexes_pending = ensure_indexes
+        self._no_bulk = False  # set when the server turns MongoDB 8.0's bulkWrite down
 
     @classmethod
     def from_uri(cls, uri: str, database: str = "paykit", **client_kwargs: Any) -> MongoStorage:
@@ -401,15 +422,62 @@ class MongoStorage:
             if self._col(collection).count_documents({"_id": doc_id, "version": expected_version}, limit=1):
                 raise ValueError("the new version must be expected_version + 1")
             return False
-        outbox = [effect_doc(e) for e in effects]
-        # $set, not a replace: effects still pending from an earlier write stay in the outbox.
-        update: Doc = {"$set": doc}
-        if outbox:
-            update["$push"] = {OUTBOX: {"$each": outbox}}
-        if unset:
-            update["$unset"] = dict.fromkeys(unset, "")
-        result = self._col(collection).update_one({"_id": doc_id, "version": expected_version}, update)
+        result = self._col(collection).update_one(
+            {"_id": doc_id, "version": expected_version}, _cas_update(doc, effects, unset)
+        )
         return result.matched_count == 1
+
+    # -- several records --------------------------------------------------------
+    @_storage_op
+    def write_batch(self, writes: Sequence[Write]) -> int:
+        """One ``bulkWrite`` command (MongoDB 8.0 and later), ordered: the first failure stops it.
+
+        A compare-and-set is sent as an upsert on ``{_id, version}``: when the version moved,
+        the upsert's insert hits the ``_id`` index, and that error stops the batch (a miss
+        would not). paykit never deletes these records, so the upsert never inserts. Older
+        servers and clients without ``bulk_write`` get one command per write.
+        """
+        if not writes:
+            return 0
+        # On the class: a stand-in client (mongomock) answers any attribute with a database.
+        if not hasattr(type(self._client), "bulk_write") or self._no_bulk or any(_bad_version(w) for w in writes):
+            return write_each(self, writes)
+        operations = [self._bulk_operation(write) for write in writes]
+        try:
+            self._client.bulk_write(operations, ordered=True)
+        except InvalidOperation:  # the server is older than 8.0: never ask again
+            self._no_bulk = True
+            return write_each(self, writes)
+        except ClientBulkWriteException as exc:
+            if exc.error is not None or not exc.write_errors:
+                raise
+            error = cast("Doc", exc.write_errors[0])  # typed as an exception, sent as the server's document
+            index = int(error["idx"])
+            if error.get("code") != DUPLICATE_KEY:
+                raise
+            if writes[index].expected_version is not None and error.get("keyPattern") != {"_id": 1}:
+                raise DuplicateRecordError("write_batch: a record with the same unique key exists") from exc
+            return index
+        return len(writes)
+
+    def _bulk_operation(self, write: Write) -> InsertOne[Doc] | UpdateOne:
+        record = write.record
+        collection = (
+            "payments" if isinstance(record, Payment) else "invoices" if isinstance(record, Invoice) else "billing"
+        )
+        namespace = f"{self._db.name}.{collection}"
+        doc = payment_doc(record) if isinstance(record, Payment) else model_doc(record)
+        if write.expected_version is None:
+            self._with_outbox(doc, write.effects)
+            return InsertOne(doc, namespace=namespace)
+        unset = (
+            [key for key in (PROVIDER_KEY, REFUNDING, CAPTURE_KEY) if key not in doc]
+            if isinstance(record, Payment)
+            else []
+        )
+        doc_id = doc.pop("_id")
+        update = _cas_update(doc, write.effects, unset)
+        return UpdateOne({"_id": doc_id, "version": write.expected_version}, update, upsert=True, namespace=namespace)
 
     def _get(self, collection: str, model: type[_M], record_id: str) -> _M | None:
         return load(model, self._col(collection).find_one({"_id": record_id}, {OUTBOX: 0}))
