@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from paykit import (
+    AmountLimit,
     AuditAction,
     Dunning,
     IdempotencyConflictError,
@@ -34,6 +35,7 @@ from paykit import (
     SubscriptionStatus,
 )
 from paykit.storage import MemoryStorage, Storage
+from paykit.storage._sync.memory import write_each
 from paykit.testing import FakeProvider, ManualClock
 from tests import _concurrency
 from tests._storages import mongo_server_fixture, storage_params
@@ -516,12 +518,15 @@ class TestConcurrentTicks:
 class Spy:
     """Delegates to a storage, counts calls by name, and fails the first ``fail`` calls named so."""
 
-    def __init__(self, inner: Storage, fail: str = "") -> None:
+    def __init__(self, inner: Storage, fail: str = "", *, split: bool = False) -> None:
         self.inner = inner
         self.fail = fail
+        self.split = split
         self.calls: Counter[str] = Counter()
 
     def __getattr__(self, name: str) -> Any:
+        if name == "write_batch" and self.split:  # each write of a batch on its own, counted and failing as such
+            return lambda writes: write_each(self, writes)  # type: ignore[arg-type]
         attribute = getattr(self.inner, name)
         if not callable(attribute):
             return attribute
@@ -548,13 +553,15 @@ class TestPeriodInvoice:
 
         assert svc.bill_due().paid == 1
 
-        assert (spy.calls["get_invoice"], spy.calls["next_invoice_sequence"], spy.calls["insert_invoice"]) == (0, 1, 1)
+        # The invoice rides in the payment's insert batch; the settling writes in a second batch.
+        calls = ("get_invoice", "next_invoice_sequence", "insert_invoice", "insert_payment", "write_batch")
+        assert [spy.calls[name] for name in calls] == [0, 1, 0, 0, 2]
         assert svc.get_subscription(sub.id).period == 1
 
     def test_a_tick_taking_over_a_lease_left_behind_reads_it_first_and_draws_no_second_number(
         self, store: Storage, fake: FakeProvider, clock: ManualClock
     ) -> None:
-        spy = Spy(store, fail="insert_payment")  # the first tick stops after making the invoice
+        spy = Spy(store, fail="insert_payment", split=True)  # the first tick stops after making the invoice
         svc = PaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
         sub = subscribe(svc)
         first = svc.bill_due()
@@ -567,6 +574,58 @@ class TestPeriodInvoice:
         invoice = svc.get_invoice(svc.get_payment(sub.last_payment_id or "").invoice_id or "")
         assert (spy.calls["next_invoice_sequence"], spy.calls["insert_invoice"]) == (1, 1)
         assert (sub.period, invoice.status) == (1, InvoiceStatus.PAID)
+
+    def test_a_likely_new_invoice_that_exists_is_paid_under_its_stored_number(
+        self, store: Storage, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        """The batch with the payment stops at the invoice: nothing written, the tick pays the stored one."""
+        spy = Spy(store)
+        svc = PaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        sub = subscribe(svc)
+        stored = svc._period_invoice(sub)  # made meanwhile, as pay_subscription would
+
+        assert svc.bill_due().paid == 1
+
+        sub = svc.get_subscription(sub.id)
+        payment = svc.get_payment(sub.last_payment_id or "")
+        invoice = svc.get_invoice(stored.id)
+        assert (payment.invoice_id, payment.description) == (stored.id, stored.number)
+        assert (invoice.number, invoice.status) == (stored.number, InvoiceStatus.PAID)
+        assert charges(fake) == Counter({payment.id: 1})
+
+    def test_a_first_attempt_refused_before_its_payment_keeps_the_period_invoice(
+        self, store: Storage, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        """A deleted method fails the attempt before any payment: the drafted invoice is stored all the same."""
+        spy = Spy(store)
+        svc = PaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        card = svc.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa")
+        sub = subscribe(svc, payment_method=card.id)
+        svc.delete_payment_method("u1", card.id)
+        assert svc.bill_due().failed == 1
+        sub = svc.get_subscription(sub.id)
+        svc.change_subscription_payment_method(sub.id, "pm_card_mastercard")
+        clock.advance(days=1)
+
+        assert svc.bill_due().paid == 1
+
+        sub = svc.get_subscription(sub.id)
+        invoice = svc.get_invoice(svc.get_payment(sub.last_payment_id or "").invoice_id or "")
+        assert (invoice.status, spy.calls["next_invoice_sequence"]) == (InvoiceStatus.PAID, 1)
+        assert invoice.number.endswith("-000001")
+
+    def test_with_policies_the_invoice_is_stored_before_the_payment(
+        self, store: Storage, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        """A gate that passed must not run twice: the invoice is not batched with the payment then."""
+        spy = Spy(store)
+        limit = AmountLimit({"*": [Money.of("100.00", "USD")]})
+        svc = PaymentService(storage=spy, providers=[fake], clock=clock, policies=[limit])  # type: ignore[arg-type]
+        subscribe(svc)
+
+        assert svc.bill_due().paid == 1
+
+        assert (spy.calls["insert_invoice"], spy.calls["insert_payment"], spy.calls["write_batch"]) == (1, 1, 1)
 
     def test_a_second_insert_of_a_likely_new_invoice_returns_the_first(self, svc: PaymentService) -> None:
         """Should a "likely new" invoice exist after all, the unique id keeps it single."""
@@ -728,7 +787,8 @@ class TestOneBatch:
 
         assert svc.bill_due().paid == 1
 
-        assert (spy.calls["write_batch"], spy.calls["update_invoice"], spy.calls["update_billing"]) == (1, 0, 0)
+        # One batch inserts the invoice and the payment, one settles the payment, the invoice and the record.
+        assert (spy.calls["write_batch"], spy.calls["update_invoice"], spy.calls["update_billing"]) == (2, 0, 0)
         sub = svc.get_subscription(sub.id)
         invoice = svc.get_invoice(svc.get_payment(sub.last_payment_id or "").invoice_id or "")
         assert (sub.period, sub.lease_until, invoice.status) == (1, None, InvoiceStatus.PAID)

@@ -41,11 +41,11 @@ from .._models import AuditAction, InstallmentPlan, Invoice, InvoiceStatus, Line
 from .._money import Money
 from .._results import BillingReport
 from .._status import FINAL_STATUSES, SETTLED_STATUSES, PaymentStatus
-from ..storage._base import Reaction
+from ..storage._base import Reaction, Write
 from ._part import _Part
 from .engine import COMPANIONS, CompanionBuild, Companions
 from .invoices import _INVOICE_IN_HAND, _Invoices
-from .payments import _KNOWN_CUSTOMER, _KNOWN_TOKEN
+from .payments import _INSERT_FIRST, _KNOWN_CUSTOMER, _KNOWN_TOKEN, _First, _FirstTaken
 
 log = get_logger(__name__)
 
@@ -200,24 +200,63 @@ class _Billing(_Invoices, _Part):
             await self._charge(record, token, report, likely_new=not taken_over and record.attempt == 0)
 
     async def _charge(self, record: Billed, token: str, report: BillingReport, *, likely_new: bool = False) -> None:
-        """Charge the record's current period and attempt under its derived payment id."""
-        adapter = self.provider(record.provider)
-        off_session = adapter.capabilities.off_session and record.payment_method is not None
-        invoice = await self._period_invoice(record, likely_new=likely_new)
+        """Charge the record's current period and attempt under its derived payment id.
+
+        A period's first attempt inserts its new invoice in the payment's own insert batch,
+        unless policies are set (their gate must not run again should the invoice exist).
+        """
+        first = _First(await self._draft_invoice(record)) if likely_new and not self._engine.policies else None
+        invoice = _drafted(first) if first is not None else await self._period_invoice(record, likely_new=likely_new)
         started = self._engine.now()
         payment_id = db.current_payment_id(record)
+        try:
+            try:
+                payment = await self._pay_period(record, invoice, first)
+            except _FirstTaken:  # the invoice exists after all: nothing was written, pay with the stored one
+                first = None
+                invoice = await self._period_invoice(record)
+                payment = await self._pay_period(record, invoice, None)
+        except PaymentDeclinedError:
+            # FAILED by this tick's own write, which carried the dunning step (applied by now, or
+            # by reconcile() or the next tick if applying it failed): nothing to read back.
+            report.failed += 1
+            return
+        except IdempotencyConflictError:
+            # The customer already started this attempt's payment (pay_subscription): follow it.
+            payment = await self._ensure_registered(await self._load(payment_id), actor=_ACTOR)
+        except InvalidRequestError as exc:
+            # Nothing can be charged (the saved method was deleted, say): unless this attempt's payment
+            # exists already, the attempt fails and dunning goes on, so the user hears of it.
+            if first is not None and not first.written:
+                await self._insert_invoice(first.draft)  # the period keeps its invoice, and the number drawn
+            existing = await self._engine.storage.get_payment(payment_id)
+            if existing is None:
+                now = self._engine.now()
+                code = "payment_method_unusable" if "payment method" in exc.message else "invalid_request"
+                build = lambda c: db.failed(c, payment_id, code=code, now=now)  # noqa: E731
+                await self._engine.transact(record, build, actor=_ACTOR)
+                report.failed += 1
+                return
+            payment = existing
+        await self._after_charge(record, payment, token, started, report)
+
+    async def _pay_period(self, record: Billed, invoice: Invoice, first: _First | None) -> Payment:
+        """``initialize_payment`` of the current attempt, with what the tick holds handed down."""
+        adapter = self.provider(record.provider)
+        off_session = adapter.capabilities.off_session and record.payment_method is not None
         in_hand = _IN_HAND.set(record)
         invoice_in_hand = _INVOICE_IN_HAND.set(invoice)
         known = (record.provider, record.user_id, record.customer_ref) if record.customer_ref else None
         customer_in_hand = _KNOWN_CUSTOMER.set(known)
         # A provider token cannot be deleted here (a saved method can: its read stays).
         token_in_hand = _KNOWN_TOKEN.set(record.payment_method if record.payment_method_saved is False else None)
+        insert_first = _INSERT_FIRST.set(first)
         # The invoice and the record move in the payment's own write batch when it settles.
         companions = COMPANIONS.set(
             Companions({invoice.id: invoice, record.id: record}, _COMPANION_BUILDS, _COMPANION_ACTORS)
         )
         try:
-            payment = await self.initialize_payment(
+            return await self.initialize_payment(
                 user_id=record.user_id,
                 amount=db.charge_amount(record),
                 provider=record.provider,
@@ -232,33 +271,13 @@ class _Billing(_Invoices, _Part):
                 billing_id=record.id,
                 off_session=off_session,
             )
-        except PaymentDeclinedError:
-            # FAILED by this tick's own write, which carried the dunning step (applied by now, or
-            # by reconcile() or the next tick if applying it failed): nothing to read back.
-            report.failed += 1
-            return
-        except IdempotencyConflictError:
-            # The customer already started this attempt's payment (pay_subscription): follow it.
-            payment = await self._ensure_registered(await self._load(payment_id), actor=_ACTOR)
-        except InvalidRequestError as exc:
-            # Nothing can be charged (the saved method was deleted, say): unless this attempt's payment
-            # exists already, the attempt fails and dunning goes on, so the user hears of it.
-            existing = await self._engine.storage.get_payment(payment_id)
-            if existing is None:
-                now = self._engine.now()
-                code = "payment_method_unusable" if "payment method" in exc.message else "invalid_request"
-                build = lambda c: db.failed(c, payment_id, code=code, now=now)  # noqa: E731
-                await self._engine.transact(record, build, actor=_ACTOR)
-                report.failed += 1
-                return
-            payment = existing
         finally:
             COMPANIONS.reset(companions)
+            _INSERT_FIRST.reset(insert_first)
             _KNOWN_TOKEN.reset(token_in_hand)
             _KNOWN_CUSTOMER.reset(customer_in_hand)
             _INVOICE_IN_HAND.reset(invoice_in_hand)
             _IN_HAND.reset(in_hand)
-        await self._after_charge(record, payment, token, started, report)
 
     async def _after_charge(
         self, record: Billed, payment: Payment, token: str, started: datetime, report: BillingReport
@@ -392,19 +411,21 @@ class _Billing(_Invoices, _Part):
         unique id still makes a second one a duplicate, then read). Otherwise it is read first,
         so retries and takeovers draw no invoice number they do not use.
         """
-        storage = self._engine.storage
-        invoice_id = d.keyed_id("inv", "invoice", db.invoice_key(record))
         if not likely_new:
-            existing = await storage.get_invoice(invoice_id)
+            existing = await self._engine.storage.get_invoice(_invoice_id(record))
             if existing is not None:
                 return existing
+        return await self._insert_invoice(await self._draft_invoice(record))
+
+    async def _draft_invoice(self, record: Billed) -> Write:
+        """The period's new invoice with its number drawn and its audit entry, not yet stored."""
         amount = db.charge_amount(record)
         now = self._engine.now()
         series = f"{self._invoice_prefix}-{now.year}"
         line = LineItem(description=db.line_description(record), quantity=1, unit_amount=amount)
         invoice = Invoice(
-            id=invoice_id,
-            number=f"{series}-{await storage.next_invoice_sequence(series):06d}",
+            id=_invoice_id(record),
+            number=f"{series}-{await self._engine.storage.next_invoice_sequence(series):06d}",
             user_id=record.user_id,
             currency=amount.currency,
             line_items=(line,),
@@ -417,13 +438,27 @@ class _Billing(_Invoices, _Part):
             updated_at=now,
             sent_at=now,
         )
-        audit = fx.invoice_audit(None, invoice, AuditAction.INVOICE_CREATE, actor=_ACTOR, at=now)
+        return Write(invoice, [fx.invoice_audit(None, invoice, AuditAction.INVOICE_CREATE, actor=_ACTOR, at=now)])
+
+    async def _insert_invoice(self, draft: Write) -> Invoice:
+        """Store a drafted invoice; the stored one when its id exists already."""
+        invoice = draft.record
+        assert isinstance(invoice, Invoice)  # noqa: S101 - drafted by _draft_invoice
         try:
-            await storage.insert_invoice(invoice, [audit])
+            await self._engine.storage.insert_invoice(invoice, draft.effects)
         except DuplicateRecordError:
-            stored = await storage.get_invoice(invoice_id)
+            stored = await self._engine.storage.get_invoice(invoice.id)
             if stored is None:
                 raise
             return stored
-        self._engine.emit([audit])
+        self._engine.emit(draft.effects)
         return invoice
+
+
+def _invoice_id(record: Billed) -> str:
+    return d.keyed_id("inv", "invoice", db.invoice_key(record))
+
+
+def _drafted(first: _First) -> Invoice:
+    assert isinstance(first.draft.record, Invoice)  # noqa: S101 - drafted by _draft_invoice
+    return first.draft.record
