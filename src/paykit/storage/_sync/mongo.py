@@ -271,7 +271,7 @@ class MongoStorage:
         self._insert_ignoring_duplicates("webhook_events", outbox_of_kind(outbox, "webhook_event", ("_kind",)))
         reactions = outbox_of_kind(outbox, "reaction", ("_kind",))
         self._insert_ignoring_duplicates("reactions", [r for r in reactions if not r["done"]])
-        self._insert_done([r for r in reactions if r["done"]])
+        self._insert_done([r for r in reactions if r["done"]], stored_first=True)
         for effect in outbox:
             if effect["_kind"] == "refund":
                 self._upsert_refund(effect["record"])
@@ -341,25 +341,36 @@ class MongoStorage:
 
     @_storage_op
     def complete_reactions(self, reaction_ids: Sequence[str]) -> None:
-        """Mark several reactions done: one round trip while they are not materialized yet (the usual case).
+        """Mark several reactions done in one round trip, materialized or not.
 
-        Done markers are inserted first (a reaction materialized later keeps its marker, as with
-        ``complete_reaction``); the ones already materialized are then set done in one more write.
+        A reaction materialized later keeps its marker, as with ``complete_reaction``.
         """
         self._insert_done([{"_id": rid, "done": True} for rid in dict.fromkeys(reaction_ids)])
 
-    def _insert_done(self, docs: Sequence[Doc]) -> None:
-        """Insert reactions as done; the ones already stored (pending) are set done in one more write."""
+    def _insert_done(self, docs: Sequence[Doc], *, stored_first: bool = False) -> None:
+        """Store reactions as done, whether their pending copies are stored yet or not.
+
+        ``stored_first``: the pending copies are likely stored already (an outbox flush reaches
+        the payment's outbox first), so they are set done first and the rest inserted; else the
+        markers are inserted first and the copies found stored set done. One command in the
+        likely case either way.
+        """
         if not docs:
             return
         reactions = self._col("reactions")
+        ids = [doc["_id"] for doc in docs]
+        if stored_first:
+            result = reactions.update_many({"_id": {"$in": ids}}, {"$set": {"done": True}})
+            if result.matched_count == len(ids):
+                return
         try:
             reactions.insert_many(list(docs), ordered=False)
         except BulkWriteError as exc:
             if not only_duplicates(exc):
                 raise
-            stored = [docs[error["index"]]["_id"] for error in exc.details.get("writeErrors", [])]
-            reactions.update_many({"_id": {"$in": stored}}, {"$set": {"done": True}})
+            if not stored_first:
+                stored = [ids[error["index"]] for error in exc.details.get("writeErrors", [])]
+                reactions.update_many({"_id": {"$in": stored}}, {"$set": {"done": True}})
 
     @_storage_op
     def claim_key(self, claim: KeyClaim) -> KeyClaim:
