@@ -18,6 +18,10 @@ transactions:
   effects (and so the notification dispatcher) runs it first; a process that
   dies midway leaves the outbox for the next flush.
 
+:meth:`MongoStorage.write_batch` sends several such single-document writes
+as one ordered ``bulkWrite`` command on MongoDB 8.0 and later (one command per
+write elsewhere): each stays atomic on its own, as when sent one by one.
+
 pymongo exceptions never leave this module: every operation runs inside
 :func:`~paykit.storage._mongo_shared.map_pymongo_errors`, the one place that
 translates them. Pure code (indexes, the BSON mapping) lives in
