@@ -619,6 +619,9 @@ class _Billed(_Frozen):
     ``payment_id`` names the payment of the current attempt while it waits for the
     customer. ``customer_ref`` is the user's customer at the provider when one was
     stored at creation (it never changes once stored): charges then need not look it up.
+    ``payment_method_saved`` says whether ``payment_method`` is a saved method's id
+    (checked at every charge: it may have been deleted) or a provider token (passed
+    as it is, unread); ``None`` on records stored before paykit kept it.
     """
 
     id: str
@@ -647,6 +650,7 @@ class _Billed(_Frozen):
     created_at: datetime
     updated_at: datetime
     customer_ref: str | None = None
+    payment_method_saved: bool | None = None
 
 
 class Subscription(_Billed):

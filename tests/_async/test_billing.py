@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from paykit import (
+    AmountLimit,
     AsyncPaymentService,
     AuditAction,
     Dunning,
@@ -34,6 +35,7 @@ from paykit import (
     SubscriptionStatus,
 )
 from paykit.storage import AsyncMemoryStorage, AsyncStorage
+from paykit.storage._async.memory import write_each
 from paykit.testing import AsyncFakeProvider, ManualClock
 from tests import _concurrency
 from tests._storages import mongo_server_fixture, storage_params
@@ -530,12 +532,15 @@ class TestConcurrentTicks:
 class Spy:
     """Delegates to a storage, counts calls by name, and fails the first ``fail`` calls named so."""
 
-    def __init__(self, inner: AsyncStorage, fail: str = "") -> None:
+    def __init__(self, inner: AsyncStorage, fail: str = "", *, split: bool = False) -> None:
         self.inner = inner
         self.fail = fail
+        self.split = split
         self.calls: Counter[str] = Counter()
 
     def __getattr__(self, name: str) -> Any:
+        if name == "write_batch" and self.split:  # each write of a batch on its own, counted and failing as such
+            return lambda writes: write_each(self, writes)  # type: ignore[arg-type]
         attribute = getattr(self.inner, name)
         if not callable(attribute):
             return attribute
@@ -562,13 +567,15 @@ class TestPeriodInvoice:
 
         assert (await svc.bill_due()).paid == 1
 
-        assert (spy.calls["get_invoice"], spy.calls["next_invoice_sequence"], spy.calls["insert_invoice"]) == (0, 1, 1)
+        # The invoice rides in the payment's insert batch; the settling writes in a second batch.
+        calls = ("get_invoice", "next_invoice_sequence", "insert_invoice", "insert_payment", "write_batch")
+        assert [spy.calls[name] for name in calls] == [0, 1, 0, 0, 2]
         assert (await svc.get_subscription(sub.id)).period == 1
 
     async def test_a_tick_taking_over_a_lease_left_behind_reads_it_first_and_draws_no_second_number(
         self, store: AsyncStorage, fake: AsyncFakeProvider, clock: ManualClock
     ) -> None:
-        spy = Spy(store, fail="insert_payment")  # the first tick stops after making the invoice
+        spy = Spy(store, fail="insert_payment", split=True)  # the first tick stops after making the invoice
         svc = AsyncPaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
         sub = await subscribe(svc)
         first = await svc.bill_due()
@@ -581,6 +588,58 @@ class TestPeriodInvoice:
         invoice = await svc.get_invoice((await svc.get_payment(sub.last_payment_id or "")).invoice_id or "")
         assert (spy.calls["next_invoice_sequence"], spy.calls["insert_invoice"]) == (1, 1)
         assert (sub.period, invoice.status) == (1, InvoiceStatus.PAID)
+
+    async def test_a_likely_new_invoice_that_exists_is_paid_under_its_stored_number(
+        self, store: AsyncStorage, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        """The batch with the payment stops at the invoice: nothing written, the tick pays the stored one."""
+        spy = Spy(store)
+        svc = AsyncPaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        sub = await subscribe(svc)
+        stored = await svc._period_invoice(sub)  # made meanwhile, as pay_subscription would
+
+        assert (await svc.bill_due()).paid == 1
+
+        sub = await svc.get_subscription(sub.id)
+        payment = await svc.get_payment(sub.last_payment_id or "")
+        invoice = await svc.get_invoice(stored.id)
+        assert (payment.invoice_id, payment.description) == (stored.id, stored.number)
+        assert (invoice.number, invoice.status) == (stored.number, InvoiceStatus.PAID)
+        assert charges(fake) == Counter({payment.id: 1})
+
+    async def test_a_first_attempt_refused_before_its_payment_keeps_the_period_invoice(
+        self, store: AsyncStorage, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        """A deleted method fails the attempt before any payment: the drafted invoice is stored all the same."""
+        spy = Spy(store)
+        svc = AsyncPaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        card = await svc.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa")
+        sub = await subscribe(svc, payment_method=card.id)
+        await svc.delete_payment_method("u1", card.id)
+        assert (await svc.bill_due()).failed == 1
+        sub = await svc.get_subscription(sub.id)
+        await svc.change_subscription_payment_method(sub.id, "pm_card_mastercard")
+        clock.advance(days=1)
+
+        assert (await svc.bill_due()).paid == 1
+
+        sub = await svc.get_subscription(sub.id)
+        invoice = await svc.get_invoice((await svc.get_payment(sub.last_payment_id or "")).invoice_id or "")
+        assert (invoice.status, spy.calls["next_invoice_sequence"]) == (InvoiceStatus.PAID, 1)
+        assert invoice.number.endswith("-000001")
+
+    async def test_with_policies_the_invoice_is_stored_before_the_payment(
+        self, store: AsyncStorage, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        """A gate that passed must not run twice: the invoice is not batched with the payment then."""
+        spy = Spy(store)
+        limit = AmountLimit({"*": [Money.of("100.00", "USD")]})
+        svc = AsyncPaymentService(storage=spy, providers=[fake], clock=clock, policies=[limit])  # type: ignore[arg-type]
+        await subscribe(svc)
+
+        assert (await svc.bill_due()).paid == 1
+
+        assert (spy.calls["insert_invoice"], spy.calls["insert_payment"], spy.calls["write_batch"]) == (1, 1, 1)
 
     async def test_a_second_insert_of_a_likely_new_invoice_returns_the_first(self, svc: AsyncPaymentService) -> None:
         """Should a "likely new" invoice exist after all, the unique id keeps it single."""
@@ -642,3 +701,162 @@ class TestKnownCustomer:
         assert (await svc.bill_due()).paid == 1
 
         assert sent == [await store.get_customer_ref("fake", "u1")] != [None]
+
+
+class TestKnownMethod:
+    """A record tells a provider token from a saved method's id: only a saved method is read at each charge."""
+
+    async def test_a_token_is_charged_unread_and_a_saved_method_is_checked(
+        self, store: AsyncStorage, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        spy = Spy(store)
+        svc = AsyncPaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        card = await svc.save_payment_method(user_id="u2", provider="fake", token="pm_card_mastercard")
+        by_token = await subscribe(svc)
+        by_card = await subscribe(svc, user_id="u2", payment_method=card.id)
+        plan = await svc.create_installment_plan(
+            user_id="u1", total=Money.of("30.00", "USD"), count=3, provider="fake", payment_method="pm_card_visa"
+        )
+        assert (by_token.payment_method_saved, by_card.payment_method_saved, plan.payment_method_saved) == (
+            False,
+            True,
+            False,
+        )
+        spy.calls.clear()
+
+        assert (await svc.bill_due()).paid == 3
+
+        assert spy.calls["get_payment_method"] == 1  # the saved method's: it may have been deleted since
+
+    async def test_a_new_method_is_told_apart_too(self, svc: AsyncPaymentService) -> None:
+        card = await svc.save_payment_method(user_id="u1", provider="fake", token="pm_card_mastercard")
+        sub = await subscribe(svc)
+
+        assert (await svc.change_subscription_payment_method(sub.id, card.id)).payment_method_saved is True
+        assert (await svc.change_subscription_payment_method(sub.id, "pm_card_visa")).payment_method_saved is False
+        assert (await svc.change_subscription_payment_method(sub.id, None)).payment_method_saved is None
+
+    async def test_a_record_stored_before_it_was_kept_still_reads_its_method(
+        self, store: AsyncStorage, svc: AsyncPaymentService, fake: AsyncFakeProvider
+    ) -> None:
+        """Unknown (``None``): the charge reads the method, so a deleted one is still never charged."""
+        card = await svc.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa")
+        sub = await subscribe(svc, payment_method=card.id)
+        older = sub.model_copy(update={"payment_method_saved": None, "version": sub.version + 1})
+        assert await store.update_billing(older, expected_version=sub.version)
+        await svc.delete_payment_method("u1", card.id)
+
+        assert (await svc.bill_due()).failed == 1
+        assert not fake.calls_to("create_payment")
+
+
+class TestReactionsDone:
+    """The writes that move the invoice and the record mark their reactions done: no separate write."""
+
+    async def test_a_paid_period_leaves_nothing_pending(
+        self, store: AsyncStorage, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        spy = Spy(store)
+        svc = AsyncPaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        await subscribe(svc)
+
+        assert (await svc.bill_due()).paid == 1
+
+        assert (spy.calls["complete_reactions"], spy.calls["complete_reaction"]) == (0, 0)
+        assert await store.list_pending_reactions(limit=10) == []
+        assert (await svc.reconcile(older_than=timedelta(0))).reactions_applied == 0
+
+    async def test_a_declined_period_is_not_read_back(
+        self, store: AsyncStorage, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        """Its own write carried the dunning step; the reactor moves the record the tick holds."""
+        spy = Spy(store)
+        svc = AsyncPaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        sub = await subscribe(svc)
+        fake.fail_next("decline")
+
+        assert (await svc.bill_due()).failed == 1
+
+        sub = await svc.get_subscription(sub.id)
+        assert (sub.status, sub.attempt) == (SubscriptionStatus.PAST_DUE, 1)
+        assert (spy.calls["get_billing"], spy.calls["complete_reactions"]) == (1, 0)  # get_subscription's own
+        assert await store.list_pending_reactions(limit=10) == []
+
+
+class TestOneBatch:
+    """The payment's settling write, the invoice's and the record's go in one batch; a stale copy falls back."""
+
+    @staticmethod
+    def during_the_charge(fake: AsyncFakeProvider, meanwhile: Any) -> None:
+        create = fake.create_payment
+
+        async def create_payment(request: Any) -> Any:
+            result = await create(request)
+            await meanwhile(request.payment_id)
+            return result
+
+        fake.create_payment = create_payment  # type: ignore[method-assign]
+
+    async def test_a_paid_period_is_one_batch(
+        self, store: AsyncStorage, fake: AsyncFakeProvider, clock: ManualClock
+    ) -> None:
+        spy = Spy(store)
+        svc = AsyncPaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        sub = await subscribe(svc)
+        spy.calls.clear()
+
+        assert (await svc.bill_due()).paid == 1
+
+        # One batch inserts the invoice and the payment, one settles the payment, the invoice and the record.
+        assert (spy.calls["write_batch"], spy.calls["update_invoice"], spy.calls["update_billing"]) == (2, 0, 0)
+        sub = await svc.get_subscription(sub.id)
+        invoice = await svc.get_invoice((await svc.get_payment(sub.last_payment_id or "")).invoice_id or "")
+        assert (sub.period, sub.lease_until, invoice.status) == (1, None, InvoiceStatus.PAID)
+        trail = [e.action for e in await svc.audit_trail(sub.id)]
+        assert trail.count(AuditAction.BILLING_PERIOD_PAID) == 1
+        assert [e.actor for e in await svc.audit_trail(sub.id) if e.action == AuditAction.BILLING_PERIOD_PAID] == [
+            "billing"
+        ]
+
+    async def test_a_record_changed_during_the_charge_is_moved_by_its_reactor(
+        self, svc: AsyncPaymentService, store: AsyncStorage, fake: AsyncFakeProvider
+    ) -> None:
+        sub = await subscribe(svc)
+
+        async def change_method(_: str) -> None:
+            await svc.change_subscription_payment_method(sub.id, "pm_card_mastercard")
+
+        self.during_the_charge(fake, change_method)
+
+        assert (await svc.bill_due()).paid == 1
+
+        sub = await svc.get_subscription(sub.id)
+        invoice = await svc.get_invoice((await svc.get_payment(sub.last_payment_id or "")).invoice_id or "")
+        assert (sub.period, sub.payment_method, sub.lease_until) == (1, "pm_card_mastercard", None)
+        assert invoice.status == InvoiceStatus.PAID
+        assert await store.list_pending_reactions(limit=10) == []
+        assert charges(fake) == Counter({sub.last_payment_id: 1})
+
+    async def test_a_payment_written_meanwhile_makes_the_batch_stop_and_start_again(
+        self, svc: AsyncPaymentService, store: AsyncStorage, fake: AsyncFakeProvider
+    ) -> None:
+        """The payment's compare-and-set loses: neither the invoice nor the record is written with it."""
+        sub = await subscribe(svc)
+
+        async def touch(payment_id: str) -> None:
+            payment = await store.get_payment(payment_id)
+            assert payment is not None
+            moved = payment.model_copy(update={"version": payment.version + 1})
+            assert await store.update_payment(moved, expected_version=payment.version)
+
+        self.during_the_charge(fake, touch)
+
+        assert (await svc.bill_due()).paid == 1
+
+        sub = await svc.get_subscription(sub.id)
+        payment = await svc.get_payment(sub.last_payment_id or "")
+        invoice = await svc.get_invoice(payment.invoice_id or "")
+        assert (payment.status, sub.period, invoice.status) == (PaymentStatus.SUCCEEDED, 1, InvoiceStatus.PAID)
+        assert [e.action for e in await svc.audit_trail(sub.id)].count(AuditAction.BILLING_PERIOD_PAID) == 1
+        assert await store.list_pending_reactions(limit=10) == []
+        assert charges(fake) == Counter({payment.id: 1})

@@ -15,6 +15,7 @@ and on the MongoDB-wire server, in both APIs.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,8 @@ import pytest
 from paykit import AsyncPaymentService, Money, PaymentStatus, Plan
 from paykit._decisions.common import keyed_id
 from paykit.storage import AsyncMemoryStorage, AsyncStorage
+from paykit.storage._async.memory import write_each
+from paykit.storage._base import Write
 from paykit.testing import AsyncFakeProvider, ManualClock
 from tests._storages import mongo_server_fixture, storage_params
 
@@ -61,6 +64,10 @@ class Dies:
         self.die_at = die_at
         self.before = before
         self.writes: list[str] = []
+
+    async def write_batch(self, writes: Sequence[Write]) -> int:
+        """One crash point per write of a batch, as a server may stop between any two of them."""
+        return await write_each(self, writes)  # type: ignore[arg-type]
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.inner, name)
@@ -177,3 +184,25 @@ async def test_reconcile_alone_moves_the_subscription_when_the_process_dies_afte
     assert (report.reactions_applied, sub.period, sub.status.value, sub.lease_until) == (2, 1, "active", None)
     assert (await restarted.get_invoice(payment.invoice_id or "")).status.value == "paid"
     assert len(fake.calls_to("create_payment")) == 1
+
+
+async def test_each_reaction_is_done_with_the_write_that_applies_it(make_storage: Any) -> None:
+    """Dying between the invoice's paying write and the subscription's leaves only the subscription's reaction."""
+    _, writes = await run(make_storage, "succeed", 0)
+    assert "complete_reactions" not in writes
+    invoice_paid_at = writes.index("update_payment") + 2  # the payment's write, then the invoice's
+    assert writes[invoice_paid_at - 1] == "update_invoice"
+    storage = make_storage()
+    clock = ManualClock(START)
+    fake = AsyncFakeProvider(clock=clock.unix)
+    dying = AsyncPaymentService(storage=Dies(storage, invoice_paid_at), providers=[fake], clock=clock)  # type: ignore[arg-type]
+    with pytest.raises(ProcessDied):
+        await scenario(dying)
+
+    assert [r.kind for r in await storage.list_pending_reactions(limit=10)] == ["billing_paid"]
+    restarted = AsyncPaymentService(storage=storage, providers=[fake], clock=clock)
+    report = await restarted.reconcile(older_than=timedelta(0))
+
+    (sub,) = await restarted.list_subscriptions()
+    assert (report.reactions_applied, sub.period, sub.lease_until) == (1, 1, None)
+    assert await storage.list_pending_reactions(limit=10) == []

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from paykit import (
+    AmountLimit,
     AuditAction,
     Dunning,
     IdempotencyConflictError,
@@ -34,6 +35,7 @@ from paykit import (
     SubscriptionStatus,
 )
 from paykit.storage import MemoryStorage, Storage
+from paykit.storage._sync.memory import write_each
 from paykit.testing import FakeProvider, ManualClock
 from tests import _concurrency
 from tests._storages import mongo_server_fixture, storage_params
@@ -516,12 +518,15 @@ class TestConcurrentTicks:
 class Spy:
     """Delegates to a storage, counts calls by name, and fails the first ``fail`` calls named so."""
 
-    def __init__(self, inner: Storage, fail: str = "") -> None:
+    def __init__(self, inner: Storage, fail: str = "", *, split: bool = False) -> None:
         self.inner = inner
         self.fail = fail
+        self.split = split
         self.calls: Counter[str] = Counter()
 
     def __getattr__(self, name: str) -> Any:
+        if name == "write_batch" and self.split:  # each write of a batch on its own, counted and failing as such
+            return lambda writes: write_each(self, writes)  # type: ignore[arg-type]
         attribute = getattr(self.inner, name)
         if not callable(attribute):
             return attribute
@@ -548,13 +553,15 @@ class TestPeriodInvoice:
 
         assert svc.bill_due().paid == 1
 
-        assert (spy.calls["get_invoice"], spy.calls["next_invoice_sequence"], spy.calls["insert_invoice"]) == (0, 1, 1)
+        # The invoice rides in the payment's insert batch; the settling writes in a second batch.
+        calls = ("get_invoice", "next_invoice_sequence", "insert_invoice", "insert_payment", "write_batch")
+        assert [spy.calls[name] for name in calls] == [0, 1, 0, 0, 2]
         assert svc.get_subscription(sub.id).period == 1
 
     def test_a_tick_taking_over_a_lease_left_behind_reads_it_first_and_draws_no_second_number(
         self, store: Storage, fake: FakeProvider, clock: ManualClock
     ) -> None:
-        spy = Spy(store, fail="insert_payment")  # the first tick stops after making the invoice
+        spy = Spy(store, fail="insert_payment", split=True)  # the first tick stops after making the invoice
         svc = PaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
         sub = subscribe(svc)
         first = svc.bill_due()
@@ -567,6 +574,58 @@ class TestPeriodInvoice:
         invoice = svc.get_invoice(svc.get_payment(sub.last_payment_id or "").invoice_id or "")
         assert (spy.calls["next_invoice_sequence"], spy.calls["insert_invoice"]) == (1, 1)
         assert (sub.period, invoice.status) == (1, InvoiceStatus.PAID)
+
+    def test_a_likely_new_invoice_that_exists_is_paid_under_its_stored_number(
+        self, store: Storage, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        """The batch with the payment stops at the invoice: nothing written, the tick pays the stored one."""
+        spy = Spy(store)
+        svc = PaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        sub = subscribe(svc)
+        stored = svc._period_invoice(sub)  # made meanwhile, as pay_subscription would
+
+        assert svc.bill_due().paid == 1
+
+        sub = svc.get_subscription(sub.id)
+        payment = svc.get_payment(sub.last_payment_id or "")
+        invoice = svc.get_invoice(stored.id)
+        assert (payment.invoice_id, payment.description) == (stored.id, stored.number)
+        assert (invoice.number, invoice.status) == (stored.number, InvoiceStatus.PAID)
+        assert charges(fake) == Counter({payment.id: 1})
+
+    def test_a_first_attempt_refused_before_its_payment_keeps_the_period_invoice(
+        self, store: Storage, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        """A deleted method fails the attempt before any payment: the drafted invoice is stored all the same."""
+        spy = Spy(store)
+        svc = PaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        card = svc.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa")
+        sub = subscribe(svc, payment_method=card.id)
+        svc.delete_payment_method("u1", card.id)
+        assert svc.bill_due().failed == 1
+        sub = svc.get_subscription(sub.id)
+        svc.change_subscription_payment_method(sub.id, "pm_card_mastercard")
+        clock.advance(days=1)
+
+        assert svc.bill_due().paid == 1
+
+        sub = svc.get_subscription(sub.id)
+        invoice = svc.get_invoice(svc.get_payment(sub.last_payment_id or "").invoice_id or "")
+        assert (invoice.status, spy.calls["next_invoice_sequence"]) == (InvoiceStatus.PAID, 1)
+        assert invoice.number.endswith("-000001")
+
+    def test_with_policies_the_invoice_is_stored_before_the_payment(
+        self, store: Storage, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        """A gate that passed must not run twice: the invoice is not batched with the payment then."""
+        spy = Spy(store)
+        limit = AmountLimit({"*": [Money.of("100.00", "USD")]})
+        svc = PaymentService(storage=spy, providers=[fake], clock=clock, policies=[limit])  # type: ignore[arg-type]
+        subscribe(svc)
+
+        assert svc.bill_due().paid == 1
+
+        assert (spy.calls["insert_invoice"], spy.calls["insert_payment"], spy.calls["write_batch"]) == (1, 1, 1)
 
     def test_a_second_insert_of_a_likely_new_invoice_returns_the_first(self, svc: PaymentService) -> None:
         """Should a "likely new" invoice exist after all, the unique id keeps it single."""
@@ -628,3 +687,154 @@ class TestKnownCustomer:
         assert svc.bill_due().paid == 1
 
         assert sent == [store.get_customer_ref("fake", "u1")] != [None]
+
+
+class TestKnownMethod:
+    """A record tells a provider token from a saved method's id: only a saved method is read at each charge."""
+
+    def test_a_token_is_charged_unread_and_a_saved_method_is_checked(
+        self, store: Storage, fake: FakeProvider, clock: ManualClock
+    ) -> None:
+        spy = Spy(store)
+        svc = PaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        card = svc.save_payment_method(user_id="u2", provider="fake", token="pm_card_mastercard")
+        by_token = subscribe(svc)
+        by_card = subscribe(svc, user_id="u2", payment_method=card.id)
+        plan = svc.create_installment_plan(
+            user_id="u1", total=Money.of("30.00", "USD"), count=3, provider="fake", payment_method="pm_card_visa"
+        )
+        assert (by_token.payment_method_saved, by_card.payment_method_saved, plan.payment_method_saved) == (
+            False,
+            True,
+            False,
+        )
+        spy.calls.clear()
+
+        assert svc.bill_due().paid == 3
+
+        assert spy.calls["get_payment_method"] == 1  # the saved method's: it may have been deleted since
+
+    def test_a_new_method_is_told_apart_too(self, svc: PaymentService) -> None:
+        card = svc.save_payment_method(user_id="u1", provider="fake", token="pm_card_mastercard")
+        sub = subscribe(svc)
+
+        assert svc.change_subscription_payment_method(sub.id, card.id).payment_method_saved is True
+        assert svc.change_subscription_payment_method(sub.id, "pm_card_visa").payment_method_saved is False
+        assert svc.change_subscription_payment_method(sub.id, None).payment_method_saved is None
+
+    def test_a_record_stored_before_it_was_kept_still_reads_its_method(
+        self, store: Storage, svc: PaymentService, fake: FakeProvider
+    ) -> None:
+        """Unknown (``None``): the charge reads the method, so a deleted one is still never charged."""
+        card = svc.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa")
+        sub = subscribe(svc, payment_method=card.id)
+        older = sub.model_copy(update={"payment_method_saved": None, "version": sub.version + 1})
+        assert store.update_billing(older, expected_version=sub.version)
+        svc.delete_payment_method("u1", card.id)
+
+        assert svc.bill_due().failed == 1
+        assert not fake.calls_to("create_payment")
+
+
+class TestReactionsDone:
+    """The writes that move the invoice and the record mark their reactions done: no separate write."""
+
+    def test_a_paid_period_leaves_nothing_pending(self, store: Storage, fake: FakeProvider, clock: ManualClock) -> None:
+        spy = Spy(store)
+        svc = PaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        subscribe(svc)
+
+        assert svc.bill_due().paid == 1
+
+        assert (spy.calls["complete_reactions"], spy.calls["complete_reaction"]) == (0, 0)
+        assert store.list_pending_reactions(limit=10) == []
+        assert svc.reconcile(older_than=timedelta(0)).reactions_applied == 0
+
+    def test_a_declined_period_is_not_read_back(self, store: Storage, fake: FakeProvider, clock: ManualClock) -> None:
+        """Its own write carried the dunning step; the reactor moves the record the tick holds."""
+        spy = Spy(store)
+        svc = PaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        sub = subscribe(svc)
+        fake.fail_next("decline")
+
+        assert svc.bill_due().failed == 1
+
+        sub = svc.get_subscription(sub.id)
+        assert (sub.status, sub.attempt) == (SubscriptionStatus.PAST_DUE, 1)
+        assert (spy.calls["get_billing"], spy.calls["complete_reactions"]) == (1, 0)  # get_subscription's own
+        assert store.list_pending_reactions(limit=10) == []
+
+
+class TestOneBatch:
+    """The payment's settling write, the invoice's and the record's go in one batch; a stale copy falls back."""
+
+    @staticmethod
+    def during_the_charge(fake: FakeProvider, meanwhile: Any) -> None:
+        create = fake.create_payment
+
+        def create_payment(request: Any) -> Any:
+            result = create(request)
+            meanwhile(request.payment_id)
+            return result
+
+        fake.create_payment = create_payment  # type: ignore[method-assign]
+
+    def test_a_paid_period_is_one_batch(self, store: Storage, fake: FakeProvider, clock: ManualClock) -> None:
+        spy = Spy(store)
+        svc = PaymentService(storage=spy, providers=[fake], clock=clock)  # type: ignore[arg-type]
+        sub = subscribe(svc)
+        spy.calls.clear()
+
+        assert svc.bill_due().paid == 1
+
+        # One batch inserts the invoice and the payment, one settles the payment, the invoice and the record.
+        assert (spy.calls["write_batch"], spy.calls["update_invoice"], spy.calls["update_billing"]) == (2, 0, 0)
+        sub = svc.get_subscription(sub.id)
+        invoice = svc.get_invoice(svc.get_payment(sub.last_payment_id or "").invoice_id or "")
+        assert (sub.period, sub.lease_until, invoice.status) == (1, None, InvoiceStatus.PAID)
+        trail = [e.action for e in svc.audit_trail(sub.id)]
+        assert trail.count(AuditAction.BILLING_PERIOD_PAID) == 1
+        assert [e.actor for e in svc.audit_trail(sub.id) if e.action == AuditAction.BILLING_PERIOD_PAID] == ["billing"]
+
+    def test_a_record_changed_during_the_charge_is_moved_by_its_reactor(
+        self, svc: PaymentService, store: Storage, fake: FakeProvider
+    ) -> None:
+        sub = subscribe(svc)
+
+        def change_method(_: str) -> None:
+            svc.change_subscription_payment_method(sub.id, "pm_card_mastercard")
+
+        self.during_the_charge(fake, change_method)
+
+        assert svc.bill_due().paid == 1
+
+        sub = svc.get_subscription(sub.id)
+        invoice = svc.get_invoice(svc.get_payment(sub.last_payment_id or "").invoice_id or "")
+        assert (sub.period, sub.payment_method, sub.lease_until) == (1, "pm_card_mastercard", None)
+        assert invoice.status == InvoiceStatus.PAID
+        assert store.list_pending_reactions(limit=10) == []
+        assert charges(fake) == Counter({sub.last_payment_id: 1})
+
+    def test_a_payment_written_meanwhile_makes_the_batch_stop_and_start_again(
+        self, svc: PaymentService, store: Storage, fake: FakeProvider
+    ) -> None:
+        """The payment's compare-and-set loses: neither the invoice nor the record is written with it."""
+        sub = subscribe(svc)
+
+        def touch(payment_id: str) -> None:
+            payment = store.get_payment(payment_id)
+            assert payment is not None
+            moved = payment.model_copy(update={"version": payment.version + 1})
+            assert store.update_payment(moved, expected_version=payment.version)
+
+        self.during_the_charge(fake, touch)
+
+        assert svc.bill_due().paid == 1
+
+        sub = svc.get_subscription(sub.id)
+        payment = svc.get_payment(sub.last_payment_id or "")
+        invoice = svc.get_invoice(payment.invoice_id or "")
+        assert (payment.status, sub.period, invoice.status) == (PaymentStatus.SUCCEEDED, 1, InvoiceStatus.PAID)
+        assert [e.action for e in svc.audit_trail(sub.id)].count(AuditAction.BILLING_PERIOD_PAID) == 1
+        assert store.list_pending_reactions(limit=10) == []
+        assert charges(fake) == Counter({payment.id: 1})

@@ -67,8 +67,7 @@ class _Installments(_Billing, _Part):
             adapter.check_amount(amount)
         d.check_text(description, "description")
         meta = d.check_metadata(metadata)
-        if payment_method is not None:
-            await self._resolve_method(user_id, provider, payment_method)
+        method_saved = await self._method_saved(user_id, provider, payment_method)
         customer_ref = await self._stored_customer(provider, user_id, payment_method)
         now = self._engine.now()
         begin = first_due or now
@@ -112,6 +111,7 @@ class _Installments(_Billing, _Part):
             created_at=now,
             updated_at=now,
             customer_ref=customer_ref,
+            payment_method_saved=method_saved,
         )
         return await self._insert_billing(
             draft, AuditAction.INSTALLMENT_PLAN_CREATE, actor=actor, fingerprint=fp, params=params

@@ -8,6 +8,7 @@ import time
 from asyncio import sleep
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Final
 
 from .. import _telemetry as telemetry
@@ -32,6 +33,7 @@ from .._results import Page
 from .._status import PaymentStatus, can_transition
 from ..providers._async.base import AsyncProvider
 from ..providers._base import CreatePaymentRequest, ProviderPayment
+from ..storage._base import Write
 from ._part import _Part
 
 log = get_logger(__name__)
@@ -43,6 +45,27 @@ _KNOWN_CUSTOMER: ContextVar[tuple[str, str, str] | None] = ContextVar("paykit_kn
 """(provider, user id, customer ref) the caller already holds, as billing records do: a read saved.
 
 Per thread or task; a customer ref is stored once per user and provider and never changed."""
+
+
+@dataclass(slots=True)
+class _First:
+    """A new record to insert just before the payment, in the same write batch (the billing tick's invoice)."""
+
+    draft: Write
+    written: bool = False
+
+
+_INSERT_FIRST: ContextVar[_First | None] = ContextVar("paykit_insert_first", default=None)
+"""Set only where no policy can run (a gate that passed must not run twice when the record exists)."""
+
+
+class _FirstTaken(Exception):
+    """The record to insert before the payment exists already: nothing was written."""
+
+
+_KNOWN_TOKEN: ContextVar[str | None] = ContextVar("paykit_known_token", default=None)
+"""A payment method the caller knows is a provider token, not a saved method's id (billing records
+keep it): it is passed on without a read. Saved method ids are generated, so a token never becomes one."""
 
 
 class _Payments(_Part):
@@ -166,7 +189,7 @@ class _Payments(_Part):
             await self._gate(operation, actor, user_id=user_id, amount=amount, provider=provider, step_up=step_up)
         actor = self._actor(actor)
         try:
-            await self._engine.storage.insert_payment(fresh)
+            await self._insert_payment(fresh)
         except DuplicateRecordError:
             payment = await self._load(payment_id)
             # Without a key this is an id collision, never a replay: the fingerprint made here cannot match.
@@ -177,6 +200,25 @@ class _Payments(_Part):
         if log.isEnabledFor(logging.INFO):
             log.info("payment initializing", payment_id=payment_id, provider=provider, amount=str(amount))
         return await self._register(fresh, actor=actor, return_url=return_url, cancel_url=cancel_url)
+
+    async def _insert_payment(self, fresh: Payment) -> None:
+        """Insert a new payment, after the record a caller asked to insert first in the same batch.
+
+        Raises:
+            DuplicateRecordError: The payment exists.
+            _FirstTaken: The record to insert first exists: nothing was written.
+        """
+        first = _INSERT_FIRST.get()
+        if first is None:
+            await self._engine.storage.insert_payment(fresh)
+            return
+        made = await self._engine.storage.write_batch([first.draft, Write(fresh)])
+        if made == 0:
+            raise _FirstTaken
+        first.written = True
+        self._engine.emit(first.draft.effects)
+        if made == 1:
+            raise DuplicateRecordError(f"payment {fresh.id} exists")
 
     async def _ensure_registered(
         self, payment: Payment, *, actor: str, return_url: str | None = None, cancel_url: str | None = None
@@ -291,6 +333,8 @@ class _Payments(_Part):
         d.check_id(payment_method, "payment_method")
         if d.looks_like_card_number(payment_method):
             raise InvalidRequestError("pass a provider token or saved method id, never a card number")
+        if payment_method == _KNOWN_TOKEN.get():
+            return payment_method
         saved = await self._engine.storage.get_payment_method(payment_method)
         if saved is None:
             return payment_method

@@ -409,13 +409,19 @@ def change_plan(current: Subscription, plan: Plan) -> Change:
     )
 
 
-def change_method(current: Subscription, payment_method: str | None) -> Change:
-    """Charge later periods and retries to ``payment_method``; the same method again is a no-op."""
+def change_method(current: Subscription, payment_method: str | None, *, saved: bool | None = None) -> Change:
+    """Charge later periods and retries to ``payment_method``; the same method again is a no-op.
+
+    ``saved``: whether it is a saved method's id (``False``: a provider token).
+    """
     if current.status in BILLING_FINAL_STATUSES:
         raise InvalidStateError(f"cannot change the payment method of a subscription that is {current.status.value}")
     if current.payment_method == payment_method:
         return skip("duplicate")
-    return Change({"payment_method": payment_method}, action=AuditAction.SUBSCRIPTION_CHANGE_METHOD)
+    return Change(
+        {"payment_method": payment_method, "payment_method_saved": saved},
+        action=AuditAction.SUBSCRIPTION_CHANGE_METHOD,
+    )
 
 
 def pay_off(current: InstallmentPlan, *, now: datetime) -> Change:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from time import sleep
-from typing import Final, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 from .. import _telemetry as telemetry
 from .._decisions import billing as db
@@ -37,7 +39,7 @@ from .._log import get_logger
 from .._models import AuditAction, AuditEntry, InstallmentPlan, Invoice, Payment, PaymentMethod, Subscription, copy_with
 from ..audit import _HookRunner
 from ..providers._sync.base import Provider
-from ..storage._base import Effect, KeyClaim, Reaction
+from ..storage._base import Effect, KeyClaim, Reaction, Write
 from ..storage._sync.protocol import Storage
 
 __all__ = ["Engine"]
@@ -49,6 +51,43 @@ _READ_RETRIES: Final = 2
 
 _R = TypeVar("_R", Payment, Invoice, PaymentMethod, Subscription, InstallmentPlan, Subscription | InstallmentPlan)
 _T = TypeVar("_T")
+
+
+@dataclass(slots=True)
+class _Applying:
+    """The reaction a reactor is applying, and whether the write of its target carried its done marker."""
+
+    reaction: Reaction
+    marked: bool = False
+
+
+_APPLYING: ContextVar[_Applying | None] = ContextVar("paykit_applying_reaction", default=None)
+"""Per thread or task: a write of the reaction's target marks it done in the same atomic write."""
+
+Held = Invoice | Subscription | InstallmentPlan
+CompanionBuild = Callable[[Any, Reaction, Payment, datetime], Change]
+"""The pure build of a reaction's change over the copy in hand of its target, given the payment as written."""
+
+
+@dataclass(slots=True)
+class Companions:
+    """Records a caller holds that a payment write's reactions target: written in the payment's own batch.
+
+    The payment's compare-and-set goes first and stops the batch when it loses its race;
+    each target's write carries its reaction's done marker, so nothing is left to apply.
+    A target whose copy went stale (or whose build skips) is left to its reactor, as always.
+    """
+
+    held: dict[str, Held]
+    builds: Mapping[str, CompanionBuild]
+    actors: Mapping[str, str] = field(default_factory=dict)
+    """By reaction kind: who the target's write is by (its reactor's actor); the engine's by default."""
+    written: dict[str, tuple[Any, Any, list[Effect]]] = field(default_factory=dict)
+    """By reaction id: (before, after, effects) of each target written, for ``react`` to finish."""
+
+
+COMPANIONS: ContextVar[Companions | None] = ContextVar("paykit_companions", default=None)
+"""Per thread or task, set by a caller around the operation whose payment write it expects."""
 
 
 class Engine:
@@ -146,6 +185,61 @@ class Engine:
         return effects
 
     def _update(self, after: _R, expected: int, effects: Sequence[Effect]) -> bool:
+        companions = COMPANIONS.get()
+        if companions is not None and isinstance(after, Payment):
+            batch = self._companion_writes(companions, after, effects)
+            if batch:
+                return self._write_with(companions, after, expected, effects, batch)
+        applying = _APPLYING.get()
+        if applying is not None and not applying.marked and applying.reaction.target_id == after.id:
+            # The write that applies a reaction also marks it done: no separate write, and no
+            # moment where it is applied but still pending. Not handed to _written: it is no new reaction.
+            marker = replace(applying.reaction, done=True)
+            if self._write(after, expected, [*effects, marker]):
+                applying.marked = True
+                return True
+            return False
+        return self._write(after, expected, effects)
+
+    def _companion_writes(
+        self, companions: Companions, payment: Payment, effects: Sequence[Effect]
+    ) -> list[tuple[Reaction, Any, Any, list[Effect]]]:
+        """The held targets of the payment write's reactions, each with its change built."""
+        batch: list[tuple[Reaction, Any, Any, list[Effect]]] = []
+        for reaction in effects:
+            if not isinstance(reaction, Reaction) or reaction.id in companions.written:
+                continue
+            held: Any = companions.held.get(reaction.target_id)  # one of _R's types, known at run time
+            build = companions.builds.get(reaction.kind)
+            if held is None or build is None:
+                continue
+            now = self.now()
+            change = build(held, reaction, payment, now)
+            if not change.write:
+                continue  # its reactor finds nothing to do either, and marks it done
+            after = copy_with(held, {**change.updates, "version": held.version + 1, "updated_at": now})
+            written = self._effects(held, after, change, actor=companions.actors.get(reaction.kind, self.actor), at=now)
+            batch.append((reaction, held, after, written))
+        return batch
+
+    def _write_with(
+        self,
+        companions: Companions,
+        payment: Payment,
+        expected: int,
+        effects: Sequence[Effect],
+        batch: list[tuple[Reaction, Any, Any, list[Effect]]],
+    ) -> bool:
+        """The payment's write and its held targets' in one batch; ``react`` finishes what was written."""
+        writes = [Write(payment, effects, expected)]
+        writes += [Write(after, [*fx, replace(r, done=True)], held.version) for r, held, after, fx in batch]
+        made = self.storage.write_batch(writes)
+        for reaction, held, after, written in batch[: max(made - 1, 0)]:
+            companions.written[reaction.id] = (held, after, written)
+            companions.held[after.id] = after
+        return made > 0
+
+    def _write(self, after: _R, expected: int, effects: Sequence[Effect]) -> bool:
         if isinstance(after, Payment):
             return self.storage.update_payment(after, expected_version=expected, effects=effects)
         if isinstance(after, Invoice):
@@ -178,30 +272,48 @@ class Engine:
     def react(self, reactions: Sequence[Reaction]) -> int:
         """Apply reactions and mark them done; a failure leaves them for ``reconcile()``.
 
+        A reactor applies its reaction in one write of the reaction's target (through
+        :meth:`transact`), and that write carries the reaction's done marker; a reaction
+        that needed no write (applied already) is marked done after the loop.
+
         Returns how many were applied.
         """
         applied: list[str] = []
+        marked = 0
+        companions = COMPANIONS.get()
         for reaction in reactions:
+            done = companions.written.pop(reaction.id, None) if companions is not None else None
+            if done is not None:  # written, done marker and all, in its payment's batch
+                self._written(*done)
+                marked += 1
+                continue
             reactor = self.reactors.get(reaction.kind)
             if reactor is None:
                 log.warning("no reactor for reaction", kind=reaction.kind, reaction_id=reaction.id)
                 continue
+            applying = _Applying(reaction)
+            token = _APPLYING.set(applying)
             try:
                 reactor(reaction)
             except PaykitError as exc:
                 log.warning("reaction left for reconcile", reaction_id=reaction.id, error=type(exc).__name__)
                 continue
-            applied.append(reaction.id)
+            finally:
+                _APPLYING.reset(token)
+            if applying.marked:
+                marked += 1
+            else:
+                applied.append(reaction.id)
         if not applied:
-            return 0
+            return marked
         # One write marks them all done: a crash before it only means reconcile applies them again,
         # which changes nothing (reactors are idempotent).
         try:
             self.storage.complete_reactions(applied)
         except PaykitError as exc:
             log.warning("reactions left for reconcile", count=len(applied), error=type(exc).__name__)
-            return 0
-        return len(applied)
+            return marked
+        return marked + len(applied)
 
     # -- providers --------------------------------------------------------------
     @staticmethod

@@ -80,9 +80,7 @@ class _Subscriptions(_Billing, _Part):
         adapter.check_amount(plan.amount)
         d.check_text(description, "description")
         meta = d.check_metadata(metadata)
-        if payment_method is not None:
-            d.check_id(payment_method, "payment_method")
-            self._resolve_method(user_id, provider, payment_method)
+        method_saved = self._method_saved(user_id, provider, payment_method)
         customer_ref = self._stored_customer(provider, user_id, payment_method)
         now = self._engine.now()
         begin = start or now
@@ -122,6 +120,7 @@ class _Subscriptions(_Billing, _Part):
             created_at=now,
             updated_at=now,
             customer_ref=customer_ref,
+            payment_method_saved=method_saved,
         )
         return self._insert_billing(draft, AuditAction.SUBSCRIPTION_CREATE, actor=actor, fingerprint=fp, params=params)
 
@@ -218,10 +217,8 @@ class _Subscriptions(_Billing, _Part):
             InvalidStateError: The subscription ended.
         """
         sub = self.get_subscription(subscription_id)
-        if payment_method is not None:
-            d.check_id(payment_method, "payment_method")
-            self._resolve_method(sub.user_id, sub.provider, payment_method)
-        build = lambda c: db.change_method(c, payment_method)  # noqa: E731
+        saved = self._method_saved(sub.user_id, sub.provider, payment_method)
+        build = lambda c: db.change_method(c, payment_method, saved=saved)  # noqa: E731
         return self._engine.transact(sub, build, actor=self._actor(actor))[0]
 
     @telemetry.operation("pay_subscription")

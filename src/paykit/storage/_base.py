@@ -16,12 +16,13 @@ id), so writing one twice is a no-op.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .._models import AuditEntry, Notification, Refund
+from .._models import AuditEntry, InstallmentPlan, Invoice, Notification, Payment, Refund, Subscription
 
-__all__ = ["Effect", "KeyClaim", "PageCursor", "PaymentStats", "Reaction", "WebhookEventRecord"]
+__all__ = ["Effect", "KeyClaim", "PageCursor", "PaymentStats", "Reaction", "WebhookEventRecord", "Write"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,8 @@ class Reaction:
     It rides in the first record's atomic write, like an audit entry, so a crash
     between the two writes loses nothing: the service applies it right after the
     write and again from ``reconcile()`` until it is marked done. Applying one
-    twice changes nothing the second time.
+    twice changes nothing the second time. The write that applies it carries a
+    copy with ``done=True``: stored before or after the pending copy, it wins.
     """
 
     id: str
@@ -102,3 +104,16 @@ class PaymentStats:
     created_since: int = 0
     dispute_lost_by_currency: dict[str, int] = field(default_factory=dict)
     """What lost disputes took back, per currency (payments' ``dispute_lost_minor``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One write of :meth:`~paykit.storage.AsyncStorage.write_batch`.
+
+    A new record when ``expected_version`` is ``None`` (as ``insert_*``), else a
+    compare-and-set over that version (as ``update_*``), with its effects.
+    """
+
+    record: Payment | Invoice | Subscription | InstallmentPlan
+    effects: Sequence[Effect] = ()
+    expected_version: int | None = None

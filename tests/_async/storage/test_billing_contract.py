@@ -7,6 +7,7 @@ kind, and the billing tick's due query (due date reached, lease free, earliest f
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,10 +15,11 @@ import pytest
 from paykit._errors import DuplicateRecordError
 from paykit._models import AuditAction, AuditEntry, Dunning, Installment, InstallmentPlan, Plan, Subscription
 from paykit._money import Money
-from paykit._status import SubscriptionStatus
+from paykit._status import PaymentStatus, SubscriptionStatus
 from paykit.storage import AsyncStorage
+from paykit.storage._base import Reaction, Write
 
-from ...storage.records import T0, at
+from ...storage.records import T0, at, bump, make_payment
 
 pytestmark = pytest.mark.anyio
 
@@ -192,3 +194,72 @@ class TestClaimDue:
 
         assert await storage.update_billing(moved, expected_version=record.version) is True
         assert await storage.update_billing(stale, expected_version=record.version - 1) is False
+
+
+class TestWriteBatch:
+    """Several records in order, one command where the server has one; the first failure stops the rest."""
+
+    async def test_inserts_and_compare_and_sets_with_their_effects(self, storage: AsyncStorage) -> None:
+        sub = make_subscription()
+        await storage.insert_billing(sub)
+        payment = make_payment()
+        paid = bump(payment, status=PaymentStatus.SUCCEEDED, provider_ref="pi_1")
+        moved = sub.model_copy(update={"period": 1, "version": 1})
+        done = Reaction(id="r1", kind="billing_paid", target_id=sub.id, payment_id=payment.id, created_at=T0, done=True)
+
+        assert await storage.write_batch([Write(payment)]) == 1
+        made = await storage.write_batch(
+            [
+                Write(paid, [replace(done, done=False)], expected_version=0),
+                Write(moved, [audit(sub.id, 1), done], expected_version=0),
+            ]
+        )
+
+        assert made == 2
+        assert (await storage.get_payment(payment.id), await storage.get_billing(sub.id)) == (paid, moved)
+        assert await storage.find_payment_by_provider_ref("fake", "pi_1") == paid
+        assert [e.id for e in await storage.list_audit(sub.id, limit=10)] == [f"{sub.id}:v1:x"]
+        assert await storage.list_pending_reactions(limit=10) == []
+        assert await storage.write_batch([]) == 0
+
+    async def test_a_taken_id_stops_the_batch_where_it_is(self, storage: AsyncStorage) -> None:
+        await storage.insert_payment(make_payment("pay_2"))
+
+        made = await storage.write_batch([Write(make_subscription()), Write(make_payment("pay_2")), Write(make_plan())])
+
+        assert made == 1
+        assert (await storage.get_billing("sub_1") is not None, await storage.get_billing("ipl_1")) == (True, None)
+
+    async def test_a_lost_race_stops_the_batch_and_writes_nothing_after_it(self, storage: AsyncStorage) -> None:
+        sub = make_subscription()
+        payment = make_payment()
+        await storage.insert_billing(sub)
+        await storage.insert_payment(payment)
+        assert await storage.update_payment(bump(payment), expected_version=0)
+        stale = bump(payment, status=PaymentStatus.SUCCEEDED)  # version 1 over 0: another writer won
+        moved = sub.model_copy(update={"period": 1, "version": 1})
+
+        made = await storage.write_batch(
+            [Write(stale, expected_version=0), Write(moved, [audit(sub.id, 1)], expected_version=0)]
+        )
+
+        assert made == 0
+        assert (await storage.get_payment(payment.id), await storage.get_billing(sub.id)) == (bump(payment), sub)
+        assert await storage.list_audit(sub.id, limit=10) == []
+
+    async def test_a_taken_provider_reference_is_refused(self, storage: AsyncStorage) -> None:
+        await storage.insert_payment(make_payment("pay_2", provider_ref="pi_taken"))
+        payment = make_payment()
+        await storage.insert_payment(payment)
+
+        with pytest.raises(DuplicateRecordError):
+            await storage.write_batch([Write(bump(payment, provider_ref="pi_taken"), expected_version=0)])
+
+        assert await storage.get_payment(payment.id) == payment
+
+    async def test_a_bad_version_is_a_bug(self, storage: AsyncStorage) -> None:
+        sub = make_subscription()
+        await storage.insert_billing(sub)
+
+        with pytest.raises(ValueError, match="expected_version"):
+            await storage.write_batch([Write(sub.model_copy(update={"version": 5}), expected_version=0)])

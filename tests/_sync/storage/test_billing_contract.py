@@ -7,6 +7,7 @@ kind, and the billing tick's due query (due date reached, lease free, earliest f
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,10 +15,11 @@ import pytest
 from paykit._errors import DuplicateRecordError
 from paykit._models import AuditAction, AuditEntry, Dunning, Installment, InstallmentPlan, Plan, Subscription
 from paykit._money import Money
-from paykit._status import SubscriptionStatus
+from paykit._status import PaymentStatus, SubscriptionStatus
 from paykit.storage import Storage
+from paykit.storage._base import Reaction, Write
 
-from ...storage.records import T0, at
+from ...storage.records import T0, at, bump, make_payment
 
 
 def make_subscription(sid: str = "sub_1", *, user: str = "u1", when: int = 0, **changes: Any) -> Subscription:
@@ -186,3 +188,72 @@ class TestClaimDue:
 
         assert storage.update_billing(moved, expected_version=record.version) is True
         assert storage.update_billing(stale, expected_version=record.version - 1) is False
+
+
+class TestWriteBatch:
+    """Several records in order, one command where the server has one; the first failure stops the rest."""
+
+    def test_inserts_and_compare_and_sets_with_their_effects(self, storage: Storage) -> None:
+        sub = make_subscription()
+        storage.insert_billing(sub)
+        payment = make_payment()
+        paid = bump(payment, status=PaymentStatus.SUCCEEDED, provider_ref="pi_1")
+        moved = sub.model_copy(update={"period": 1, "version": 1})
+        done = Reaction(id="r1", kind="billing_paid", target_id=sub.id, payment_id=payment.id, created_at=T0, done=True)
+
+        assert storage.write_batch([Write(payment)]) == 1
+        made = storage.write_batch(
+            [
+                Write(paid, [replace(done, done=False)], expected_version=0),
+                Write(moved, [audit(sub.id, 1), done], expected_version=0),
+            ]
+        )
+
+        assert made == 2
+        assert (storage.get_payment(payment.id), storage.get_billing(sub.id)) == (paid, moved)
+        assert storage.find_payment_by_provider_ref("fake", "pi_1") == paid
+        assert [e.id for e in storage.list_audit(sub.id, limit=10)] == [f"{sub.id}:v1:x"]
+        assert storage.list_pending_reactions(limit=10) == []
+        assert storage.write_batch([]) == 0
+
+    def test_a_taken_id_stops_the_batch_where_it_is(self, storage: Storage) -> None:
+        storage.insert_payment(make_payment("pay_2"))
+
+        made = storage.write_batch([Write(make_subscription()), Write(make_payment("pay_2")), Write(make_plan())])
+
+        assert made == 1
+        assert (storage.get_billing("sub_1") is not None, storage.get_billing("ipl_1")) == (True, None)
+
+    def test_a_lost_race_stops_the_batch_and_writes_nothing_after_it(self, storage: Storage) -> None:
+        sub = make_subscription()
+        payment = make_payment()
+        storage.insert_billing(sub)
+        storage.insert_payment(payment)
+        assert storage.update_payment(bump(payment), expected_version=0)
+        stale = bump(payment, status=PaymentStatus.SUCCEEDED)  # version 1 over 0: another writer won
+        moved = sub.model_copy(update={"period": 1, "version": 1})
+
+        made = storage.write_batch(
+            [Write(stale, expected_version=0), Write(moved, [audit(sub.id, 1)], expected_version=0)]
+        )
+
+        assert made == 0
+        assert (storage.get_payment(payment.id), storage.get_billing(sub.id)) == (bump(payment), sub)
+        assert storage.list_audit(sub.id, limit=10) == []
+
+    def test_a_taken_provider_reference_is_refused(self, storage: Storage) -> None:
+        storage.insert_payment(make_payment("pay_2", provider_ref="pi_taken"))
+        payment = make_payment()
+        storage.insert_payment(payment)
+
+        with pytest.raises(DuplicateRecordError):
+            storage.write_batch([Write(bump(payment, provider_ref="pi_taken"), expected_version=0)])
+
+        assert storage.get_payment(payment.id) == payment
+
+    def test_a_bad_version_is_a_bug(self, storage: Storage) -> None:
+        sub = make_subscription()
+        storage.insert_billing(sub)
+
+        with pytest.raises(ValueError, match="expected_version"):
+            storage.write_batch([Write(sub.model_copy(update={"version": 5}), expected_version=0)])

@@ -9,6 +9,7 @@ server, and for the sync API mongomock too (it has no async API).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -521,6 +522,15 @@ class TestReactions:
 
         storage.complete_reactions(["r0", "r2", "r2"])
         storage.complete_reactions([])
+
+        assert [r.id for r in storage.list_pending_reactions(limit=10)] == ["r1"]
+
+    def test_a_done_copy_carried_by_another_write_wins_in_either_order(self, storage: Storage) -> None:
+        """The write that applies a reaction carries it done: before or after the pending copy is stored."""
+        storage.insert_payment(make_payment(), [self.make_reaction("r0"), self.make_reaction("r1", when=1)])
+        storage.insert_payment(make_payment("pay_2"), [replace(self.make_reaction("r0"), done=True)])
+        storage.insert_payment(make_payment("pay_3"), [replace(self.make_reaction("r2", when=2), done=True)])
+        storage.insert_payment(make_payment("pay_4"), [self.make_reaction("r2", when=2)])
 
         assert [r.id for r in storage.list_pending_reactions(limit=10)] == ["r1"]
 

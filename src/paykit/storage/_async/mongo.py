@@ -18,6 +18,10 @@ transactions:
   effects (and so the notification dispatcher) runs it first; a process that
   dies midway leaves the outbox for the next flush.
 
+:meth:`AsyncMongoStorage.write_batch` sends several such single-document writes
+as one ordered ``bulkWrite`` command on MongoDB 8.0 and later (one command per
+write elsewhere): each stays atomic on its own, as when sent one by one.
+
 pymongo exceptions never leave this module: every operation runs inside
 :func:`~paykit.storage._mongo_shared.map_pymongo_errors`, the one place that
 translates them. Pure code (indexes, the BSON mapping) lives in
@@ -31,11 +35,11 @@ import functools
 import secrets
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from pydantic import BaseModel
 
-from ..._errors import ConfigurationError, MissingExtraError, StorageError
+from ..._errors import ConfigurationError, DuplicateRecordError, MissingExtraError, StorageError
 from ..._models import (
     AuditEntry,
     Dispute,
@@ -50,7 +54,8 @@ from ..._models import (
     Subscription,
 )
 from ..._status import DisputeStatus, PaymentStatus
-from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
+from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord, Write
+from .memory import write_each
 
 try:
     import pymongo
@@ -58,11 +63,13 @@ try:
     from pymongo import ASCENDING, DESCENDING, ReturnDocument
     from pymongo.asynchronous.collection import AsyncCollection
     from pymongo.asynchronous.database import AsyncDatabase
-    from pymongo.errors import BulkWriteError, DuplicateKeyError
+    from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKeyError, InvalidOperation
+    from pymongo.operations import InsertOne, UpdateOne
 
     from .._mongo_shared import (
         CAPTURE_KEY,
         DISPUTE_KEY,
+        DUPLICATE_KEY,
         INDEXES,
         KEYS,
         LOST_PIPELINE,
@@ -102,6 +109,23 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 
 __all__ = ["AsyncMongoStorage"]
+
+
+def _cas_update(doc: Doc, effects: Sequence[Effect], unset: Sequence[str]) -> Doc:
+    """The update of a compare-and-set: ``$set``, not a replace, so effects still pending stay in the outbox."""
+    update: Doc = {"$set": doc}
+    outbox = [effect_doc(e) for e in effects]
+    if outbox:
+        update["$push"] = {OUTBOX: {"$each": outbox}}
+    if unset:
+        update["$unset"] = dict.fromkeys(unset, "")
+    return update
+
+
+def _bad_version(write: Write) -> bool:
+    """A compare-and-set whose new version is not the expected one plus one (``write_each`` tells why)."""
+    return write.expected_version is not None and write.record.version != write.expected_version + 1
+
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -157,6 +181,7 @@ class AsyncMongoStorage:
         self._db: AsyncDatabase[Doc] = client.get_database(database)
         # Checked by every operation; two callers racing both create the indexes, which is idempotent.
         self._indexes_pending = ensure_indexes
+        self._no_bulk = False  # set when the server turns MongoDB 8.0's bulkWrite down
 
     @classmethod
     def from_uri(cls, uri: str, database: str = "paykit", **client_kwargs: Any) -> AsyncMongoStorage:
@@ -250,7 +275,9 @@ class AsyncMongoStorage:
         await self._insert_ignoring_duplicates("audit_log", outbox_of_kind(outbox, "audit", ("_kind",)))
         await self._insert_ignoring_duplicates("notifications", outbox_of_kind(outbox, "notification", ("_kind", SEQ)))
         await self._insert_ignoring_duplicates("webhook_events", outbox_of_kind(outbox, "webhook_event", ("_kind",)))
-        await self._insert_ignoring_duplicates("reactions", outbox_of_kind(outbox, "reaction", ("_kind",)))
+        reactions = outbox_of_kind(outbox, "reaction", ("_kind",))
+        await self._insert_ignoring_duplicates("reactions", [r for r in reactions if not r["done"]])
+        await self._insert_done([r for r in reactions if r["done"]], stored_first=True)
         for effect in outbox:
             if effect["_kind"] == "refund":
                 await self._upsert_refund(effect["record"])
@@ -320,22 +347,36 @@ class AsyncMongoStorage:
 
     @_storage_op
     async def complete_reactions(self, reaction_ids: Sequence[str]) -> None:
-        """Mark several reactions done: one round trip while they are not materialized yet (the usual case).
+        """Mark several reactions done in one round trip, materialized or not.
 
-        Done markers are inserted first (a reaction materialized later keeps its marker, as with
-        ``complete_reaction``); the ones already materialized are then set done in one more write.
+        A reaction materialized later keeps its marker, as with ``complete_reaction``.
         """
-        ids = list(dict.fromkeys(reaction_ids))
-        if not ids:
+        await self._insert_done([{"_id": rid, "done": True} for rid in dict.fromkeys(reaction_ids)])
+
+    async def _insert_done(self, docs: Sequence[Doc], *, stored_first: bool = False) -> None:
+        """Store reactions as done, whether their pending copies are stored yet or not.
+
+        ``stored_first``: the pending copies are likely stored already (an outbox flush reaches
+        the payment's outbox first), so they are set done first and the rest inserted; else the
+        markers are inserted first and the copies found stored set done. One command in the
+        likely case either way.
+        """
+        if not docs:
             return
         reactions = self._col("reactions")
+        ids = [doc["_id"] for doc in docs]
+        if stored_first:
+            result = await reactions.update_many({"_id": {"$in": ids}}, {"$set": {"done": True}})
+            if result.matched_count == len(ids):
+                return
         try:
-            await reactions.insert_many([{"_id": rid, "done": True} for rid in ids], ordered=False)
+            await reactions.insert_many(list(docs), ordered=False)
         except BulkWriteError as exc:
             if not only_duplicates(exc):
                 raise
-            stored = [ids[error["index"]] for error in exc.details.get("writeErrors", [])]
-            await reactions.update_many({"_id": {"$in": stored}}, {"$set": {"done": True}})
+            if not stored_first:
+                stored = [ids[error["index"]] for error in exc.details.get("writeErrors", [])]
+                await reactions.update_many({"_id": {"$in": stored}}, {"$set": {"done": True}})
 
     @_storage_op
     async def claim_key(self, claim: KeyClaim) -> KeyClaim:
@@ -398,15 +439,62 @@ class AsyncMongoStorage:
             if await self._col(collection).count_documents({"_id": doc_id, "version": expected_version}, limit=1):
                 raise ValueError("the new version must be expected_version + 1")
             return False
-        outbox = [effect_doc(e) for e in effects]
-        # $set, not a replace: effects still pending from an earlier write stay in the outbox.
-        update: Doc = {"$set": doc}
-        if outbox:
-            update["$push"] = {OUTBOX: {"$each": outbox}}
-        if unset:
-            update["$unset"] = dict.fromkeys(unset, "")
-        result = await self._col(collection).update_one({"_id": doc_id, "version": expected_version}, update)
+        result = await self._col(collection).update_one(
+            {"_id": doc_id, "version": expected_version}, _cas_update(doc, effects, unset)
+        )
         return result.matched_count == 1
+
+    # -- several records --------------------------------------------------------
+    @_storage_op
+    async def write_batch(self, writes: Sequence[Write]) -> int:
+        """One ``bulkWrite`` command (MongoDB 8.0 and later), ordered: the first failure stops it.
+
+        A compare-and-set is sent as an upsert on ``{_id, version}``: when the version moved,
+        the upsert's insert hits the ``_id`` index, and that error stops the batch (a miss
+        would not). paykit never deletes these records, so the upsert never inserts. Older
+        servers and clients without ``bulk_write`` get one command per write.
+        """
+        if not writes:
+            return 0
+        # On the class: a stand-in client (mongomock) answers any attribute with a database.
+        if not hasattr(type(self._client), "bulk_write") or self._no_bulk or any(_bad_version(w) for w in writes):
+            return await write_each(self, writes)
+        operations = [self._bulk_operation(write) for write in writes]
+        try:
+            await self._client.bulk_write(operations, ordered=True)
+        except InvalidOperation:  # the server is older than 8.0: never ask again
+            self._no_bulk = True
+            return await write_each(self, writes)
+        except ClientBulkWriteException as exc:
+            if exc.error is not None or not exc.write_errors:
+                raise
+            error = cast("Doc", exc.write_errors[0])  # typed as an exception, sent as the server's document
+            index = int(error["idx"])
+            if error.get("code") != DUPLICATE_KEY:
+                raise
+            if writes[index].expected_version is not None and error.get("keyPattern") != {"_id": 1}:
+                raise DuplicateRecordError("write_batch: a record with the same unique key exists") from exc
+            return index
+        return len(writes)
+
+    def _bulk_operation(self, write: Write) -> InsertOne[Doc] | UpdateOne:
+        record = write.record
+        collection = (
+            "payments" if isinstance(record, Payment) else "invoices" if isinstance(record, Invoice) else "billing"
+        )
+        namespace = f"{self._db.name}.{collection}"
+        doc = payment_doc(record) if isinstance(record, Payment) else model_doc(record)
+        if write.expected_version is None:
+            self._with_outbox(doc, write.effects)
+            return InsertOne(doc, namespace=namespace)
+        unset = (
+            [key for key in (PROVIDER_KEY, REFUNDING, CAPTURE_KEY) if key not in doc]
+            if isinstance(record, Payment)
+            else []
+        )
+        doc_id = doc.pop("_id")
+        update = _cas_update(doc, write.effects, unset)
+        return UpdateOne({"_id": doc_id, "version": write.expected_version}, update, upsert=True, namespace=namespace)
 
     async def _get(self, collection: str, model: type[_M], record_id: str) -> _M | None:
         return load(model, await self._col(collection).find_one({"_id": record_id}, {OUTBOX: 0}))

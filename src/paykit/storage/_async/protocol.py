@@ -30,7 +30,7 @@ from ..._models import (
     Subscription,
 )
 from ..._status import DisputeStatus, PaymentStatus
-from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
+from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord, Write
 
 __all__ = ["AsyncStorage"]
 
@@ -203,6 +203,25 @@ class AsyncStorage(Protocol):
         plus one, as a compare-and-set would write them. Returns it as written with the lease it
         had before (an expired one tells a takeover), or ``None`` when nothing is due and free.
         Records whose ids are in ``exclude`` are skipped.
+        """
+        ...
+
+    # -- several records --------------------------------------------------------
+    async def write_batch(self, writes: Sequence[Write]) -> int:
+        """Do several writes in order, each atomic on its own, and stop at the first that fails.
+
+        Each write is what its ``insert_*`` or ``update_*`` method would do. A new record
+        whose id (or unique field) is taken, or a compare-and-set whose version moved (or
+        whose record is missing), stops the batch: nothing after it is written. MongoDB
+        sends the batch as one command where the server has one (8.0's ``bulkWrite``);
+        the batch is not atomic as a whole.
+
+        Returns:
+            How many writes were made: all of them, or the index of the one that stopped.
+
+        Raises:
+            DuplicateRecordError: A compare-and-set's new provider reference belongs to another
+                payment; the writes before it were made.
         """
         ...
 

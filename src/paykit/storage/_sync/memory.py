@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ..._errors import DuplicateRecordError
 from ..._models import (
@@ -31,12 +31,41 @@ from ..._models import (
     Subscription,
 )
 from ..._status import SETTLED_STATUSES, DisputeStatus, PaymentStatus
-from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord
+from .._base import Effect, KeyClaim, PageCursor, PaymentStats, Reaction, WebhookEventRecord, Write
 
-__all__ = ["MemoryStorage"]
+if TYPE_CHECKING:
+    from .protocol import Storage
+
+__all__ = ["MemoryStorage", "write_each"]
 
 _Versioned = TypeVar("_Versioned", Payment, Refund, Invoice, PaymentMethod, Subscription | InstallmentPlan)
 _SortKey = tuple[datetime, str]
+
+
+def write_each(storage: Storage, writes: Sequence[Write]) -> int:
+    """``write_batch`` as one call per write, through each record's own insert or update method."""
+    for made, write in enumerate(writes):
+        record, effects, expected = write.record, write.effects, write.expected_version
+        if expected is not None:
+            if isinstance(record, Payment):
+                written = storage.update_payment(record, expected_version=expected, effects=effects)
+            elif isinstance(record, Invoice):
+                written = storage.update_invoice(record, expected_version=expected, effects=effects)
+            else:
+                written = storage.update_billing(record, expected_version=expected, effects=effects)
+            if not written:
+                return made
+            continue
+        try:
+            if isinstance(record, Payment):
+                storage.insert_payment(record, effects)
+            elif isinstance(record, Invoice):
+                storage.insert_invoice(record, effects)
+            else:
+                storage.insert_billing(record, effects)
+        except DuplicateRecordError:
+            return made
+    return len(writes)
 
 
 class MemoryStorage:
@@ -89,7 +118,9 @@ class MemoryStorage:
             elif isinstance(effect, WebhookEventRecord):
                 self._record_webhook_event(effect)
             elif isinstance(effect, Reaction):
-                self._reactions.setdefault(effect.id, effect)
+                # A done marker (the write that applied it) wins over the pending copy, in either order.
+                if effect.done or effect.id not in self._reactions:
+                    self._reactions[effect.id] = effect
             elif isinstance(effect, Refund):
                 stored = self._refunds.get(effect.id)
                 if stored is None:
@@ -154,6 +185,10 @@ class MemoryStorage:
             raise ValueError("the new version must be expected_version + 1")
         table[new.id] = new
         return True
+
+    def write_batch(self, writes: Sequence[Write]) -> int:
+        """Each write in order; stops at the first new record that exists or version that moved."""
+        return write_each(self, writes)
 
     # -- payments -----------------------------------------------------------
     def insert_payment(self, payment: Payment, effects: Sequence[Effect] = ()) -> None:
