@@ -123,7 +123,7 @@ class _Refunds(_Payments, _Part):
                 actor=actor,
                 now=now,
             )
-            del draft  # the reservation holds it now; nothing of it stays in this frame while the provider answers
+            del draft  # the reservation holds it now
             try:
                 reserved, change = self._engine.transact(payment, build, actor=actor)
             except PaykitError:
@@ -132,13 +132,14 @@ class _Refunds(_Payments, _Part):
         except PaykitError as exc:
             exc.payment_id = exc.payment_id or payment.id
             raise
-        del build
         if not change.write:
             telemetry.mark(idempotent_replay=True)
             return self._resume_refund(self.get_refund(refund_id), reserved, actor=actor)
         refund = _refund_in(change.effects, refund_id)
+        # What this frame no longer needs is not kept (for the cyclic collector to walk) while the provider answers.
+        del build, change, payment
         if refund.status == RefundStatus.AWAITING_APPROVAL:
-            log.info("refund awaiting approval", refund_id=refund.id, payment_id=payment.id)
+            log.info("refund awaiting approval", refund_id=refund.id, payment_id=reserved.id)
             return refund
         return self._send_refund(refund, reserved, actor=actor, provider_key=f"paykit-{refund.id}-refund")
 
