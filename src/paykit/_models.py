@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from itertools import pairwise
-from typing import Any, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -729,6 +729,24 @@ class _Layout:
 
 
 _LAYOUTS: dict[type[_Frozen], _Layout] = {}
+_FIELD_SETS: dict[frozenset[str], set[str]] = {}
+_FIELD_SETS_MAX: Final = 4096
+
+
+def _fields_set(names: Iterable[str]) -> set[str]:
+    """One shared set per combination of fields set, as every record's ``__pydantic_fields_set__``.
+
+    A set per record is an object with an entry per field that the cyclic garbage collector walks
+    for as long as the record is kept (a store holds hundreds of thousands); the combinations are
+    few. Frozen models never change their set: pydantic copies it before adding to it.
+    """
+    key = frozenset(names)
+    shared = _FIELD_SETS.get(key)
+    if shared is None:
+        shared = set(key)
+        if len(_FIELD_SETS) < _FIELD_SETS_MAX:
+            _FIELD_SETS[key] = shared
+    return shared
 
 
 def trusted(cls: type[_M], **values: Any) -> _M:
@@ -749,7 +767,7 @@ def trusted(cls: type[_M], **values: Any) -> _M:
             data[name] = factory()
     record = cls.__new__(cls)
     _set_attr(record, "__dict__", data)
-    _set_attr(record, "__pydantic_fields_set__", set(values))
+    _set_attr(record, "__pydantic_fields_set__", _fields_set(values.keys()))
     _set_attr(record, "__pydantic_extra__", None)
     _set_attr(record, "__pydantic_private__", None)
     return record
@@ -762,7 +780,7 @@ def copy_with(record: _M, updates: dict[str, Any]) -> _M:
     data = record.__dict__.copy()
     data.update(updates)
     _set_attr(copied, "__dict__", data)
-    _set_attr(copied, "__pydantic_fields_set__", record.__pydantic_fields_set__ | updates.keys())
+    _set_attr(copied, "__pydantic_fields_set__", _fields_set(record.__pydantic_fields_set__ | updates.keys()))
     _set_attr(copied, "__pydantic_extra__", None)
     _set_attr(copied, "__pydantic_private__", None)
     return copied

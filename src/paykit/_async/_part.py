@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from .._decisions import common as d
@@ -15,6 +16,13 @@ from ..providers._async.base import AsyncProvider
 from ..storage._async.protocol import AsyncStorage
 from ..storage._base import KeyClaim
 from .engine import Engine
+
+
+@functools.lru_cache(maxsize=32)
+def _default_actor(actor_id: str) -> pol.Actor:
+    """The :class:`Actor` a service's default ``actor`` id stands for; frozen, so one serves every call."""
+    return pol.as_actor(None, actor_id)
+
 
 _PASSED = pol.Passed()
 """The gate's answer when the service has no policies: no usage counted, no approval to wait for."""
@@ -50,6 +58,8 @@ class _Part:
         return actor or self._engine.actor
 
     def _who(self, actor: pol.Actor | str | None) -> pol.Actor:
+        if not actor and type(self._engine.actor) is str:  # the service's default: one Actor per id, checked once
+            return _default_actor(self._engine.actor)
         return pol.as_actor(actor or None, self._engine.actor)
 
     async def _gate(

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
 from typing import Final
 
 from .. import _telemetry as telemetry
@@ -11,7 +14,7 @@ from .._decisions import common as d
 from .._decisions import payments as dp
 from .._decisions import refunds as dr
 from .._decisions.change import Change
-from .._decisions.policy import Actor, StepUpProof
+from .._decisions.policy import Actor, RequireApproval, StepUpProof
 from .._errors import (
     InvalidStateError,
     NotFoundError,
@@ -22,6 +25,7 @@ from .._errors import (
 from .._log import get_logger
 from .._models import Payment, Refund, RefundStatus
 from .._money import Money
+from ..providers._async.base import AsyncProvider
 from ._part import _Part
 from .payments import _Payments
 
@@ -109,30 +113,17 @@ class _Refunds(_Payments, _Part):
                 created_at=now,
                 updated_at=now,
             )
-            approval = passed.approval
-
-            def build(c: Payment) -> Change:
-                change = dr.reserve(
-                    c,
-                    draft,
-                    amount=amount,
-                    operation=operation,
-                    fingerprint=fp,
-                    partial_refunds=adapter.capabilities.partial_refunds,
-                    check_amount=adapter.check_amount,
-                )
-                if approval is None:
-                    return change
-                return da.await_approval(
-                    c,
-                    change,
-                    refund_id,
-                    requested_by=actor,
-                    approver_role=approval.approver_role,
-                    expires_at=now + approval.expires_after,
-                    reason=approval.reason,
-                )
-
+            build = _reservation(
+                draft,
+                amount=amount,
+                operation=operation,
+                fingerprint=fp,
+                adapter=adapter,
+                approval=passed.approval,
+                actor=actor,
+                now=now,
+            )
+            del draft  # the reservation holds it now
             try:
                 reserved, change = await self._engine.transact(payment, build, actor=actor)
             except PaykitError:
@@ -145,8 +136,10 @@ class _Refunds(_Payments, _Part):
             telemetry.mark(idempotent_replay=True)
             return await self._resume_refund(await self.get_refund(refund_id), reserved, actor=actor)
         refund = _refund_in(change.effects, refund_id)
+        # What this frame no longer needs is not kept (for the cyclic collector to walk) while the provider answers.
+        del build, change, payment
         if refund.status == RefundStatus.AWAITING_APPROVAL:
-            log.info("refund awaiting approval", refund_id=refund.id, payment_id=payment.id)
+            log.info("refund awaiting approval", refund_id=refund.id, payment_id=reserved.id)
             return refund
         return await self._send_refund(refund, reserved, actor=actor, provider_key=f"paykit-{refund.id}-refund")
 
@@ -157,7 +150,7 @@ class _Refunds(_Payments, _Part):
             result = await self._engine.call_provider(
                 adapter,
                 "refund_payment",
-                lambda: adapter.refund_payment(payment, refund, idempotency_key=provider_key),
+                partial(adapter.refund_payment, payment, refund, idempotency_key=provider_key),
                 payment_id=payment.id,
             )
         except ProviderError as exc:
@@ -342,6 +335,48 @@ class _Refunds(_Payments, _Part):
     async def list_refunds(self, payment_id: str) -> list[Refund]:
         """A payment's refunds, oldest first."""
         return await self._engine.storage.list_refunds((await self._load(payment_id)).id)
+
+
+def _reservation(
+    draft: Refund,
+    *,
+    amount: Money | None,
+    operation: str | None,
+    fingerprint: str,
+    adapter: AsyncProvider,
+    approval: RequireApproval | None,
+    actor: str,
+    now: datetime,
+) -> Callable[[Payment], Change]:
+    """The ``build`` that reserves ``draft`` on the payment (held for approval when a policy asks).
+
+    Made here rather than in ``refund_payment`` so that method's frame holds no closure cells: they
+    would stay alive, for the cyclic garbage collector to walk, while the provider answers.
+    """
+
+    def build(c: Payment) -> Change:
+        change = dr.reserve(
+            c,
+            draft,
+            amount=amount,
+            operation=operation,
+            fingerprint=fingerprint,
+            partial_refunds=adapter.capabilities.partial_refunds,
+            check_amount=adapter.check_amount,
+        )
+        if approval is None:
+            return change
+        return da.await_approval(
+            c,
+            change,
+            draft.id,
+            requested_by=actor,
+            approver_role=approval.approver_role,
+            expires_at=now + approval.expires_after,
+            reason=approval.reason,
+        )
+
+    return build
 
 
 def _lookup_resend_key(refund: Refund) -> str:

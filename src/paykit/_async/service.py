@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from .._decisions import effects as fx
@@ -13,6 +14,7 @@ from ..audit import AsyncAuditHook, AuditHook, _AsyncHookRunner
 from ..notify import AsyncNotificationDispatcher, AsyncNotifier, Notifier
 from ..providers._async.base import AsyncProvider
 from ..storage._async.protocol import AsyncStorage
+from ..storage._base import Reaction
 from .disputes import _Disputes
 from .engine import Engine
 from .installments import _Installments
@@ -28,6 +30,24 @@ __all__ = ["AsyncPaymentService"]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _held_weakly(reactor: Callable[[Reaction], Awaitable[None]]) -> Callable[[Reaction], Awaitable[None]]:
+    """A reactor method of the service for its engine, which must not hold the service that owns it.
+
+    A bound method there would close a cycle (service, engine, method) around the storage, so a dropped
+    service and every record of its memory storage would wait for a full cyclic collection to be freed,
+    and each collection before it would walk them all.
+    """
+    method = weakref.WeakMethod(reactor)
+
+    def react(reaction: Reaction) -> Awaitable[None]:
+        bound = method()
+        if bound is None:  # pragma: no cover - the engine lives only as long as its service
+            raise ConfigurationError("the service this reaction belongs to is gone")
+        return bound(reaction)
+
+    return react
 
 
 class AsyncPaymentService(
@@ -76,11 +96,11 @@ class AsyncPaymentService(
         self._engine = Engine(
             storage=storage, providers=by_name, clock=clock, actor=actor, hooks=_AsyncHookRunner(audit_hooks)
         )
-        self._engine.reactors[fx.INVOICE_PAID] = self._react_invoice_paid
+        self._engine.reactors[fx.INVOICE_PAID] = _held_weakly(self._react_invoice_paid)
         self._engine.policies, self._engine.verifiers = pol.check_config(policies, step_up_verifiers)
-        self._engine.reactors[fx.DISPUTE_SYNC] = self._react_dispute_sync
-        self._engine.reactors[fx.BILLING_PAID] = self._react_billing
-        self._engine.reactors[fx.BILLING_FAILED] = self._react_billing
+        self._engine.reactors[fx.DISPUTE_SYNC] = _held_weakly(self._react_dispute_sync)
+        self._engine.reactors[fx.BILLING_PAID] = _held_weakly(self._react_billing)
+        self._engine.reactors[fx.BILLING_FAILED] = _held_weakly(self._react_billing)
         self._invoice_prefix = invoice_prefix
         self._dispatcher = AsyncNotificationDispatcher(storage, notifiers, clock=clock, timeout=notifier_timeout)
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from .._errors import InvalidRequestError, InvalidStateError
-from .._models import AuditAction, Payment, Refund, RefundStatus, WebhookEvent
+from .._models import AuditAction, Payment, Refund, RefundStatus, WebhookEvent, copy_with
 from .._money import Money
 from .._status import PaymentStatus
 from . import common
@@ -92,7 +92,7 @@ def reserve(
     if wanted.minor_units < current.captured_minor and not partial_refunds:
         raise InvalidRequestError(f"provider {current.provider!r} does not support partial refunds")
     check_amount(wanted)
-    record = refund.model_copy(update={"amount": wanted, "attempts": 1, "version": current.version + 1})
+    record = copy_with(refund, {"amount": wanted, "attempts": 1, "version": current.version + 1})
     updates: dict[str, Any] = {"pending_refunds": {**current.pending_refunds, refund.id: wanted.minor_units}}
     if operation is not None:
         updates["operation_keys"] = {**current.operation_keys, operation: fingerprint}
@@ -145,9 +145,11 @@ def settle(
     held = current.pending_refunds.get(refund.id) or current.settled_refunds.get(refund.id)
     minor = held or refund.amount.minor_units
     amount = Money(minor, current.currency)
-    external = external_refund_id(current.provider, ref) if ref else None
-    if status == RefundStatus.SUCCEEDED and reserved and external in current.settled_refunds:
-        return _adopt(current, refund.model_copy(update={"provider_ref": ref}), external, now=now, origin=origin)
+    if status == RefundStatus.SUCCEEDED and reserved and ref and current.settled_refunds:
+        # Counted first as a refund made outside paykit (its event came first)? Only then is its id worth a hash.
+        external = external_refund_id(current.provider, ref)
+        if external in current.settled_refunds:
+            return _adopt(current, copy_with(refund, {"provider_ref": ref}), external, now=now, origin=origin)
     updates: dict[str, Any]
     if status == RefundStatus.SUCCEEDED:
         if counted:
@@ -188,15 +190,16 @@ def settle(
         return Change({"closed_refunds": {**still_closed, refund.id: status.value}}, outcome="duplicate")
     else:
         return skip("duplicate")
-    record = refund.model_copy(
-        update={
+    record = copy_with(
+        refund,
+        {
             "status": status,
             "amount": amount,
             "provider_ref": ref,
             "failure_message": failure_message if status in _FINAL_FAILURES else None,
             "version": current.version + 1,
             "updated_at": now,
-        }
+        },
     )
     effects: list[Any] = [record]
     if outcome == "reversed":

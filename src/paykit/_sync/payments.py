@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from time import sleep
 from typing import Any, Final
 
@@ -270,7 +271,7 @@ class _Payments(_Part):
         )
         try:
             result = self._engine.call_provider(
-                adapter, "create_payment", lambda: adapter.create_payment(request), payment_id=payment.id
+                adapter, "create_payment", partial(adapter.create_payment, request), payment_id=payment.id
             )
         except (PaymentDeclinedError, ProviderRequestError) as exc:
             # The provider refused this very request: the same request would be refused again.
@@ -279,14 +280,7 @@ class _Payments(_Part):
         except PaykitError:
             self._release_lease(payment)
             raise
-
-        def build(current: Payment) -> Change:
-            if current.provider_ref is not None:
-                return skip("duplicate")
-            changes = {**dp.provider_changes(current, result), "call_lease_until": None}
-            return Change(changes, action=AuditAction.PAYMENT_INIT)
-
-        return self._engine.transact(payment, build, actor=actor)[0]
+        return self._engine.transact(payment, partial(_registered, result), actor=actor)[0]
 
     def _release_lease(self, payment: Payment) -> None:
         try:
@@ -434,12 +428,17 @@ class _Payments(_Part):
             error = InvalidStateError("the payment is still being registered with its provider; try again")
             error.payment_id = payment.id
             raise error
-        ref = method_ref or payment.payment_method_ref
         try:
-            result = self._call(
-                payment,
+            result = self._engine.call_provider(
+                adapter,
                 "confirm_payment",
-                lambda a: a.confirm_payment(payment, payment_method_ref=ref, idempotency_key=provider_key),
+                partial(
+                    adapter.confirm_payment,
+                    payment,
+                    payment_method_ref=method_ref or payment.payment_method_ref,
+                    idempotency_key=provider_key,
+                ),
+                payment_id=payment.id,
             )
         except PaymentDeclinedError as exc:
             self._fail(payment, exc, AuditAction.PAYMENT_CONFIRM, actor=actor)
@@ -624,6 +623,14 @@ class _Payments(_Part):
         except PaykitError as exc:
             exc.payment_id = exc.payment_id or payment.id
             raise
+
+
+def _registered(result: ProviderPayment, current: Payment) -> Change:
+    """The provider's answer to the payment's creation, written once."""
+    if current.provider_ref is not None:
+        return skip("duplicate")
+    changes = {**dp.provider_changes(current, result), "call_lease_until": None}
+    return Change(changes, action=AuditAction.PAYMENT_INIT)
 
 
 def _check_replay(payment: Payment, fp: str, what: str) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -12,6 +13,7 @@ from .._errors import ConfigurationError
 from ..audit import AuditHook, _HookRunner
 from ..notify import NotificationDispatcher, Notifier
 from ..providers._sync.base import Provider
+from ..storage._base import Reaction
 from ..storage._sync.protocol import Storage
 from .disputes import _Disputes
 from .engine import Engine
@@ -28,6 +30,24 @@ __all__ = ["PaymentService"]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _held_weakly(reactor: Callable[[Reaction], None]) -> Callable[[Reaction], None]:
+    """A reactor method of the service for its engine, which must not hold the service that owns it.
+
+    A bound method there would close a cycle (service, engine, method) around the storage, so a dropped
+    service and every record of its memory storage would wait for a full cyclic collection to be freed,
+    and each collection before it would walk them all.
+    """
+    method = weakref.WeakMethod(reactor)
+
+    def react(reaction: Reaction) -> None:
+        bound = method()
+        if bound is None:  # pragma: no cover - the engine lives only as long as its service
+            raise ConfigurationError("the service this reaction belongs to is gone")
+        return bound(reaction)
+
+    return react
 
 
 class PaymentService(_Subscriptions, _Installments, _Reconcile, _Invoices, _Methods, _Ops, _Preferences, _Disputes):
@@ -74,11 +94,11 @@ class PaymentService(_Subscriptions, _Installments, _Reconcile, _Invoices, _Meth
         self._engine = Engine(
             storage=storage, providers=by_name, clock=clock, actor=actor, hooks=_HookRunner(audit_hooks)
         )
-        self._engine.reactors[fx.INVOICE_PAID] = self._react_invoice_paid
+        self._engine.reactors[fx.INVOICE_PAID] = _held_weakly(self._react_invoice_paid)
         self._engine.policies, self._engine.verifiers = pol.check_config(policies, step_up_verifiers)
-        self._engine.reactors[fx.DISPUTE_SYNC] = self._react_dispute_sync
-        self._engine.reactors[fx.BILLING_PAID] = self._react_billing
-        self._engine.reactors[fx.BILLING_FAILED] = self._react_billing
+        self._engine.reactors[fx.DISPUTE_SYNC] = _held_weakly(self._react_dispute_sync)
+        self._engine.reactors[fx.BILLING_PAID] = _held_weakly(self._react_billing)
+        self._engine.reactors[fx.BILLING_FAILED] = _held_weakly(self._react_billing)
         self._invoice_prefix = invoice_prefix
         self._dispatcher = NotificationDispatcher(storage, notifiers, clock=clock, timeout=notifier_timeout)
 
