@@ -154,6 +154,18 @@ class TestDelete:
         assert [gone.provider_ref] == [c.provider_ref for c in fake.calls_to("delete_payment_method")]
         assert AuditAction.PAYMENT_METHOD_DELETE == service.audit_trail(gone.id)[-1].action
 
+    def test_deleting_the_default_leaves_no_default(self, service: PaymentService) -> None:
+        """No other method is made default on the user's behalf; setting one again works."""
+        first = service.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa")
+        second = service.save_payment_method(user_id="u1", provider="fake", token="pm_card_mastercard")
+        service.delete_payment_method("u1", first.id)
+        assert ([], [second.id]) == (
+            default_ids(service, "u1"),
+            [m.id for m in service.list_payment_methods("u1")],
+        )
+        service.set_default_payment_method("u1", second.id)
+        assert [second.id] == default_ids(service, "u1")
+
     def test_deleted_method_is_gone(self, service: PaymentService) -> None:
         """A deleted method cannot be deleted again, made default, or used to pay."""
         method = service.save_payment_method(user_id="u1", provider="fake", token="pm_card_visa")

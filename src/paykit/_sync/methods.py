@@ -162,6 +162,9 @@ class _Methods(_Part):
     ) -> PaymentMethod:
         """Delete a saved method here and at its provider.
 
+        Deleting the default leaves the user without one: no other method is picked on the
+        user's behalf (call :meth:`set_default_payment_method`), as at the providers.
+
         Raises:
             NotFoundError: The user has no such method.
             PolicyDeniedError: A policy refused; nothing was deleted.
