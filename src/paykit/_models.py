@@ -9,7 +9,7 @@ from enum import StrEnum
 from itertools import pairwise
 from typing import Any, Final, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ._cards import contains_card_number
 from ._errors import InvalidRequestError
@@ -46,6 +46,19 @@ Interval = Literal["day", "week", "month", "year"]
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=False)
+
+    def __init__(self, /, **data: Any) -> None:
+        """Validate ``data``; a value it refuses is an :class:`InvalidRequestError`, as everywhere in paykit.
+
+        ``Model.model_validate(...)`` (what FastAPI and other frameworks call) still raises
+        pydantic's ``ValidationError``; both are ``ValueError``.
+        """
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise InvalidRequestError(f"invalid {type(self).__name__}: {where}: {first['msg']}") from None
 
 
 class RefundStatus(StrEnum):
