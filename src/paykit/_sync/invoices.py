@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -157,16 +158,10 @@ class _Invoices(_Payments, _Part):
                 (cancel it first: a payer finishing it would be charged for a void invoice).
         """
         invoice = self.get_invoice(invoice_id)
+        payment = None
         if invoice.status in (InvoiceStatus.DRAFT, InvoiceStatus.OPEN) and invoice.payment_id is not None:
             payment = self._engine.storage.get_payment(invoice.payment_id)
-            if payment is not None and payment.status not in (PaymentStatus.FAILED, PaymentStatus.CANCELED):
-                error = InvalidStateError(
-                    f"cannot void invoice {invoice.number}: its payment {payment.id} is {payment.status.value};"
-                    " cancel or refund it first"
-                )
-                error.payment_id = payment.id
-                raise error
-        return self._engine.transact(invoice, di.void, actor=self._actor(actor))[0]
+        return self._engine.transact(invoice, partial(di.void, payment=payment), actor=self._actor(actor))[0]
 
     @telemetry.operation("pay_invoice")
     def pay_invoice(
